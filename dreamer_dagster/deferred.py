@@ -1,0 +1,166 @@
+"""Column references and deferred values: how one step's output feeds another.
+
+``step.output["col"]`` is a :class:`ColumnRef`: used as another step's input it
+means "this column of that step". Indexing it or calling a method on the result
+(``step.output["col"][0].split(",")``) gives a :class:`Deferred`: a value that
+is recorded as an expression now and computed at run time from the producing
+step's output. ``trainer.model_path`` is a deferred value too.
+
+Both add a dependency edge (an asset input) to any step that holds them in its
+args, and enter its fingerprint through the producing step's fingerprint and the
+recorded expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .steps.step import Step
+
+__all__ = ["ColumnRef", "Deferred", "resolve", "upstream_steps"]
+
+
+class ColumnRef:
+    """One column of a step's output, used as another step's input."""
+
+    def __init__(self, step: Step, column: str):
+        self.step = step
+        self.column = column
+
+    def fingerprint_identity(self) -> dict:
+        return {"step": self.step.fingerprint, "column": self.column}
+
+    def describe(self) -> str:
+        return f"{self.step.name}.output[{self.column!r}]"
+
+    def __getitem__(self, index: Any) -> Deferred:
+        return Deferred(self.step, ("column", self.column), (("getitem", index),))
+
+    def __iter__(self):
+        raise TypeError(
+            f"{self.describe()} is a column reference, resolved when the pipeline runs; it "
+            "cannot be iterated while declaring. Index it (ref[0]) for a deferred value, or "
+            "pass it as a step input."
+        )
+
+    def __repr__(self) -> str:
+        return f"ColumnRef({self.describe()})"
+
+
+class Deferred:
+    """A value computed at run time from a step's output.
+
+    ``source`` says what the expression starts from: ``("column", name)`` is the
+    column as a list, ``("model_path",)`` is a trainer's ``_model`` folder.
+    ``ops`` is the recorded chain of ``getitem`` / ``getattr`` / ``call``.
+    """
+
+    def __init__(self, step: Step, source: tuple, ops: tuple = ()):
+        self.step = step
+        self.source = source
+        self.ops = ops
+
+    def _then(self, op: tuple) -> Deferred:
+        return Deferred(self.step, self.source, self.ops + (op,))
+
+    def __getitem__(self, index: Any) -> Deferred:
+        return self._then(("getitem", index))
+
+    def __getattr__(self, name: str) -> Deferred:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._then(("getattr", name))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Deferred:
+        return self._then(("call", args, tuple(sorted(kwargs.items()))))
+
+    def expression(self) -> str:
+        text = f"output[{self.source[1]!r}]" if self.source[0] == "column" else self.source[0]
+        for op in self.ops:
+            if op[0] == "getitem":
+                text += f"[{op[1]!r}]"
+            elif op[0] == "getattr":
+                text += f".{op[1]}"
+            else:
+                parts = [repr(a) for a in op[1]] + [f"{k}={v!r}" for k, v in op[2]]
+                text += f"({', '.join(parts)})"
+        return text
+
+    def fingerprint_identity(self) -> dict:
+        return {"step": self.step.fingerprint, "deferred": self.expression()}
+
+    def describe(self) -> str:
+        return f"{self.step.name}.{self.expression()}"
+
+    def evaluate(self, base: Any) -> Any:
+        value = base
+        for op in self.ops:
+            if op[0] == "getitem":
+                value = value[op[1]]
+            elif op[0] == "getattr":
+                value = getattr(value, op[1])
+            else:
+                value = value(*op[1], **dict(op[2]))
+        return value
+
+    def __repr__(self) -> str:
+        return f"Deferred({self.describe()})"
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"{self.describe()} is resolved when the pipeline runs; its truth value is not "
+            "known while declaring."
+        )
+
+
+def upstream_steps(value: Any) -> list[Step]:
+    """Every step that ``value`` (args, nested containers, models) depends on."""
+    from .steps.step import Step
+
+    found: dict[int, Step] = {}
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, (ColumnRef, Deferred)):
+            found[id(obj.step)] = obj.step
+        elif isinstance(obj, Step):
+            found[id(obj)] = obj
+        elif isinstance(obj, Mapping):
+            for item in obj.values():
+                walk(item)
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            for item in obj:
+                walk(item)
+        elif hasattr(obj, "dependencies") and callable(obj.dependencies) and not isinstance(obj, type):
+            for item in obj.dependencies():
+                walk(item)
+
+    walk(value)
+    return list(found.values())
+
+
+def resolve(value: Any, context: Any) -> Any:
+    """``value`` with every deferred part computed; ``context`` is the run context.
+
+    Models resolve their own deferred parts (an adapter path, a trainer) through
+    ``resolve_deferred(context)``, returning a ready copy.
+    """
+    from .steps.step import Step
+
+    if isinstance(value, Deferred):
+        return value.evaluate(context.deferred_base(value))
+    if isinstance(value, ColumnRef):
+        return context.column(value)
+    if isinstance(value, Step):
+        return context.model_path(value)
+    if isinstance(value, Mapping):
+        return {key: resolve(item, context) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve(item, context) for item in value]
+    if isinstance(value, tuple):
+        return tuple(resolve(item, context) for item in value)
+    resolver = getattr(value, "resolve_deferred", None)
+    if resolver is not None and callable(resolver) and not isinstance(value, type):
+        return resolver(context)
+    return value

@@ -1,0 +1,267 @@
+"""The one fingerprint function: a stable hash of anything a step is declared with.
+
+``canonical(obj)`` turns a value into plain JSON data (dicts, lists, strings,
+numbers) that does not depend on the process, the machine or memory addresses;
+``fingerprint(obj)`` hashes that. The same canonical form is what ``step.json``
+shows as a step's args, so what is hashed is what is documented.
+
+What each kind of value contributes:
+
+- plain data: itself (dict keys sorted; tuples as lists; floats by ``repr``);
+- objects with ``fingerprint_identity()`` (models, trainers, column references,
+  deferred values): what that method returns; it never holds a secret;
+- callables: their source text and the values they capture (closure cells,
+  default arguments, plain-data globals they read), so editing a lambda or a
+  captured threshold changes the fingerprint;
+- ``pathlib.Path`` and ``DataFile``: the file's content hash, not only its path;
+- pydantic models (classes): their JSON schema;
+- ``datasets.Dataset``: a hash of its Arrow data and features;
+- anything else is refused with a message naming where it was found.
+"""
+
+from __future__ import annotations
+
+import dis
+import hashlib
+import inspect
+import json
+import math
+import textwrap
+import types
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DataFile", "FingerprintError", "canonical", "fingerprint", "hash_file"]
+
+FINGERPRINT_LENGTH = 16
+
+
+class FingerprintError(TypeError):
+    """A value has no stable fingerprint."""
+
+
+class DataFile:
+    """A file whose *content* enters the fingerprint (data sources use it)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def fingerprint_identity(self) -> dict:
+        return {"file": self.path.name, "sha256": hash_file(self.path)}
+
+
+def hash_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(obj: Any) -> str:
+    """A short stable hex hash of ``canonical(obj)``."""
+    text = json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def canonical(obj: Any, where: str = "value") -> Any:  # noqa: C901 - one dispatch table
+    """Plain, process-independent JSON data describing ``obj``."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return obj
+    if isinstance(obj, float):
+        if math.isnan(obj) or math.isinf(obj):
+            return {"float": repr(obj)}
+        return obj
+    if isinstance(obj, bytes):
+        return {"bytes_sha256": hashlib.sha256(obj).hexdigest()}
+    identity = getattr(obj, "fingerprint_identity", None)
+    if identity is not None and callable(identity) and not isinstance(obj, type):
+        return canonical(identity(), where)
+    if isinstance(obj, Mapping):
+        out = {}
+        for key, value in obj.items():
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise FingerprintError(f"{where}: dict key {key!r} is not a string or number.")
+            out[str(key)] = canonical(value, f"{where}[{key!r}]")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [canonical(item, f"{where}[{i}]") for i, item in enumerate(obj)]
+    if isinstance(obj, (set, frozenset)):
+        items = [canonical(item, where) for item in obj]
+        return {"set": sorted(items, key=lambda x: json.dumps(x, sort_keys=True))}
+    if isinstance(obj, Path):
+        if obj.is_file():
+            return {"file": obj.name, "sha256": hash_file(obj)}
+        return {"path": str(obj)}
+    if _is_pydantic_model_class(obj):
+        return {"pydantic_schema": obj.model_json_schema()}
+    if _is_dataset(obj):
+        return {"dataset": _hash_dataset(obj)}
+    if isinstance(obj, type):
+        return {"class": f"{obj.__module__}.{obj.__qualname__}"}
+    if isinstance(obj, types.ModuleType):
+        return {"module": obj.__name__}
+    if isinstance(obj, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
+        return _canonical_callable(obj, where)
+    if hasattr(obj, "to_dict") and type(obj).__module__.startswith("peft"):
+        return {"peft_config": canonical(_jsonable(obj.to_dict()), where)}
+    if callable(obj) and hasattr(obj, "__call__") and hasattr(obj, "__dict__"):
+        # A callable object: its class source plus its attributes.
+        return {
+            "callable_object": f"{type(obj).__module__}.{type(obj).__qualname__}",
+            "source": _source_of(type(obj)),
+            "state": canonical(vars(obj), f"{where}.__dict__"),
+        }
+    raise FingerprintError(
+        f"{where}: a {type(obj).__module__}.{type(obj).__qualname__} has no stable fingerprint. "
+        "Pass plain data (str, numbers, lists, dicts), a function, a file path, a model "
+        "object from dreamer_dagster, or a column reference instead."
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "value") and type(value).__mro__[-2].__name__ == "Enum":
+        return value.value
+    return value
+
+
+def _is_pydantic_model_class(obj: Any) -> bool:
+    return isinstance(obj, type) and hasattr(obj, "model_json_schema") and hasattr(obj, "model_fields")
+
+
+def _is_dataset(obj: Any) -> bool:
+    return type(obj).__module__.startswith("datasets") and type(obj).__name__ in {
+        "Dataset",
+        "IterableDataset",
+    }
+
+
+def _hash_dataset(dataset: Any) -> str:
+    if type(dataset).__name__ == "IterableDataset":
+        raise FingerprintError(
+            "An IterableDataset has no stable fingerprint; materialize it with "
+            "Dataset.from_generator or pass a Dataset."
+        )
+    import pyarrow as pa
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(dataset.features.to_dict(), sort_keys=True).encode())
+    table = dataset.with_format("arrow")[:] if dataset.num_rows else None
+    if table is not None:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        digest.update(sink.getvalue().to_pybytes())
+    return digest.hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def _source_of(obj: Any) -> str | None:
+    try:
+        return textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError):
+        return None
+
+
+def _canonical_callable(fn: Any, where: str) -> dict:
+    if isinstance(fn, types.BuiltinFunctionType):
+        return {"builtin": f"{getattr(fn, '__module__', None)}.{fn.__qualname__}"}
+    if isinstance(fn, types.MethodType):
+        return {
+            "method": fn.__func__.__qualname__,
+            "self": canonical(fn.__self__, f"{where}.__self__"),
+            "function": _canonical_callable(fn.__func__, where),
+        }
+    code = fn.__code__
+    source = _source_of(fn)
+    if source is not None and fn.__name__ == "<lambda>":
+        source = _lambda_source(source, code)
+    described: dict[str, Any] = {"function": fn.__qualname__}
+    if source is not None:
+        described["source"] = source
+    else:
+        described["bytecode"] = hashlib.sha256(code.co_code).hexdigest()
+        described["consts"] = [repr(c) for c in code.co_consts if not isinstance(c, types.CodeType)]
+    if fn.__defaults__:
+        described["defaults"] = canonical(list(fn.__defaults__), f"{where} defaults")
+    if fn.__kwdefaults__:
+        described["kwdefaults"] = canonical(fn.__kwdefaults__, f"{where} defaults")
+    if fn.__closure__:
+        captured = {}
+        for name, cell in zip(code.co_freevars, fn.__closure__):
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            captured[name] = _captured_value(value, f"{where} captured {name!r}")
+        described["captured"] = captured
+    globals_read = {}
+    for name in _global_names(code):
+        if name in fn.__globals__:
+            value = fn.__globals__[name]
+            if isinstance(value, (bool, int, float, str, tuple, list, dict, type(None))):
+                globals_read[name] = _captured_value(value, f"{where} global {name!r}")
+            elif isinstance(value, types.FunctionType):
+                globals_read[name] = {"function": value.__qualname__, "source": _source_of(value)}
+    if globals_read:
+        described["globals"] = globals_read
+    return described
+
+
+def _captured_value(value: Any, where: str) -> Any:
+    try:
+        return canonical(value, where)
+    except FingerprintError:
+        # A captured object without a stable identity (a logger, a client...):
+        # its type still enters the hash; its state cannot.
+        return {"opaque": f"{type(value).__module__}.{type(value).__qualname__}"}
+
+
+def _global_names(code: types.CodeType) -> list[str]:
+    names = set()
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in {"LOAD_GLOBAL", "LOAD_NAME"}:
+            names.add(instruction.argval)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.update(_global_names(const))
+    return sorted(names)
+
+
+def _lambda_source(source: str, code: types.CodeType) -> str:
+    """The lambda's own text rather than the whole statement it sits in.
+
+    ``inspect.getsource`` returns the full statement (a step declaration, say),
+    which would tie the lambda's fingerprint to unrelated arguments beside it.
+    Among the lambdas in that statement, the one with this code's parameter names
+    is taken; if that is still ambiguous, the bytecode's constants and names
+    tell them apart.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        tree = None
+    params = list(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
+    matches = []
+    if tree is not None:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Lambda):
+                names = [a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
+                if names == params:
+                    matches.append(ast.get_source_segment(source, node) or "")
+    if len(matches) == 1:
+        return matches[0]
+    extra = json.dumps(
+        [repr(c) for c in code.co_consts if not isinstance(c, types.CodeType)] + list(code.co_names)
+    )
+    return "\n".join(matches or [source.strip()]) + "\n#" + extra

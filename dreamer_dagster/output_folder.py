@@ -1,0 +1,284 @@
+"""The documented output folder: the one room that knows its layout.
+
+::
+
+    output/
+      <step>/step.json            written last: the commit mark of a finished step
+      <step>/_dataset/            datasets.Dataset.save_to_disk
+      <trainer>/_checkpoints/     resumable training checkpoints
+      <trainer>/_model/           the trained model
+      <step>/_in_progress.json    a started, unfinished run: its fingerprint
+      .cache/<model>.db           SQLite model cache (see cache.py)
+      .staging/                   work folders, renamed into place when finished
+      _backups/<step>/<fingerprint>/   a step folder whose configuration was replaced
+
+A step folder counts as finished only when ``step.json`` is there and parses;
+everything else (``_dataset`` included) is written before it, so a crash at
+any point leaves a folder that is never taken for a finished one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OutputFolder", "Preparation", "StepFolder"]
+
+STEP_JSON = "step.json"
+IN_PROGRESS = "_in_progress.json"
+DATASET = "_dataset"
+MODEL = "_model"
+CHECKPOINTS = "_checkpoints"
+BACKUPS = "_backups"
+CACHE = ".cache"
+STAGING = ".staging"
+
+
+class Preparation(Enum):
+    """What a step folder held for the fingerprint about to run."""
+
+    FINISHED = "finished"  # a finished output with this fingerprint: reuse it
+    RESTORED = "restored"  # a backup with this fingerprint was moved back
+    RESUME = "resume"  # an unfinished run of this fingerprint: resume it
+    FRESH = "fresh"  # nothing usable: run from the start
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=False, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class StepFolder:
+    """One step's folder inside the output folder."""
+
+    root: Path  # the output folder
+    name: str  # the step's safe name (= asset key = folder name)
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def step_json_path(self) -> Path:
+        return self.path / STEP_JSON
+
+    @property
+    def dataset_path(self) -> Path:
+        return self.path / DATASET
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL
+
+    @property
+    def checkpoints_path(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    def backup_path(self, fingerprint: str) -> Path:
+        return self.root / BACKUPS / self.name / fingerprint
+
+    # -- reading ------------------------------------------------------------------
+
+    def step_json(self) -> dict | None:
+        """The committed step.json, or None if the step is not finished."""
+        return _read_json(self.step_json_path)
+
+    def finished_fingerprint(self) -> str | None:
+        record = self.step_json()
+        return record.get("fingerprint") if record else None
+
+    def in_progress_fingerprint(self) -> str | None:
+        record = _read_json(self.path / IN_PROGRESS)
+        return record.get("fingerprint") if record else None
+
+    def load_dataset(self) -> Any:
+        from datasets import load_from_disk
+
+        return load_from_disk(str(self.dataset_path))
+
+    # -- before a run -------------------------------------------------------------
+
+    def prepare(self, fingerprint: str) -> Preparation:
+        """Apply the reuse / back up / restore rules for ``fingerprint``.
+
+        1. a finished output with this fingerprint is reused;
+        2. a folder with another fingerprint moves to ``_backups/<step>/<its fp>/``;
+        3. a backup with this fingerprint is moved back;
+        4. otherwise the run starts (or resumes an unfinished run of this fingerprint).
+        """
+        if self.finished_fingerprint() == fingerprint:
+            return Preparation.FINISHED
+        if self.path.exists():
+            existing = self.finished_fingerprint() or self.in_progress_fingerprint()
+            if existing == fingerprint:
+                return Preparation.RESUME
+            if existing is not None:
+                self._move(self.path, self.backup_path(existing))
+            else:
+                shutil.rmtree(self.path)  # neither finished nor claimed by any run
+        backup = self.backup_path(fingerprint)
+        if backup.exists():
+            self._move(backup, self.path)
+            if self.finished_fingerprint() == fingerprint:
+                return Preparation.RESTORED
+            return Preparation.RESUME
+        return Preparation.FRESH
+
+    def start(self, fingerprint: str) -> None:
+        """Claim the folder for an unfinished run of ``fingerprint``."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(self.path / IN_PROGRESS, {"fingerprint": fingerprint})
+
+    @staticmethod
+    def _move(source: Path, target: Path) -> None:
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+
+    # -- committing ---------------------------------------------------------------
+
+    def commit(self, staged: Path | None, record: dict) -> None:
+        """Move the staged outputs into place, then write step.json last.
+
+        ``staged`` holds ``_dataset`` and/or ``_model``; each replaces what the
+        step folder holds under that name (left over from an unfinished run).
+        Anything else in ``staged`` (scratch files) is deleted.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        stale = self.step_json_path
+        if stale.exists():
+            stale.unlink()  # the folder stops being "finished" before it changes
+        if staged is not None:
+            for name in (DATASET, MODEL):
+                entry = staged / name
+                if not entry.exists():
+                    continue
+                target = self.path / name
+                if target.exists():
+                    shutil.rmtree(target)
+                os.replace(entry, target)
+            shutil.rmtree(staged, ignore_errors=True)
+        _write_json_atomic(self.step_json_path, record)
+        (self.path / IN_PROGRESS).unlink(missing_ok=True)
+
+
+class OutputFolder:
+    """The output folder of a pipeline: step folders, the model cache, staging."""
+
+    def __init__(self, path: str | Path):
+        self.root = Path(path).expanduser().resolve()
+
+    def step(self, name: str) -> StepFolder:
+        return StepFolder(self.root, name)
+
+    @property
+    def cache_path(self) -> Path:
+        return self.root / CACHE
+
+    def staging(self, name: str) -> Path:
+        """A fresh work folder on the same filesystem as the step folders."""
+        base = self.root / STAGING
+        base.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
+
+    def write_dataset(
+        self,
+        staged: Path,
+        rows: Iterable[dict] | Any,
+        writer_batch_size: int = 1000,
+        features: Any = None,
+    ) -> Any:
+        """Write ``rows`` to ``staged/_dataset`` and return the loaded Dataset.
+
+        ``rows`` is a ``datasets.Dataset``, a dict of columns, or an iterable of row
+        dicts; an iterable is streamed to an Arrow file batch by batch, so a step
+        never holds all its rows in memory.
+        """
+        import datasets
+
+        target = staged / DATASET
+        if isinstance(rows, datasets.Dataset):
+            dataset = rows
+        elif isinstance(rows, dict):
+            dataset = datasets.Dataset.from_dict(rows, features=features)
+        else:
+            dataset = self._stream_rows(staged, rows, writer_batch_size, features)
+        dataset.save_to_disk(str(target))
+        del dataset
+        for leftover in staged.glob("rows-*.arrow"):
+            leftover.unlink()
+        return datasets.load_from_disk(str(target))
+
+    @staticmethod
+    def _stream_rows(staged: Path, rows: Iterable[dict], batch_size: int, features: Any) -> Any:
+        import datasets
+        from datasets.arrow_writer import ArrowWriter
+
+        path = staged / f"rows-{uuid.uuid4().hex}.arrow"
+        count = 0
+        with ArrowWriter(path=str(path), writer_batch_size=batch_size, features=features) as writer:
+            for row in _rows(rows):
+                writer.write(row)
+                count += 1
+            if count == 0 and features is None:
+                writer.write_batch({})
+            writer.finalize()
+        return datasets.Dataset.from_file(str(path))
+
+
+def _rows(rows: Iterable[dict]) -> Iterator[dict]:
+    for row in rows:
+        if not isinstance(row, dict):
+            raise TypeError(f"A step produced a row that is not a dict: {row!r}")
+        yield row
+
+
+def dataset_data_version(dataset_path: Path) -> str:
+    """A hash of a saved dataset's content: its Arrow files and its features.
+
+    ``state.json`` is left out: it holds a random fingerprint that changes on
+    every save of the same rows.
+    """
+    digest = hashlib.sha256()
+    info = _read_json(dataset_path / "dataset_info.json") or {}
+    digest.update(json.dumps(info.get("features"), sort_keys=True).encode())
+    for arrow in sorted(dataset_path.glob("*.arrow")):
+        with open(arrow, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def folder_data_version(path: Path) -> str:
+    """A hash of every file under ``path`` (for a trained model folder)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]

@@ -1,0 +1,91 @@
+"""``DataSource``: rows given in Python (a dict, a list of dicts, a generator, a Dataset)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from ..step import Step
+
+__all__ = ["DataSource"]
+
+
+class DataSource(Step):
+    """Rows given in Python; writes them as ``_dataset``.
+
+    ``data`` is a dict of columns, a list of row dicts, a ``datasets.Dataset``,
+    or a generator function yielding row dicts (then ``columns=`` names its
+    columns so they can be referenced before it runs).
+    """
+
+    ARGS: ClassVar = {"data": None, "total_num_rows": None, "columns": None}
+    UNFINGERPRINTED_ARGS: ClassVar = frozenset({"total_num_rows"})
+    OUTPUTS: ClassVar = None
+    KIND: ClassVar[str] = "source"
+
+    def __init__(
+        self,
+        name: str,
+        data: Any = None,
+        total_num_rows: int | None = None,
+        auto_progress: bool = True,
+        columns: list[str] | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            name, args={"data": data, "total_num_rows": total_num_rows, "columns": columns}, **kwargs
+        )
+
+    def validate(self) -> None:
+        data = self.args["data"]
+        if isinstance(data, Mapping):
+            lengths = {str(k): len(v) if isinstance(v, (list, tuple)) else None for k, v in data.items()}
+            bad = [k for k, n in lengths.items() if n is None]
+            if bad:
+                raise self.error(f"every column must be a list; {bad} are not.", "data")
+            if len(set(lengths.values())) > 1:
+                raise self.error(f"the columns have different lengths: {lengths}.", "data")
+        elif isinstance(data, list):
+            if not all(isinstance(row, Mapping) for row in data):
+                raise self.error("a list must hold one dict per row.", "data")
+        elif callable(data):
+            if not inspect.isgeneratorfunction(data) and not inspect.isfunction(data):
+                raise self.error("a callable must be a generator function yielding row dicts.", "data")
+        elif type(data).__name__ != "Dataset":
+            raise self.error(
+                f"got {type(data).__name__}; give a dict of columns, a list of row dicts, a "
+                "generator function or a datasets.Dataset.",
+                "data",
+            )
+
+    def declared_columns(self) -> list[str] | None:
+        data = self.args["data"]
+        if self.args["columns"] is not None:
+            return list(self.args["columns"])
+        if isinstance(data, Mapping):
+            return [str(k) for k in data]
+        if isinstance(data, list):
+            columns: dict[str, None] = {}
+            for row in data:
+                columns.update(dict.fromkeys(row))
+            return list(columns)
+        if type(data).__name__ == "Dataset":
+            return list(data.column_names)
+        return None
+
+    def run(self, context: Any) -> Any:
+        data = self.args["data"]
+        if isinstance(data, Mapping):
+            return {str(k): list(v) for k, v in data.items()}
+        if isinstance(data, list):
+            return _with_progress(iter(data), context, len(data))
+        if callable(data):
+            return _with_progress(data(), context, self.args["total_num_rows"])
+        return data
+
+
+def _with_progress(rows: Any, context: Any, total: int | None) -> Any:
+    for done, row in enumerate(rows, start=1):
+        yield row
+        context.progress(done, total)

@@ -1,0 +1,160 @@
+"""The operation methods every step has (``step.take(10)``, ``step.splits(...)``...).
+
+Each returns a new step (its own asset) whose name defaults to
+``"<step name> (<operation>)"``. DataDreamer's keyword arguments that only
+tune its own execution (``lazy``, ``progress_interval``, ``writer_batch_size``,
+``save_num_proc``...) are accepted and have no effect here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .step import Step
+
+__all__ = ["OperationMethods"]
+
+
+class OperationMethods:
+    """Mixin: DataDreamer's step operations."""
+
+    def select_columns(self: Step, column_names: str | Sequence[str], name: str | None = None, **_: Any) -> Step:
+        from .operations.column_operations import SelectColumns
+
+        return SelectColumns(self, name=name, args={"column_names": column_names})
+
+    def remove_columns(self: Step, column_names: str | Sequence[str], name: str | None = None, **_: Any) -> Step:
+        from .operations.column_operations import RemoveColumns
+
+        return RemoveColumns(self, name=name, args={"column_names": column_names})
+
+    def rename_column(
+        self: Step, original_column_name: str, new_column_name: str, name: str | None = None, **_: Any
+    ) -> Step:
+        from .operations.column_operations import RenameColumns
+
+        name = name or f"{self.name} (rename_column)"
+        return RenameColumns(self, name=name, args={"column_mapping": {original_column_name: new_column_name}})
+
+    def rename_columns(self: Step, column_mapping: dict[str, str], name: str | None = None, **_: Any) -> Step:
+        from .operations.column_operations import RenameColumns
+
+        return RenameColumns(self, name=name, args={"column_mapping": column_mapping})
+
+    def take(self: Step, n: int, name: str | None = None, **_: Any) -> Step:
+        from .operations.row_operations import Take
+
+        return Take(self, name=name, args={"n": n})
+
+    def skip(self: Step, n: int, name: str | None = None, **_: Any) -> Step:
+        from .operations.row_operations import Skip
+
+        return Skip(self, name=name, args={"n": n})
+
+    def shuffle(self: Step, seed: int | None = None, buffer_size: int = 1000, name: str | None = None, **_: Any) -> Step:
+        from .operations.row_operations import Shuffle
+
+        return Shuffle(self, name=name, args={"seed": seed, "buffer_size": buffer_size})
+
+    def sort(
+        self: Step,
+        column_names: str | Sequence[str],
+        reverse: bool = False,
+        null_placement: str = "at_end",
+        name: str | None = None,
+        **_: Any,
+    ) -> Step:
+        from .operations.row_operations import Sort
+
+        return Sort(
+            self,
+            name=name,
+            args={"column_names": column_names, "reverse": reverse, "null_placement": null_placement},
+        )
+
+    def shard(self: Step, num_shards: int, index: int, contiguous: bool = False, name: str | None = None, **_: Any) -> Step:
+        from .operations.row_operations import Shard
+
+        return Shard(self, name=name, args={"num_shards": num_shards, "index": index, "contiguous": contiguous})
+
+    def reverse(self: Step, name: str | None = None, **_: Any) -> Step:
+        from .operations.row_operations import Reverse
+
+        return Reverse(self, name=name)
+
+    def add_item(self: Step, item: dict, name: str | None = None, **_: Any) -> Step:
+        from .operations.row_operations import AddItem
+
+        return AddItem(self, name=name, args={"item": item})
+
+    def filter(
+        self: Step,
+        function: Callable,
+        with_indices: bool = False,
+        input_columns: str | Sequence[str] | None = None,
+        batched: bool = False,
+        batch_size: int = 1000,
+        name: str | None = None,
+        **_: Any,
+    ) -> Step:
+        from .operations.row_operations import Filter
+
+        if isinstance(input_columns, str):
+            input_columns = [input_columns]
+        return Filter(
+            self,
+            name=name,
+            args={
+                "function": function,
+                "with_indices": with_indices,
+                "input_columns": input_columns,
+                "batched": batched,
+                "batch_size": batch_size,
+            },
+        )
+
+    def map(
+        self: Step,
+        function: Callable,
+        with_indices: bool = False,
+        input_columns: str | Sequence[str] | None = None,
+        batched: bool = False,
+        batch_size: int = 1000,
+        remove_columns: str | Sequence[str] | None = None,
+        output_columns: Sequence[str] | None = None,
+        name: str | None = None,
+        **_: Any,
+    ) -> Step:
+        from .operations.row_operations import Map
+
+        if isinstance(input_columns, str):
+            input_columns = [input_columns]
+        return Map(
+            self,
+            name=name,
+            args={
+                "function": function,
+                "with_indices": with_indices,
+                "input_columns": input_columns,
+                "batched": batched,
+                "batch_size": batch_size,
+                "remove_columns": remove_columns,
+                "output_columns": output_columns,
+            },
+        )
+
+    def splits(
+        self: Step,
+        train_size: float | int | None = None,
+        validation_size: float | int | None = None,
+        test_size: float | int | None = None,
+        stratify_by_column: str | None = None,
+        name: str | None = None,
+        seed: int = 42,
+        **_: Any,
+    ) -> dict[str, Step]:
+        from .operations.splits import split_steps
+
+        return split_steps(self, train_size, validation_size, test_size, stratify_by_column, seed, name)

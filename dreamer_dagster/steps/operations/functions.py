@@ -1,0 +1,26 @@
+"""``concat(...)`` and ``zipped(...)``, DataDreamer's step-combining functions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..step import Step
+
+__all__ = ["concat", "zipped"]
+
+
+def concat(*steps: Step, axis: int = 0, name: str | None = None, **_: Any) -> Step:
+    """A step with the rows of ``steps`` one after another (``axis=1``: side by side)."""
+    from .combine import Concat
+
+    name = name or "concat(" + ", ".join(step.name for step in steps) + ")"
+    return Concat(list(steps), name=name, args={"axis": axis})
+
+
+def zipped(*steps: Step, name: str | None = None, **_: Any) -> Step:
+    """A step with the columns of ``steps`` side by side, row by row."""
+    from .combine import Zipped
+
+    name = name or "zipped(" + ", ".join(step.name for step in steps) + ")"
+    return Zipped(list(steps), name=name)

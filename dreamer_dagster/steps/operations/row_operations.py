@@ -1,0 +1,221 @@
+"""Operations that choose, order or change rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .base import OperationStep
+
+__all__ = ["AddItem", "Filter", "Map", "Reverse", "Shard", "Shuffle", "Skip", "Sort", "Take"]
+
+
+def _non_negative_int(step: OperationStep, argument: str) -> None:
+    value = step.args[argument]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise step.error(f"must be an integer >= 0, got {value!r}.", argument)
+
+
+class Take(OperationStep):
+    """Keeps the first ``n`` rows."""
+
+    OPERATION = "take"
+    ARGS = {"n": None}
+
+    def validate(self) -> None:
+        _non_negative_int(self, "n")
+
+    def apply(self, datasets: list[Any], context: Any) -> Any:
+        dataset = datasets[0]
+        return dataset.select(range(min(self.args["n"], len(dataset))))
+
+
+class Skip(OperationStep):
+    """Drops the first ``n`` rows."""
+
+    OPERATION = "skip"
+    ARGS = {"n": None}
+
+    def validate(self) -> None:
+        _non_negative_int(self, "n")
+
+    def apply(self, datasets: list[Any], context: Any) -> Any:
+        dataset = datasets[0]
+        return dataset.select(range(min(self.args["n"], len(dataset)), len(dataset)))
+
+
+class Shuffle(OperationStep):
+    """Shuffles the rows with a fixed ``seed`` (42 when none is given), so a re-run
+    gives the same order."""
+
+    OPERATION = "shuffle"
+    ARGS = {"seed": 42, "buffer_size": 1000}
+    UNFINGERPRINTED_ARGS = frozenset({"buffer_size"})
+
+    def validate(self) -> None:
+        if self.args["seed"] is None:
+            self.args["seed"] = 42
+        if not isinstance(self.args["seed"], int):
+            raise self.error(f"must be an integer, got {self.args['seed']!r}.", "seed")
+
+    def apply(self, datasets: list[Any], context: Any) -> Any:
+        return datasets[0].shuffle(seed=self.args["seed"], keep_in_memory=True)
+
+
+class Sort(OperationStep):
+    """Sorts the rows by one or more columns."""
+
+    OPERATION = "sort"
+    ARGS = {"column_names": None, "reverse": False, "null_placement": "at_end"}
+
+    def validate(self) -> None:
+        names = self.args["column_names"]
+        names = [names] if isinstance(names, str) else list(names or [])
+        if not names:
+            raise self.error("give one or more column names to sort by.", "column_names")
+        for name in names:
+            self.check_column(name, "column_names")
+        self.args["column_names"] = names
+        if self.args["null_placement"] not in ("at_start", "at_end"):
+            raise self.error("must be 'at_start' or 'at_end'.", "null_placement")
+
+    def apply(self, datasets: list[Any], context: Any) -> Any:
+        return datasets[0].sort(
+            self.args["column_names"],
+            reverse=self.args["reverse"],
+            null_placement=self.args["null_placement"],
+            keep_in_memory=True,
+        )
+
+
+class Shard(OperationStep):
+    """Keeps shard ``index`` of ``num_shards`` (every ``num_shards``-th row, or a
+    contiguous block with ``contiguous=True``)."""
+
+    OPERATION = "shard"
+    ARGS = {"num_shards": None, "index": None, "contiguous": False}
+
+    def validate(self) -> None:
+        num_shards, index = self.args["num_shards"], self.args["index"]
+        if not isinstance(num_shards, int) or num_shards < 1:
+            raise self.error(f"must be an integer >= 1, got {num_shards!r}.", "num_shards")
+        if not isinstance(index, int) or not 0 <= index < num_shards:
+            raise self.error(f"must be an integer in [0, num_shards={num_shards}), got {index!r}.", "index")
+
+    def apply(self, datasets: list[Any], context: Any) -> Any:
+        return datasets[0].shard(
+            num_shards=self.args["num_shards"],
+            index=self.args["index"],
+            contiguous=self.args["contiguous"],
+            keep_in_memory=True,
+        )
+
+
+class Reverse(OperationStep):
+    """Reverses the order of the rows."""
+
+    OPERATION = "reverse"
+
+    def apply(self, datasets: list[Any], context: Any) -> Any:
+        dataset = datasets[0]
+        return dataset.select(range(len(dataset) - 1, -1, -1))
+
+
+class AddItem(OperationStep):
+    """Appends one row (a dict with a value for every column)."""
+
+    OPERATION = "add_item"
+    ARGS = {"item": None}
+
+    def validate(self) -> None:
+        item = self.args["item"]
+        if not isinstance(item, dict):
+            raise self.error(f"must be a dict of column -> value, got {item!r}.", "item")
+        columns = self.source.output_columns
+        if columns is not None and sorted(item) != sorted(columns):
+            raise self.error(f"must have exactly the columns {columns}, got {sorted(item)}.", "item")
+
+    def apply(self, datasets: list[Any], context: Any) -> Any:
+        return datasets[0].add_item(self.args["item"])
+
+
+def _check_function(step: OperationStep) -> None:
+    function = step.args["function"]
+    if not callable(function):
+        raise step.error(f"must be a function, got {function!r}.", "function")
+    for column in step.args.get("input_columns") or []:
+        step.check_column(column, "input_columns")
+
+
+class Filter(OperationStep):
+    """Keeps the rows for which ``function`` returns true (``datasets.Dataset.filter``)."""
+
+    OPERATION = "filter"
+    ARGS = {
+        "function": None,
+        "with_indices": False,
+        "input_columns": None,
+        "batched": False,
+        "batch_size": 1000,
+    }
+    UNFINGERPRINTED_ARGS = frozenset({"batch_size"})
+
+    def validate(self) -> None:
+        _check_function(self)
+
+    def apply(self, datasets: list[Any], context: Any) -> Any:
+        return datasets[0].filter(
+            self.args["function"],
+            with_indices=self.args["with_indices"],
+            input_columns=self.args["input_columns"],
+            batched=self.args["batched"],
+            batch_size=self.args["batch_size"],
+            keep_in_memory=True,
+            new_fingerprint=self.fingerprint,
+        )
+
+
+class Map(OperationStep):
+    """Applies ``function`` to every row or batch (``datasets.Dataset.map``).
+
+    The output columns are known only when it runs, unless ``output_columns``
+    names them (then references to them are checked at declaration).
+    """
+
+    OPERATION = "map"
+    ARGS = {
+        "function": None,
+        "with_indices": False,
+        "input_columns": None,
+        "batched": False,
+        "batch_size": 1000,
+        "remove_columns": None,
+        "output_columns": None,
+    }
+    UNFINGERPRINTED_ARGS = frozenset({"batch_size"})
+
+    def validate(self) -> None:
+        _check_function(self)
+        remove = self.args["remove_columns"]
+        if isinstance(remove, str):
+            self.args["remove_columns"] = [remove]
+        for column in self.args["remove_columns"] or []:
+            self.check_column(column, "remove_columns")
+
+    def columns(self, source_columns: list[list[str]]) -> list[str] | None:
+        declared = self.args["output_columns"]
+        return list(declared) if declared is not None else None
+
+    def apply(self, datasets: list[Any], context: Any) -> Any:
+        function: Callable = self.args["function"]
+        return datasets[0].map(
+            function,
+            with_indices=self.args["with_indices"],
+            input_columns=self.args["input_columns"],
+            batched=self.args["batched"],
+            batch_size=self.args["batch_size"],
+            remove_columns=self.args["remove_columns"],
+            cache_file_name=str(context.staged / "map-cache.arrow"),
+            new_fingerprint=self.fingerprint,
+            desc=self.name,
+        )

@@ -1,0 +1,129 @@
+"""What a running step sees: its inputs, the output folder, logging and counters."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..deferred import ColumnRef, Deferred, resolve
+
+if TYPE_CHECKING:
+    from ..output_folder import OutputFolder, StepFolder
+    from .step import Step
+
+__all__ = ["StepRunContext"]
+
+
+class StepRunContext:
+    """The run-time view of one step's materialization.
+
+    ``upstream`` maps each upstream step's key to what the IO manager loaded
+    for it: a ``datasets.Dataset`` for a step, the ``_model`` folder path for a
+    trainer. Models read ``cache_path`` to find the SQLite model cache and add
+    to ``stats`` (model calls, cache hits, tokens), which become the
+    materialization's metadata.
+    """
+
+    def __init__(
+        self,
+        step: Step,
+        output_folder: OutputFolder,
+        upstream: dict[str, Any],
+        staged: Path,
+        log: Any = None,
+    ):
+        self.step = step
+        self.output_folder = output_folder
+        self.step_folder: StepFolder = output_folder.step(step.key)
+        self.upstream = upstream
+        self.staged = staged
+        self.log = log
+        self.stats: Counter = Counter()
+        self._last_progress = 0.0
+        self._started = time.monotonic()
+
+    @property
+    def cache_path(self) -> Path:
+        """Where model caches live (``<output>/.cache``)."""
+        return self.output_folder.cache_path
+
+    # -- inputs ---------------------------------------------------------------------
+
+    def dataset(self, step: Step) -> Any:
+        """The loaded output Dataset of an upstream step."""
+        try:
+            return self.upstream[step.key]
+        except KeyError:
+            raise RuntimeError(
+                f"Step {self.step.name!r} reads {step.name!r}, which is not among its loaded inputs."
+            ) from None
+
+    def column(self, ref: ColumnRef) -> list:
+        dataset = self.dataset(ref.step)
+        if ref.column not in dataset.column_names:
+            raise KeyError(
+                f"Step {self.step.name!r}: step {ref.step.name!r} has no column {ref.column!r} "
+                f"(it has {dataset.column_names})."
+            )
+        return dataset[ref.column]
+
+    def input_columns(self) -> dict[str, list]:
+        """Every declared input as a list, by input name."""
+        return {name: self.column(ref) for name, ref in self.step.inputs.items()}
+
+    def input_dataset(self) -> Any:
+        """The declared inputs as one Dataset whose columns are the input names."""
+        import datasets
+
+        columns = {}
+        for name, ref in self.step.inputs.items():
+            dataset = self.dataset(ref.step)
+            columns[name] = dataset.select_columns([ref.column]).rename_column(ref.column, name)
+        if not columns:
+            return datasets.Dataset.from_dict({})
+        lengths = {name: len(ds) for name, ds in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"Step {self.step.name!r}: its inputs have different lengths: {lengths}.")
+        return datasets.concatenate_datasets(list(columns.values()), axis=1)
+
+    def model_path(self, step: Step) -> str:
+        """The ``_model`` folder of an upstream trainer."""
+        value = self.upstream.get(step.key)
+        if not isinstance(value, str):
+            raise RuntimeError(f"Step {self.step.name!r}: {step.name!r} is not a trained model.")
+        return value
+
+    def deferred_base(self, deferred: Deferred) -> Any:
+        if deferred.source[0] == "column":
+            return self.column(ColumnRef(deferred.step, deferred.source[1]))
+        return self.model_path(deferred.step)
+
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every deferred part computed from the loaded inputs."""
+        return resolve(value, self)
+
+    # -- reporting ------------------------------------------------------------------
+
+    def info(self, message: str) -> None:
+        if self.log is not None:
+            self.log.info(message)
+
+    def progress(self, done: int, total: int | None, force: bool = False) -> None:
+        """Log ``rows done of total, rows/s, ETA`` at most once per progress interval."""
+        interval = self.step.progress_interval
+        now = time.monotonic()
+        if interval is None or (not force and now - self._last_progress < interval):
+            return
+        self._last_progress = now
+        elapsed = max(now - self._started, 1e-9)
+        rate = done / elapsed
+        message = f"{self.step.name}: {done}"
+        if total:
+            percent = 100.0 * done / total
+            eta = (total - done) / rate if rate > 0 else float("inf")
+            message += f" of {total} rows ({percent:.0f}%), {rate:.1f} rows/s, ETA {eta:.0f}s"
+        else:
+            message += f" rows, {rate:.1f} rows/s"
+        self.info(message)
