@@ -108,7 +108,7 @@ def canonical(obj: Any, where: str = "value") -> Any:  # noqa: C901 - one dispat
         return _canonical_callable(obj, where)
     if hasattr(obj, "to_dict") and type(obj).__module__.startswith("peft"):
         return {"peft_config": canonical(_jsonable(obj.to_dict()), where)}
-    if callable(obj) and hasattr(obj, "__call__") and hasattr(obj, "__dict__"):
+    if callable(obj) and hasattr(obj, "__dict__"):
         # A callable object: its class source plus its attributes.
         return {
             "callable_object": f"{type(obj).__module__}.{type(obj).__qualname__}",

@@ -129,7 +129,7 @@ class DreamerIOManager(dg.ConfigurableIOManager):
             if context.definition_metadata
             else None,
             "version": _library_version(),
-            "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "datetime": _dt.datetime.now(_dt.UTC).isoformat(),
             "args": {},
             "inputs": {},
             "outputs": dataset.column_names,

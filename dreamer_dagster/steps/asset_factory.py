@@ -121,7 +121,7 @@ def execute_dataset_step(step: Step, context: StepRunContext) -> dict:
 def _common_record(step: Step, context: StepRunContext) -> dict:
     from .. import __version__
 
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat()
+    now = _dt.datetime.now(_dt.UTC).isoformat()
     upstream_cards = []
     for parent in step.upstream():
         parent_record = context.output_folder.step(parent.key).step_json() or {}

@@ -20,12 +20,16 @@ __all__ = ["OperationMethods"]
 class OperationMethods:
     """Mixin: DataDreamer's step operations."""
 
-    def select_columns(self: Step, column_names: str | Sequence[str], name: str | None = None, **_: Any) -> Step:
+    def select_columns(
+        self: Step, column_names: str | Sequence[str], name: str | None = None, **_: Any
+    ) -> Step:
         from .operations.column_operations import SelectColumns
 
         return SelectColumns(self, name=name, args={"column_names": column_names})
 
-    def remove_columns(self: Step, column_names: str | Sequence[str], name: str | None = None, **_: Any) -> Step:
+    def remove_columns(
+        self: Step, column_names: str | Sequence[str], name: str | None = None, **_: Any
+    ) -> Step:
         from .operations.column_operations import RemoveColumns
 
         return RemoveColumns(self, name=name, args={"column_names": column_names})
@@ -36,7 +40,9 @@ class OperationMethods:
         from .operations.column_operations import RenameColumns
 
         name = name or f"{self.name} (rename_column)"
-        return RenameColumns(self, name=name, args={"column_mapping": {original_column_name: new_column_name}})
+        return RenameColumns(
+            self, name=name, args={"column_mapping": {original_column_name: new_column_name}}
+        )
 
     def rename_columns(self: Step, column_mapping: dict[str, str], name: str | None = None, **_: Any) -> Step:
         from .operations.column_operations import RenameColumns
@@ -53,7 +59,9 @@ class OperationMethods:
 
         return Skip(self, name=name, args={"n": n})
 
-    def shuffle(self: Step, seed: int | None = None, buffer_size: int = 1000, name: str | None = None, **_: Any) -> Step:
+    def shuffle(
+        self: Step, seed: int | None = None, buffer_size: int = 1000, name: str | None = None, **_: Any
+    ) -> Step:
         from .operations.row_operations import Shuffle
 
         return Shuffle(self, name=name, args={"seed": seed, "buffer_size": buffer_size})
@@ -74,10 +82,14 @@ class OperationMethods:
             args={"column_names": column_names, "reverse": reverse, "null_placement": null_placement},
         )
 
-    def shard(self: Step, num_shards: int, index: int, contiguous: bool = False, name: str | None = None, **_: Any) -> Step:
+    def shard(
+        self: Step, num_shards: int, index: int, contiguous: bool = False, name: str | None = None, **_: Any
+    ) -> Step:
         from .operations.row_operations import Shard
 
-        return Shard(self, name=name, args={"num_shards": num_shards, "index": index, "contiguous": contiguous})
+        return Shard(
+            self, name=name, args={"num_shards": num_shards, "index": index, "contiguous": contiguous}
+        )
 
     def reverse(self: Step, name: str | None = None, **_: Any) -> Step:
         from .operations.row_operations import Reverse

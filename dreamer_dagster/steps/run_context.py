@@ -104,6 +104,11 @@ class StepRunContext:
         """``value`` with every deferred part computed from the loaded inputs."""
         return resolve(value, self)
 
+    def model(self, model: Any) -> Any:
+        """A declared model made ready for this run: deferred parts resolved, bound
+        to the output folder's model cache and to this step's counters."""
+        return self.resolve(model).for_run(cache_folder=self.cache_path, stats=self.stats)
+
     # -- reporting ------------------------------------------------------------------
 
     def info(self, message: str) -> None:

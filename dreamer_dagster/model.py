@@ -1,0 +1,86 @@
+"""The base of every model object (LLMs, embedders, retrievers, task models).
+
+A model is declared in a pipeline file and passed to steps as an arg; nothing
+is loaded then. It has:
+
+- an identity (``identity()``): what changes its outputs — class, model name,
+  revision, dtype, base_url, adapter, system prompt, chat template... never a
+  secret. It is the model's part of every step fingerprint and of every cache
+  key, and names its SQLite cache file;
+- dependencies: the trainer steps it stands on (``HFTransformers(trainer)``),
+  which add the dependency edge to any step that uses it;
+- a run-time copy (``for_run``), made by the step that uses it, holding the
+  cache folder and the counters; a model never knows which step it serves.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .deferred import resolve, upstream_steps
+from .fingerprint import fingerprint
+
+__all__ = ["Model"]
+
+
+class Model:
+    """Base of models. Subclasses implement ``identity()`` and their own work."""
+
+    #: Run-time state, set on the copy ``for_run`` returns.
+    cache_folder: Path | None = None
+    stats: Counter | None = None
+
+    def identity(self) -> dict:
+        """What makes this model's outputs what they are (never a secret)."""
+        raise NotImplementedError(f"{type(self).__name__}.identity")
+
+    def fingerprint_identity(self) -> dict:
+        return {"model": type(self).__name__, **self.identity()}
+
+    @property
+    def model_fingerprint(self) -> str:
+        return fingerprint(self.fingerprint_identity())
+
+    def dependencies(self) -> list:
+        """Steps (trainers, column references) this model stands on."""
+        return upstream_steps(vars(self))
+
+    def resolve_deferred(self, context: Any) -> Model:
+        """A copy with every deferred attribute (a trainer, an adapter path) resolved."""
+        resolved = copy.copy(self)
+        for name, value in vars(self).items():
+            if not name.startswith("_"):
+                setattr(resolved, name, resolve(value, context))
+        return resolved
+
+    def for_run(self, cache_folder: Path | None, stats: Counter | None) -> Model:
+        """A copy bound to a run: where its cache lives and where to count calls."""
+        bound = copy.copy(self)
+        bound.cache_folder = cache_folder
+        bound.stats = stats if stats is not None else Counter()
+        return bound
+
+    def cache_name(self) -> str:
+        """The SQLite cache file's stem: the model class, name and identity hash."""
+        import re
+
+        name = str(self.identity().get("model_name") or "")
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", name.split("/")[-1])[:60].strip("-")
+        return (
+            f"{type(self).__name__}-{name}-{self.model_fingerprint}"
+            if name
+            else (f"{type(self).__name__}-{self.model_fingerprint}")
+        )
+
+    def card_entries(self) -> dict[str, list[str]]:
+        """Data card entries for steps that use this model (Model Name, License...)."""
+        return {}
+
+    def unload_model(self) -> None:
+        """Free loaded weights; harmless when nothing is loaded (or while declaring)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.identity()})"
