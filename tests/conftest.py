@@ -1,0 +1,28 @@
+"""Shared fixtures. Each area keeps its own fixtures in tests/support/<area>.py,
+registered below."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+pytest_plugins: list[str] = []
+
+
+@pytest.fixture
+def instance(tmp_path_factory: pytest.TempPathFactory) -> dg.DagsterInstance:
+    """One Dagster instance shared by every materialization in a test."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    with dg.instance_for_test(temp_dir=str(home)) as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def output_folder(tmp_path) -> str:
+    return str(tmp_path / "output")
