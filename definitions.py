@@ -1,17 +1,42 @@
-"""The example pipeline that `make main` materializes into ./output."""
+"""The example pipeline that `make main` materializes into ./output.
+
+Synthetic data generation on the embedded SmolLM2-135M-Instruct (offline, CPU):
+a few arXiv-style abstracts, a tweet for each, and train / validation splits.
+Sizes are small so the whole job runs in a couple of minutes on 2 CPU cores.
+"""
 
 from dreamer_dagster import Pipeline
-from dreamer_dagster.steps import DataSource
+from dreamer_dagster.llms import default_llm
+from dreamer_dagster.steps import DataFromPrompt, ProcessWithPrompt
+
+llm = default_llm()
 
 with Pipeline("./output") as pipeline:
-    topics = DataSource(
-        "Research Topics",
-        {
-            "topic": ["machine translation", "summarization", "question answering", "parsing"],
-            "area": ["generation", "generation", "understanding", "understanding"],
+    # -- generation -----------------------------------------------------------------
+    abstracts = DataFromPrompt(
+        "Generate Research Paper Abstracts",
+        args={
+            "llm": llm,
+            "n": 8,
+            "temperature": 0.8,
+            "top_p": 0.95,
+            "max_new_tokens": 48,
+            "instruction": "Generate an arXiv abstract of an NLP research paper. Return just the abstract, no titles.",
+            "batch_size": 8,
         },
+        outputs={"generations": "abstracts"},
     )
-    shuffled = topics.shuffle(seed=7, name="Shuffled Topics")
-    splits = shuffled.splits(train_size=0.75, validation_size=0.25, name="Topic Splits")
+    tweets = ProcessWithPrompt(
+        "Generate Tweets from Abstracts",
+        inputs={"inputs": abstracts.output["abstracts"]},
+        args={
+            "llm": llm,
+            "instruction": "Given the abstract, write a tweet to summarize the work.",
+            "max_new_tokens": 32,
+            "batch_size": 8,
+        },
+        outputs={"inputs": "abstracts", "generations": "tweets"},
+    )
+    splits = tweets.splits(train_size=0.75, validation_size=0.25, name="Abstract Tweet Splits")
 
 defs = pipeline.definitions()

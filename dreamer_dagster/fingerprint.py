@@ -51,12 +51,26 @@ class DataFile:
         return {"file": self.path.name, "sha256": hash_file(self.path)}
 
 
+# Content hashes by (path, inode, size, mtime, ctime): `dagster dev` re-declares
+# every step on each reload, and a large data file should be read once, not on
+# every reload.
+_FILE_HASHES: dict[tuple, str] = {}
+
+
 def hash_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """The SHA-256 of a file's content."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    key = (str(resolved), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    known = _FILE_HASHES.get(key)
+    if known is not None:
+        return known
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open(resolved, "rb") as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
-    return digest.hexdigest()
+    _FILE_HASHES[key] = digest.hexdigest()
+    return _FILE_HASHES[key]
 
 
 def fingerprint(obj: Any) -> str:

@@ -152,9 +152,32 @@ class DreamerIOManager(dg.ConfigurableIOManager):
                 f"Step {name!r} has no finished output in {step_folder.path} (no step.json). "
                 f"Materialize it first, e.g. `dagster asset materialize --select {name}`."
             )
+        expected = _declared_fingerprint(context)
+        if expected is not None and record.get("fingerprint") != expected:
+            # Reading it would compute this step from an output of another configuration
+            # and commit that under a fingerprint that promises the declared one.
+            raise FileNotFoundError(
+                f"Step {name!r} is unsynced: {step_folder.path} holds the output of fingerprint "
+                f"{record.get('fingerprint')}, but the step is declared with {expected}. "
+                f"Materialize it first, e.g. `dagster asset materialize --select {name}`."
+            )
         if record.get("model"):
             return str(step_folder.model_path)
         return step_folder.load_dataset()
+
+
+def _declared_fingerprint(context: dg.InputContext) -> str | None:
+    """The upstream step's declared fingerprint (its asset's metadata), if it is a step."""
+    upstream = context.upstream_output
+    if upstream is None:
+        return None
+    try:
+        metadata = upstream.definition_metadata or {}
+    except Exception:  # an upstream output context without definition metadata
+        return None
+    value = metadata.get("dreamer/fingerprint")
+    value = getattr(value, "value", value)
+    return value if isinstance(value, str) else None
 
 
 def _library_version() -> str:

@@ -38,6 +38,12 @@ class Model:
         raise NotImplementedError(f"{type(self).__name__}.identity")
 
     def fingerprint_identity(self) -> dict:
+        # A resolved run-time copy keeps the identity it was declared with: a
+        # trainer's ``_model`` path says nothing of which training made it, the
+        # trainer's fingerprint does (and names the cache).
+        declared = self.__dict__.get("_declared_identity")
+        if declared is not None:
+            return declared
         return {"model": type(self).__name__, **self.identity()}
 
     @property
@@ -51,6 +57,7 @@ class Model:
     def resolve_deferred(self, context: Any) -> Model:
         """A copy with every deferred attribute (a trainer, an adapter path) resolved."""
         resolved = copy.copy(self)
+        resolved._declared_identity = self.fingerprint_identity()
         for name, value in vars(self).items():
             if not name.startswith("_"):
                 setattr(resolved, name, resolve(value, context))
@@ -67,7 +74,8 @@ class Model:
         """The SQLite cache file's stem: the model class, name and identity hash."""
         import re
 
-        name = str(self.identity().get("model_name") or "")
+        declared = self.fingerprint_identity().get("model_name")
+        name = str(getattr(declared, "name", declared) or "")  # a trainer step: its name
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", name.split("/")[-1])[:60].strip("-")
         return (
             f"{type(self).__name__}-{name}-{self.model_fingerprint}"

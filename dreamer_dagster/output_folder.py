@@ -251,9 +251,22 @@ class OutputFolder:
 
 
 def _rows(rows: Iterable[dict]) -> Iterator[dict]:
-    for row in rows:
+    """The rows, checked: every row has the first row's columns (a missing one is None);
+    a column the first row lacks is an error, since the Arrow writer would drop it."""
+    columns: dict[str, None] | None = None
+    for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
             raise TypeError(f"A step produced a row that is not a dict: {row!r}")
+        if columns is None:
+            columns = dict.fromkeys(row)
+        elif row.keys() != columns.keys():
+            extra = [key for key in row if key not in columns]
+            if extra:
+                raise ValueError(
+                    f"Row {number} has the columns {extra}, which the first row lacks; every row "
+                    f"must have the same columns (the first row has {list(columns)})."
+                )
+            row = {key: row.get(key) for key in columns}
         yield row
 
 

@@ -49,6 +49,8 @@ class Pipeline:
                 "name",
             )
         if existing is None:
+            # Where the step's output lives, for exports made after the block.
+            step.pipeline_output_folder = pipeline.output_folder
             if pipeline.group_name:
                 step.group_name = pipeline.group_name
             pipeline._by_key[step.key] = step

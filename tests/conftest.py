@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.support.trainers", "tests.support.openai_server"]
 
 
 @pytest.fixture

@@ -127,7 +127,10 @@ def _common_record(step: Step, context: StepRunContext) -> dict:
         parent_record = context.output_folder.step(parent.key).step_json() or {}
         upstream_cards.append(parent_record.get("data_card") or {})
     own = {DATETIME: [now]}
-    own.update(step.card_entries(context))
+    for entries in (step.card_entries(context), context.card):
+        for key, values in entries.items():
+            known = own.setdefault(key, [])
+            known.extend(value for value in dict.fromkeys(values) if value not in known)
     inputs = {
         name: {"step": ref.step.name, "column": ref.column, "fingerprint": ref.step.fingerprint}
         for name, ref in step.inputs.items()

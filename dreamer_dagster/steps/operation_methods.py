@@ -16,27 +16,57 @@ if TYPE_CHECKING:
 
 __all__ = ["OperationMethods"]
 
+# DataDreamer's keyword arguments that tune only its own execution.
+EXECUTION_OPTIONS = frozenset(
+    {
+        "lazy",
+        "progress_interval",
+        "force",
+        "writer_batch_size",
+        "save_num_proc",
+        "save_num_shards",
+        "background",
+        "total_num_rows",
+        "auto_progress",
+        "buffer_size",
+    }
+)
+
+
+def check_options(step: Step, operation: str, options: dict[str, Any]) -> None:
+    """Refuse a keyword argument that is neither the operation's nor an execution option."""
+    unknown = sorted(set(options) - EXECUTION_OPTIONS)
+    if unknown:
+        raise step.error(
+            f"{operation}() got unexpected keyword arguments {unknown}. Its execution options "
+            f"{sorted(EXECUTION_OPTIONS)} are accepted and have no effect here.",
+            unknown[0],
+        )
+
 
 class OperationMethods:
     """Mixin: DataDreamer's step operations."""
 
     def select_columns(
-        self: Step, column_names: str | Sequence[str], name: str | None = None, **_: Any
+        self: Step, column_names: str | Sequence[str], name: str | None = None, **options: Any
     ) -> Step:
+        check_options(self, "select_columns", options)
         from .operations.column_operations import SelectColumns
 
         return SelectColumns(self, name=name, args={"column_names": column_names})
 
     def remove_columns(
-        self: Step, column_names: str | Sequence[str], name: str | None = None, **_: Any
+        self: Step, column_names: str | Sequence[str], name: str | None = None, **options: Any
     ) -> Step:
+        check_options(self, "remove_columns", options)
         from .operations.column_operations import RemoveColumns
 
         return RemoveColumns(self, name=name, args={"column_names": column_names})
 
     def rename_column(
-        self: Step, original_column_name: str, new_column_name: str, name: str | None = None, **_: Any
+        self: Step, original_column_name: str, new_column_name: str, name: str | None = None, **options: Any
     ) -> Step:
+        check_options(self, "rename_column", options)
         from .operations.column_operations import RenameColumns
 
         name = name or f"{self.name} (rename_column)"
@@ -44,24 +74,30 @@ class OperationMethods:
             self, name=name, args={"column_mapping": {original_column_name: new_column_name}}
         )
 
-    def rename_columns(self: Step, column_mapping: dict[str, str], name: str | None = None, **_: Any) -> Step:
+    def rename_columns(
+        self: Step, column_mapping: dict[str, str], name: str | None = None, **options: Any
+    ) -> Step:
+        check_options(self, "rename_columns", options)
         from .operations.column_operations import RenameColumns
 
         return RenameColumns(self, name=name, args={"column_mapping": column_mapping})
 
-    def take(self: Step, n: int, name: str | None = None, **_: Any) -> Step:
+    def take(self: Step, n: int, name: str | None = None, **options: Any) -> Step:
+        check_options(self, "take", options)
         from .operations.row_operations import Take
 
         return Take(self, name=name, args={"n": n})
 
-    def skip(self: Step, n: int, name: str | None = None, **_: Any) -> Step:
+    def skip(self: Step, n: int, name: str | None = None, **options: Any) -> Step:
+        check_options(self, "skip", options)
         from .operations.row_operations import Skip
 
         return Skip(self, name=name, args={"n": n})
 
     def shuffle(
-        self: Step, seed: int | None = None, buffer_size: int = 1000, name: str | None = None, **_: Any
+        self: Step, seed: int | None = None, buffer_size: int = 1000, name: str | None = None, **options: Any
     ) -> Step:
+        check_options(self, "shuffle", options)
         from .operations.row_operations import Shuffle
 
         return Shuffle(self, name=name, args={"seed": seed, "buffer_size": buffer_size})
@@ -72,8 +108,9 @@ class OperationMethods:
         reverse: bool = False,
         null_placement: str = "at_end",
         name: str | None = None,
-        **_: Any,
+        **options: Any,
     ) -> Step:
+        check_options(self, "sort", options)
         from .operations.row_operations import Sort
 
         return Sort(
@@ -83,20 +120,28 @@ class OperationMethods:
         )
 
     def shard(
-        self: Step, num_shards: int, index: int, contiguous: bool = False, name: str | None = None, **_: Any
+        self: Step,
+        num_shards: int,
+        index: int,
+        contiguous: bool = False,
+        name: str | None = None,
+        **options: Any,
     ) -> Step:
+        check_options(self, "shard", options)
         from .operations.row_operations import Shard
 
         return Shard(
             self, name=name, args={"num_shards": num_shards, "index": index, "contiguous": contiguous}
         )
 
-    def reverse(self: Step, name: str | None = None, **_: Any) -> Step:
+    def reverse(self: Step, name: str | None = None, **options: Any) -> Step:
+        check_options(self, "reverse", options)
         from .operations.row_operations import Reverse
 
         return Reverse(self, name=name)
 
-    def add_item(self: Step, item: dict, name: str | None = None, **_: Any) -> Step:
+    def add_item(self: Step, item: dict, name: str | None = None, **options: Any) -> Step:
+        check_options(self, "add_item", options)
         from .operations.row_operations import AddItem
 
         return AddItem(self, name=name, args={"item": item})
@@ -109,8 +154,9 @@ class OperationMethods:
         batched: bool = False,
         batch_size: int = 1000,
         name: str | None = None,
-        **_: Any,
+        **options: Any,
     ) -> Step:
+        check_options(self, "filter", options)
         from .operations.row_operations import Filter
 
         if isinstance(input_columns, str):
@@ -137,8 +183,9 @@ class OperationMethods:
         remove_columns: str | Sequence[str] | None = None,
         output_columns: Sequence[str] | None = None,
         name: str | None = None,
-        **_: Any,
+        **options: Any,
     ) -> Step:
+        check_options(self, "map", options)
         from .operations.row_operations import Map
 
         if isinstance(input_columns, str):
@@ -165,8 +212,9 @@ class OperationMethods:
         stratify_by_column: str | None = None,
         name: str | None = None,
         seed: int = 42,
-        **_: Any,
+        **options: Any,
     ) -> dict[str, Step]:
+        check_options(self, "splits", options)
         from .operations.splits import split_steps
 
         return split_steps(self, train_size, validation_size, test_size, stratify_by_column, seed, name)

@@ -41,6 +41,7 @@ class StepRunContext:
         self.staged = staged
         self.log = log
         self.stats: Counter = Counter()
+        self.card: dict[str, list[str]] = {}
         self._last_progress = 0.0
         self._started = time.monotonic()
 
@@ -61,13 +62,16 @@ class StepRunContext:
             ) from None
 
     def column(self, ref: ColumnRef) -> list:
+        """The referenced column as a list."""
         dataset = self.dataset(ref.step)
         if ref.column not in dataset.column_names:
             raise KeyError(
                 f"Step {self.step.name!r}: step {ref.step.name!r} has no column {ref.column!r} "
                 f"(it has {dataset.column_names})."
             )
-        return dataset[ref.column]
+        # dataset[name] is a lazy Column that decodes row by row when iterated;
+        # slicing the one-column dataset converts the whole column at once.
+        return dataset.select_columns([ref.column])[:][ref.column]
 
     def input_columns(self) -> dict[str, list]:
         """Every declared input as a list, by input name."""
@@ -110,6 +114,12 @@ class StepRunContext:
         return self.resolve(model).for_run(cache_folder=self.cache_path, stats=self.stats)
 
     # -- reporting ------------------------------------------------------------------
+
+    def add_card_entry(self, key: str, value: str) -> None:
+        """A data card entry learned while running (a loaded dataset's license...)."""
+        values = self.card.setdefault(key, [])
+        if value not in values:
+            values.append(value)
 
     def info(self, message: str) -> None:
         if self.log is not None:

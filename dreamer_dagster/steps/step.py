@@ -62,6 +62,8 @@ class Step(OperationMethods, ExportMethods):
     OUTPUTS: ClassVar[tuple[str, ...] | None] = ()
     UNFINGERPRINTED_ARGS: ClassVar[frozenset[str]] = frozenset()
     KIND: ClassVar[str] = "step"
+    #: The output folder of the ``Pipeline`` block the step was declared in.
+    pipeline_output_folder: str | None = None
 
     def __init__(
         self,
@@ -81,7 +83,9 @@ class Step(OperationMethods, ExportMethods):
         try:
             self.key = safe_name(name)
         except (TypeError, ValueError) as error:
-            raise StepDeclarationError(f"{type(self).__name__} step: {error}") from None
+            raise StepDeclarationError(
+                f"Step {name!r} ({type(self).__name__}), argument 'name': {error}"
+            ) from None
         self.progress_interval = progress_interval
         self._declared = False
         self._declare(inputs, args, outputs)
@@ -158,6 +162,14 @@ class Step(OperationMethods, ExportMethods):
                 )
             if not isinstance(target, str) or not target:
                 raise self.error("an output column name must be a non-empty string.", f"outputs[{source!r}]")
+        if internal is not None:
+            final = [outputs.get(column, column) for column in internal]
+            repeated = sorted({column for column in final if final.count(column) > 1})
+            if repeated:
+                raise self.error(
+                    f"two output columns would be named {repeated}. Fix: give each a distinct name.",
+                    "outputs",
+                )
         return outputs
 
     def validate(self) -> None:

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ...cards import CITATION, DATASET_NAME, LICENSE, URL
 from ..step import Step
 
 __all__ = ["DataSource"]
@@ -79,10 +80,33 @@ class DataSource(Step):
         if isinstance(data, Mapping):
             return {str(k): list(v) for k, v in data.items()}
         if isinstance(data, list):
-            return _with_progress(iter(data), context, len(data))
+            # Rows may leave out columns (as JSON rows do): each gets every column.
+            columns = self.declared_columns() or []
+            padded = ({column: row.get(column) for column in columns} for row in data)
+            return _with_progress(padded, context, len(data))
         if callable(data):
             return _with_progress(data(), context, self.args["total_num_rows"])
         return data
+
+    def card_entries(self, context: Any) -> dict[str, list[str]]:
+        """A given ``datasets.Dataset`` brings its own name, license, citation and homepage."""
+        entries = super().card_entries(context)
+        info = (
+            getattr(self.args["data"], "info", None)
+            if type(self.args["data"]).__name__ == "Dataset"
+            else None
+        )
+        if info is None:
+            return entries
+        for key, value in (
+            (DATASET_NAME, info.dataset_name),
+            (LICENSE, info.license),
+            (CITATION, info.citation),
+            (URL, info.homepage),
+        ):
+            if value:
+                entries.setdefault(key, []).append(str(value).strip())
+        return entries
 
 
 def _with_progress(rows: Any, context: Any, total: int | None) -> Any:

@@ -10,17 +10,25 @@ if TYPE_CHECKING:
 __all__ = ["concat", "zipped"]
 
 
-def concat(*steps: Step, axis: int = 0, name: str | None = None, **_: Any) -> Step:
+def concat(*steps: Step, axis: int = 0, name: str | None = None, **options: Any) -> Step:
     """A step with the rows of ``steps`` one after another (``axis=1``: side by side)."""
+    from ..operation_methods import check_options
     from .combine import Concat
+
+    if steps:
+        check_options(steps[0], "concat", options)
 
     name = name or "concat(" + ", ".join(step.name for step in steps) + ")"
     return Concat(list(steps), name=name, args={"axis": axis})
 
 
-def zipped(*steps: Step, name: str | None = None, **_: Any) -> Step:
+def zipped(*steps: Step, name: str | None = None, **options: Any) -> Step:
     """A step with the columns of ``steps`` side by side, row by row."""
+    from ..operation_methods import check_options
     from .combine import Zipped
+
+    if steps:
+        check_options(steps[0], "zipped", options)
 
     name = name or "zipped(" + ", ".join(step.name for step in steps) + ")"
     return Zipped(list(steps), name=name)

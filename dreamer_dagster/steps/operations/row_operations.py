@@ -84,7 +84,8 @@ class Sort(OperationStep):
             self.args["column_names"],
             reverse=self.args["reverse"],
             null_placement=self.args["null_placement"],
-            keep_in_memory=True,
+            # The indices go to the staging folder, never beside the upstream step's files.
+            indices_cache_file_name=str(context.staged / "sort-indices.arrow"),
         )
 
 

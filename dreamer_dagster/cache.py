@@ -1,0 +1,174 @@
+"""The model cache: one SQLite file per model identity under ``<output>/.cache/``.
+
+Every generation (LLMs) and every embedding (embedders) goes through it, so a
+re-run makes no model call and a killed run resumes with only the missing ones.
+
+- The file is named by ``Model.cache_name()``; it holds one table mapping a key
+  to a JSON value, and a ``meta`` table recording the model identity it serves.
+- The key hashes the model identity and the fully resolved request (every
+  parameter that changes the output, the input, and a per-input occurrence
+  index so that repeated inputs get distinct answers). Callers pass the request
+  as a dict; ``request_prefix`` + ``key_for`` split the hashing so that the
+  constant part is hashed once per run, not once per row.
+- Values are JSON, never pickle: a cache file is data, safe to share and inspect.
+- WAL journal, a busy timeout and ``BEGIN IMMEDIATE`` writes: several processes
+  (Dagster's multiprocess executor) can read and write one file at once;
+  ``put_many`` commits at once, so a killed run loses only what was in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .fingerprint import canonical
+
+__all__ = ["ModelCache", "request_prefix"]
+
+SCHEMA_VERSION = "1"
+# SQLite's default limit on bound parameters is 32766 (3.32+); stay well under it.
+LOOKUP_CHUNK = 900
+BUSY_TIMEOUT_S = 60.0
+
+
+def request_prefix(identity: dict, request: dict) -> bytes:
+    """The canonical bytes of everything constant across one run (identity + parameters)."""
+    text = json.dumps(
+        {"v": SCHEMA_VERSION, "identity": canonical(identity), "request": canonical(request)},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(text.encode()).digest()
+
+
+def key_for(prefix: bytes, item: str, occurrence: int = 0) -> str:
+    """The key of one input (``item``, its ``occurrence``-th repeat) under a request prefix."""
+    digest = hashlib.sha256(prefix)
+    digest.update(item.encode("utf-8", "surrogatepass"))
+    digest.update(b"\x00%d" % occurrence)
+    return digest.hexdigest()
+
+
+class ModelCache:
+    """One model's SQLite cache file: ``get_many(keys)`` and ``put_many(items)``.
+
+    Writes ``<folder>/<name>.db`` (plus SQLite's ``-wal``/``-shm`` companions).
+    Use it as a context manager, or call ``close()``.
+    """
+
+    def __init__(self, folder: str | Path, name: str, identity: dict | None = None):
+        self.path = Path(folder) / f"{name}.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.identity = identity
+        self._connection = self._connect()
+
+    # -- keys -------------------------------------------------------------------------
+
+    def prefix(self, request: dict) -> bytes:
+        return request_prefix(self.identity or {}, request)
+
+    @staticmethod
+    def key(prefix: bytes, item: str, occurrence: int = 0) -> str:
+        return key_for(prefix, item, occurrence)
+
+    # -- reads and writes -------------------------------------------------------------
+
+    def get_many(self, keys: Sequence[str]) -> list[Any | None]:
+        """The cached value of each key, or None where there is none (order kept)."""
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), LOOKUP_CHUNK):
+            chunk = unique[start : start + LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._retry(
+                lambda marks=marks, chunk=chunk: self._connection.execute(
+                    f"SELECT key, value FROM cache WHERE key IN ({marks})", chunk
+                ).fetchall()
+            )
+            found.update(rows)
+        return [json.loads(found[key]) if key in found else None for key in keys]
+
+    def get(self, key: str) -> Any | None:
+        return self.get_many([key])[0]
+
+    def put_many(self, items: Iterable[tuple[str, Any]]) -> None:
+        """Store ``(key, JSON value)`` pairs and commit."""
+        rows = [(key, json.dumps(value, ensure_ascii=False)) for key, value in items]
+        if not rows:
+            return
+
+        def write() -> None:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                self._connection.executemany("INSERT OR REPLACE INTO cache (key, value) VALUES (?, ?)", rows)
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+
+        self._retry(write)
+
+    def __len__(self) -> int:
+        return self._retry(lambda: self._connection.execute("SELECT COUNT(*) FROM cache").fetchone()[0])
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __enter__(self) -> ModelCache:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+
+        def set_up() -> None:
+            # Switching to WAL needs a moment of exclusive access; the busy handler is
+            # not consulted for it on a fresh file, hence the retry around it.
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            connection.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            if self.identity is not None:
+                connection.execute(
+                    "INSERT OR IGNORE INTO meta (name, value) VALUES ('identity', ?)",
+                    (json.dumps(canonical(self.identity), sort_keys=True),),
+                )
+                connection.execute(
+                    "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
+                    (SCHEMA_VERSION,),
+                )
+
+        self._retry(set_up, connection)
+        return connection
+
+    def _retry(self, action: Any, connection: sqlite3.Connection | None = None) -> Any:
+        """Run ``action``, retrying while another process holds a lock SQLite would not wait for."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.005
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as error:
+                message = str(error).lower()
+                if ("locked" not in message and "busy" not in message) or time.monotonic() > deadline:
+                    raise
+                conn = connection or self._connection
+                if conn is not None and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)

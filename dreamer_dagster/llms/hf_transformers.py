@@ -1,0 +1,360 @@
+"""Local generation with Hugging Face transformers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..fingerprint import canonical
+from . import loaded_models
+from .batch_stream import BatchStream
+from .generation_result import GenerationResult
+from .llm import LLM
+from .request import GenerationRequest
+from .seeded_sampler import SeededSampler
+
+__all__ = ["HFTransformers"]
+
+
+class HFTransformers(LLM):
+    """A causal (or encoder-decoder) language model run with transformers ``generate``.
+
+    ``model_name`` is a hub name, a local folder, or a trainer step (its
+    ``_model`` folder, which adds the dependency edge); ``adapter_name`` is a
+    PEFT adapter (a hub name, a folder, a trainer or a deferred path). Chat
+    models get their tokenizer's chat template (with ``system_prompt``) unless
+    ``chat_prompt_template`` (``{{system_prompt}}``, ``{{prompt}}``) is given.
+    Batches are left-padded and length-sorted; greedy when ``temperature`` or
+    ``top_p`` is 0, otherwise sampled with a seed per prompt, so results do not
+    depend on ``batch_size``. Loaded weights are shared in the process by load
+    identity and freed by ``unload_model()``. Writes generations to the model cache.
+    """
+
+    def __init__(
+        self,
+        model_name: Any,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        device: Any = None,
+        device_map: Any = None,
+        dtype: Any = None,
+        quantization_config: Any = None,
+        adapter_name: Any = None,
+        system_prompt: str | None = None,
+        chat_prompt_template: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(model_name, system_prompt=system_prompt, chat_prompt_template=chat_prompt_template)
+        self.revision = revision
+        self.trust_remote_code = trust_remote_code
+        self.device = device
+        self.device_map = device_map
+        self.dtype = dtype
+        self.quantization_config = quantization_config
+        self.adapter_name = adapter_name
+        self.kwargs = kwargs
+        # Where the weights are read from when not from ``model_name`` (the embedded
+        # default model): a callable giving a local folder, outside the identity.
+        self._weights_folder: Any = None
+
+    # -- identity ---------------------------------------------------------------------
+
+    def identity(self) -> dict:
+        return {
+            "model_name": canonical(self.model_name),
+            "revision": self.revision,
+            "dtype": _dtype_name(self.dtype),
+            "quantization_config": _config_identity(self.quantization_config),
+            "adapter_name": canonical(self.adapter_name),
+            "system_prompt": self.system_prompt,
+            "chat_prompt_template": self.chat_prompt_template,
+            "trust_remote_code": self.trust_remote_code,
+            "kwargs": canonical(self.kwargs),
+        }
+
+    def card_entries(self) -> dict[str, list[str]]:
+        name = self.model_name if isinstance(self.model_name, str) else "a model trained in this pipeline"
+        entries = {"Model Name": [name]}
+        if (
+            isinstance(self.model_name, str)
+            and "/" in self.model_name
+            and not self.model_name.startswith("/")
+        ):
+            entries["Model Card"] = [f"https://huggingface.co/{self.model_name}"]
+        return entries
+
+    # -- loading ----------------------------------------------------------------------
+
+    def _load_key(self, part: str) -> str:
+        fields: dict[str, Any] = {
+            "class": "HFTransformers",
+            "part": part,
+            "model_name": str(self._source()),
+            "revision": self.revision,
+            "trust_remote_code": self.trust_remote_code,
+        }
+        if part == "model":
+            fields.update(
+                device=str(self.device),
+                device_map=canonical(self.device_map),
+                dtype=_dtype_name(self.dtype),
+                quantization_config=_config_identity(self.quantization_config),
+                adapter_name=str(self.adapter_name),
+                kwargs=canonical(self.kwargs),
+            )
+        return json.dumps(fields, sort_keys=True)
+
+    def _require_resolved(self) -> None:
+        for name in ("model_name", "adapter_name"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise RuntimeError(
+                    f"HFTransformers.{name} is {value!r}, resolved only when a step runs "
+                    "(context.model(llm)); it cannot be loaded while declaring."
+                )
+
+    def _source(self) -> Any:
+        return self._weights_folder() if self._weights_folder is not None else self.model_name
+
+    def _source_revision(self) -> str | None:
+        return None if self._weights_folder is not None else self.revision
+
+    @property
+    def config(self) -> Any:
+        self._require_resolved()
+
+        def load() -> Any:
+            from transformers import AutoConfig
+
+            return AutoConfig.from_pretrained(
+                self._source(), revision=self._source_revision(), trust_remote_code=self.trust_remote_code
+            )
+
+        return loaded_models.get_or_load(self._load_key("config"), load)
+
+    @property
+    def tokenizer(self) -> Any:
+        self._require_resolved()
+
+        def load() -> Any:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(
+                self._source(), revision=self._source_revision(), trust_remote_code=self.trust_remote_code
+            )
+            tokenizer.padding_side = "right" if self.config.is_encoder_decoder else "left"
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            return tokenizer
+
+        return loaded_models.get_or_load(self._load_key("tokenizer"), load)
+
+    @property
+    def model(self) -> Any:
+        self._require_resolved()
+        return loaded_models.get_or_load(self._load_key("model"), self._load_model)
+
+    def _load_model(self) -> Any:
+        import torch
+        import transformers
+
+        kwargs: dict[str, Any] = dict(self.kwargs)
+        kwargs.update(revision=self._source_revision(), trust_remote_code=self.trust_remote_code)
+        if self.dtype is not None:
+            kwargs["dtype"] = _torch_dtype(self.dtype)
+        if self.quantization_config is not None:
+            kwargs["quantization_config"] = self.quantization_config
+        if self.device_map is not None:
+            kwargs["device_map"] = self.device_map
+        auto = (
+            transformers.AutoModelForSeq2SeqLM
+            if self.config.is_encoder_decoder
+            else transformers.AutoModelForCausalLM
+        )
+        model = auto.from_pretrained(self._source(), **kwargs)
+        if self.adapter_name is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, self.adapter_name)
+        if self.device_map is None and self.quantization_config is None:
+            model = model.to(self._device(torch))
+        model.eval()
+        return model
+
+    def _device(self, torch: Any) -> Any:
+        if self.device is None:
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if isinstance(self.device, int):
+            return torch.device("cpu" if self.device < 0 else f"cuda:{self.device}")
+        return torch.device(self.device)
+
+    def unload_model(self) -> None:
+        for part in ("model", "tokenizer", "config"):
+            loaded_models.unload(self._load_key(part))
+
+    # -- tokens and prompts -------------------------------------------------------------
+
+    def count_tokens(self, value: str) -> int:
+        return len(self.tokenizer(value, add_special_tokens=False)["input_ids"])
+
+    def _uses_tokenizer_template(self) -> bool:
+        return not self.chat_prompt_template and bool(getattr(self.tokenizer, "chat_template", None))
+
+    def _format_text(self, prompt: str) -> str:
+        if self.chat_prompt_template:
+            return super()._format_text(prompt)
+        if self._uses_tokenizer_template():
+            messages = [{"role": "user", "content": prompt}]
+            if self.system_prompt is not None:
+                messages.insert(0, {"role": "system", "content": self.system_prompt})
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return f"{self.system_prompt}\n\n{prompt}" if self.system_prompt else prompt
+
+    def _count_text_tokens(self, text: str) -> int:
+        # A chat template writes its own special tokens; a raw prompt gets the tokenizer's.
+        special = not self._uses_tokenizer_template()
+        return len(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    def _context_length(self) -> int | None:
+        config = self.config
+        if config.is_encoder_decoder:
+            config = getattr(config, "get_text_config", lambda **_: config)()
+        for name in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "n_ctx"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        return limit if isinstance(limit, int) and 0 < limit < 1_000_000 else None
+
+    def cache_name(self) -> str:
+        declared = self.fingerprint_identity().get("model_name")
+        name = declared if isinstance(declared, str) else "trained"
+        return f"HFTransformers-{_short_name(name)}-{self.model_fingerprint}"
+
+    # -- generation -------------------------------------------------------------------
+
+    def _open_stream(self, params: dict, batch_size: int) -> BatchStream:
+        self.model  # noqa: B018 - load before the first batch, outside its timing
+
+        def run_batch(requests: list[GenerationRequest]) -> list[GenerationResult]:
+            return self._run_batch(requests, params)
+
+        return BatchStream(run_batch, batch_size, is_out_of_memory=_is_out_of_memory, on_out_of_memory=_free)
+
+    def _run_batch(self, requests: list[GenerationRequest], params: dict) -> list[GenerationResult]:
+        import torch
+
+        model, tokenizer = self.model, self.tokenizer
+        n = params["n"]
+        greedy = self.is_greedy(params)
+        encoded = tokenizer(
+            [request.text for request in requests],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=not self._uses_tokenizer_template(),
+        ).to(model.device)
+        max_new_tokens = params["max_new_tokens"]
+        if max_new_tokens is None:
+            context = self._context_length() or self.ASSUMED_CONTEXT_LENGTH
+            max_new_tokens = max(1, context - encoded["input_ids"].shape[1])
+        extra = dict(params["kwargs"])
+        top_k = extra.pop("top_k", None)
+        generate_kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "pad_token_id": tokenizer.pad_token_id,
+            **extra,
+        }
+        if params["repetition_penalty"] is not None:
+            generate_kwargs["repetition_penalty"] = params["repetition_penalty"]
+        if params["logit_bias"]:
+            generate_kwargs["sequence_bias"] = {(int(t),): b for t, b in params["logit_bias"].items()}
+        if params["stop"]:
+            generate_kwargs.update(stop_strings=params["stop"], tokenizer=tokenizer)
+        rows = n
+        if not greedy:
+            seeds = [_row_seed(request.seed, j) for request in requests for j in range(n)]
+            sampler = SeededSampler(seeds, params["temperature"], params["top_p"], top_k)
+            generate_kwargs["logits_processor"] = [sampler]
+            if n > 1:
+                # generate() refuses num_return_sequences without its own sampling: repeat rows.
+                encoded = {name: tensor.repeat_interleave(n, dim=0) for name, tensor in encoded.items()}
+        else:
+            rows = 1  # greedy answers are identical: generate one, repeat it n times
+        with torch.inference_mode():
+            output = model.generate(**encoded, **generate_kwargs)
+        if not model.config.is_encoder_decoder:
+            output = output[:, encoded["input_ids"].shape[1] :]
+        texts = tokenizer.batch_decode(output, skip_special_tokens=True)
+        lengths = _generated_lengths(output, tokenizer)
+        results = []
+        for i, request in enumerate(requests):
+            row_texts = [self._apply_stop(texts[i * rows + j], params["stop"]) for j in range(rows)]
+            completion = sum(lengths[i * rows : (i + 1) * rows])
+            if rows == 1 and n > 1:
+                row_texts, completion = row_texts * n, completion * n
+            results.append(GenerationResult(row_texts, request.prompt_tokens, completion))
+        return results
+
+
+def _row_seed(seed: int, sample: int) -> int:
+    return (seed * 1_000_003 + sample) % (2**63)
+
+
+def _generated_lengths(output: Any, tokenizer: Any) -> list[int]:
+    """Tokens each row generated, up to and including its end-of-sequence token."""
+    ends = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+    lengths = []
+    for row in output.tolist():
+        length = len(row)
+        for position, token in enumerate(row):
+            if token in ends:
+                length = position + 1
+                break
+        lengths.append(length)
+    return lengths
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def _free() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _dtype_name(dtype: Any) -> str | None:
+    if dtype is None:
+        return None
+    return str(dtype).removeprefix("torch.")
+
+
+def _torch_dtype(dtype: Any) -> Any:
+    import torch
+
+    if isinstance(dtype, str) and dtype != "auto":
+        return getattr(torch, dtype.removeprefix("torch."))
+    return dtype
+
+
+def _config_identity(config: Any) -> Any:
+    if config is None:
+        return None
+    if hasattr(config, "to_dict"):
+        return canonical(json.loads(json.dumps(config.to_dict(), default=str)))
+    return canonical(config)
+
+
+def _short_name(name: str) -> str:
+    import re
+
+    tail = name.rstrip("/").split("/")[-1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", tail)[:60].strip("-") or "model"

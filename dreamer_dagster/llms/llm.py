@@ -1,0 +1,387 @@
+"""The LLM base: one ``run`` for every backend, through the model cache.
+
+A backend says what it is (``identity``), how it counts tokens and how long its
+context is, and opens a ``GenerationStream`` that turns prompts into texts.
+Everything else lives here, the same for every backend:
+
+- the request: generation parameters normalized into the cache key, each
+  prompt's occurrence index among identical prompts (so ``n`` identical
+  prompts get ``n`` distinct cached answers) and a per-prompt seed derived
+  from its key (so sampling does not depend on batch composition);
+- the cache: looked up in chunks (``get_many``), written after every batch the
+  backend finishes (``put_many``);
+- order and memory: results are yielded in input order as soon as the prefix
+  is complete, and at most a bounded window of prompts is ahead of the output,
+  so a 200,000-prompt run streams with bounded memory;
+- counters in ``stats``: ``model_calls``, ``cache_hits``, ``prompt_tokens``,
+  ``completion_tokens``, ``estimated_cost_usd`` and
+  ``response_format_failures``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Generator, Iterable, Iterator
+from itertools import chain, islice
+from typing import Any
+
+from ..cache import ModelCache, key_for, request_prefix
+from ..fingerprint import canonical
+from ..model import Model
+from . import response_format as response_formats
+from .request import GenerationRequest
+from .stream import GenerationStream
+
+__all__ = ["DEFAULT_BATCH_SIZE", "LLM"]
+
+DEFAULT_BATCH_SIZE = 10
+
+
+class LLM(Model):
+    """Base of text-generation models (``HFTransformers``, ``OpenAI``, ``VLLM``...).
+
+    Subclasses implement ``identity``, ``count_tokens``, ``_context_length`` and
+    ``_open_stream``; ``run`` does the rest. Generations are cached in
+    ``<output>/.cache/<cache_name>.db`` when the model is bound to a run.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        system_prompt: str | None = None,
+        chat_prompt_template: str | None = None,
+    ):
+        self.model_name = model_name
+        self.system_prompt = system_prompt
+        self.chat_prompt_template = chat_prompt_template
+
+    # -- what a backend provides ----------------------------------------------------
+
+    def count_tokens(self, value: str) -> int:
+        """The number of tokens in ``value``."""
+        raise NotImplementedError(f"{type(self).__name__}.count_tokens")
+
+    def _context_length(self) -> int | None:
+        """The model's context length in tokens, or None when it is not known."""
+        raise NotImplementedError(f"{type(self).__name__}._context_length")
+
+    def _open_stream(self, params: dict, batch_size: int) -> GenerationStream:
+        raise NotImplementedError(f"{type(self).__name__}._open_stream")
+
+    def _format_text(self, prompt: str) -> str:
+        """The text sent for ``prompt``: the chat template applied (``{{system_prompt}}``,
+        ``{{prompt}}``) when there is one."""
+        if self.chat_prompt_template:
+            return self.chat_prompt_template.replace("{{system_prompt}}", self.system_prompt or "").replace(
+                "{{prompt}}", prompt
+            )
+        return prompt
+
+    def _count_text_tokens(self, text: str) -> int:
+        """Tokens of an already formatted text, as the backend will send it."""
+        return self.count_tokens(text) if text else 0
+
+    def _lookahead(self, batch_size: int) -> int:
+        """How many prompts may be in the backend or waiting in order beyond the output."""
+        return 8 * max(batch_size, 64)
+
+    def _estimate_cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        return None
+
+    #: Context length assumed where a backend does not know its model's.
+    ASSUMED_CONTEXT_LENGTH = 4096
+
+    # -- DataDreamer's LLM interface ------------------------------------------------
+
+    def get_max_context_length(self, max_new_tokens: int) -> int:
+        """The context length left for the prompt when ``max_new_tokens`` will be generated."""
+        return (self._context_length() or self.ASSUMED_CONTEXT_LENGTH) - max_new_tokens
+
+    def final_count_tokens(self, value: str | None) -> int:
+        return 0 if not value else self.count_tokens(value)
+
+    def _template_token_count(self) -> int:
+        """Tokens the chat template adds around a prompt."""
+        formatted = self._format_text("")
+        return self._count_text_tokens(formatted) if formatted else 0
+
+    def format_prompt(
+        self,
+        max_new_tokens: int | None = None,
+        beg_instruction: str | None = None,
+        in_context_examples: list[str] | None = None,
+        end_instruction: str | None = None,
+        sep: str = "\n",
+        min_in_context_examples: int | None = None,
+        max_in_context_examples: int | None = None,
+    ) -> str:
+        """``beg_instruction``, in-context examples and ``end_instruction`` joined by ``sep``,
+        keeping as many examples (in order) as fit the context with ``max_new_tokens`` left."""
+        examples = list(in_context_examples or [])
+        if examples:
+            min_in_context_examples = 1 if min_in_context_examples is None else min_in_context_examples
+            max_in_context_examples = (
+                len(examples) if max_in_context_examples is None else max_in_context_examples
+            )
+            if min_in_context_examples < 0:
+                raise ValueError("min_in_context_examples cannot be negative.")
+            if max_in_context_examples < min_in_context_examples:
+                raise ValueError("max_in_context_examples cannot be less than min_in_context_examples.")
+            if len(examples) < min_in_context_examples:
+                raise ValueError(
+                    f"Only {len(examples)} in-context examples were given; "
+                    f"min_in_context_examples is {min_in_context_examples}."
+                )
+        budget = self.get_max_context_length(max_new_tokens or 0) - self._template_token_count()
+
+        def build(chosen: list[str]) -> str:
+            parts = chain(
+                [beg_instruction] if beg_instruction is not None else [],
+                chosen,
+                [end_instruction] if end_instruction is not None else [],
+            )
+            return sep.join(parts)
+
+        required = self.final_count_tokens(build([]))
+        if examples and min_in_context_examples and budget - required <= self.final_count_tokens(sep):
+            raise ValueError(
+                "The prompt's instructions fill the model's context: no room is left for in-context examples."
+            )
+        if budget - required < 0:
+            raise ValueError("The prompt's instructions exceed the model's context length.")
+        chosen: list[str] = []
+        for example in examples:
+            if self.final_count_tokens(build([*chosen, example])) <= budget:
+                chosen.append(example)
+                if max_in_context_examples is not None and len(chosen) >= max_in_context_examples:
+                    break
+        if min_in_context_examples is not None and examples and len(chosen) < min_in_context_examples:
+            raise ValueError(
+                f"Cannot fit the minimum of {min_in_context_examples} in-context examples in the prompt "
+                "without exceeding the model's context length."
+            )
+        return build(chosen)
+
+    def run(
+        self,
+        prompts: Iterable[str],
+        max_new_tokens: int | None = None,
+        temperature: float = 1.0,
+        top_p: float = 0.0,
+        n: int = 1,
+        stop: str | list[str] | None = None,
+        repetition_penalty: float | None = None,
+        logit_bias: dict[int, float] | None = None,
+        seed: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        response_format: Any = None,
+        return_generator: bool = False,
+        **kwargs: Any,
+    ) -> list[str | list[str] | None] | Generator[str | list[str] | None, None, None]:
+        """Generate for each prompt: a string (``n == 1``) or a list of ``n`` strings.
+
+        ``temperature == 0`` or ``top_p == 0`` means greedy decoding (DataDreamer's
+        convention; ``top_p`` defaults to 0). ``max_new_tokens=None`` lets a
+        generation fill the rest of the context. ``response_format`` (a JSON
+        schema dict or a pydantic model class) asks for JSON: each result is then
+        the validated JSON text, or None where the output did not parse (counted
+        in ``stats["response_format_failures"]``). With ``return_generator`` the
+        results are yielded in input order as they complete.
+        ``batch_size`` changes how prompts are grouped, never the results.
+        """
+        if isinstance(prompts, str):
+            raise TypeError("prompts must be a list of strings, not one string. Fix: run([prompt]).")
+        params = self._generation_params(
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            n=n,
+            stop=stop,
+            repetition_penalty=repetition_penalty,
+            logit_bias=logit_bias,
+            seed=seed,
+            response_format=response_format,
+            **kwargs,
+        )
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1 (got {batch_size}).")
+        results = self._run(iter(prompts), params, int(batch_size), response_format)
+        return results if return_generator else list(results)
+
+    def _generation_params(
+        self,
+        max_new_tokens: int | None,
+        temperature: float,
+        top_p: float,
+        n: int,
+        stop: str | list[str] | None,
+        repetition_penalty: float | None,
+        logit_bias: dict[int, float] | None,
+        seed: int | None,
+        response_format: Any,
+        **kwargs: Any,
+    ) -> dict:
+        """Every parameter that changes the output, normalized: the request part of the cache key."""
+        if max_new_tokens is not None and int(max_new_tokens) < 1:
+            raise ValueError(f"max_new_tokens must be >= 1 or None (got {max_new_tokens}).")
+        if int(n) < 1:
+            raise ValueError(f"n must be >= 1 (got {n}).")
+        if temperature < 0 or not 0 <= top_p <= 1:
+            raise ValueError(f"temperature must be >= 0 and top_p in [0, 1] (got {temperature}, {top_p}).")
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        return {
+            "max_new_tokens": None if max_new_tokens is None else int(max_new_tokens),
+            "temperature": float(temperature),
+            "top_p": float(top_p),
+            "n": int(n),
+            "stop": stops,
+            "repetition_penalty": None if repetition_penalty is None else float(repetition_penalty),
+            "logit_bias": (
+                None
+                if not logit_bias
+                else {str(int(token)): float(bias) for token, bias in sorted(logit_bias.items())}
+            ),
+            "seed": seed,
+            "response_format": None
+            if response_format is None
+            else response_formats.identity(response_format),
+            "kwargs": canonical(kwargs, "run kwargs"),
+        }
+
+    @staticmethod
+    def is_greedy(params: dict) -> bool:
+        return params["temperature"] == 0.0 or params["top_p"] == 0.0
+
+    # -- the run loop -----------------------------------------------------------------
+
+    def _run(
+        self, prompts: Iterator[str], params: dict, batch_size: int, response_format: Any
+    ) -> Generator[str | list[str] | None, None, None]:
+        identity = self.fingerprint_identity()
+        prefix = request_prefix(identity, params)
+        cache = (
+            ModelCache(self.cache_folder, self.cache_name(), identity)
+            if self.cache_folder is not None
+            else None
+        )
+        stats = self.stats if self.stats is not None else Counter()
+        chunk_size = max(batch_size, 64)
+        lookahead = max(self._lookahead(batch_size), 2 * chunk_size)
+        occurrences: dict[str, int] = {}
+        waiting: dict[int, list[str]] = {}
+        next_out = 0
+        stream: GenerationStream | None = None
+        index = 0
+
+        def collect(block: bool) -> None:
+            assert stream is not None
+            done = stream.poll(block)
+            if not done:
+                return
+            if cache is not None:
+                cache.put_many((request.key, result.texts) for request, result in done)
+            prompt_tokens = sum(result.prompt_tokens for _, result in done)
+            completion_tokens = sum(result.completion_tokens for _, result in done)
+            stats["model_calls"] += len(done)
+            stats["prompt_tokens"] += prompt_tokens
+            stats["completion_tokens"] += completion_tokens
+            cost = self._estimate_cost(prompt_tokens, completion_tokens)
+            if cost is not None:
+                stats["estimated_cost_usd"] += cost
+            for request, result in done:
+                waiting[request.index] = result.texts
+
+        def finish(texts: list[str]) -> str | list[str] | None:
+            if response_format is not None:
+                parsed = [response_formats.parse(text, response_format) for text in texts]
+                stats["response_format_failures"] += sum(value is None for value in parsed)
+                texts = parsed
+            return texts[0] if params["n"] == 1 else list(texts)
+
+        try:
+            while chunk := list(islice(prompts, chunk_size)):
+                while stream is not None and stream.pending and index - next_out >= lookahead:
+                    collect(block=True)
+                    while next_out in waiting:
+                        yield finish(waiting.pop(next_out))
+                        next_out += 1
+                requests = []
+                for prompt in chunk:
+                    if not isinstance(prompt, str):
+                        raise TypeError(f"Prompt #{index} is a {type(prompt).__name__}, not a string.")
+                    occurrence = occurrences.get(prompt, 0)
+                    occurrences[prompt] = occurrence + 1
+                    key = key_for(prefix, prompt, occurrence)
+                    requests.append(GenerationRequest(index, prompt, key, int(key[:15], 16)))
+                    index += 1
+                cached = (
+                    cache.get_many([r.key for r in requests]) if cache is not None else [None] * len(requests)
+                )
+                misses = []
+                for request, value in zip(requests, cached):
+                    if value is None:
+                        misses.append(self._prepare(request, params, response_format))
+                    else:
+                        waiting[request.index] = value
+                stats["cache_hits"] += len(requests) - len(misses)
+                if misses:
+                    if stream is None:
+                        stream = self._open_stream(params, batch_size)
+                    stream.submit(misses)
+                    collect(block=False)
+                while next_out in waiting:
+                    yield finish(waiting.pop(next_out))
+                    next_out += 1
+            while stream is not None and stream.pending:
+                collect(block=True)
+                while next_out in waiting:
+                    yield finish(waiting.pop(next_out))
+                    next_out += 1
+            if next_out != index:
+                raise RuntimeError(f"{self!r}: {index - next_out} prompts got no result from the backend.")
+        finally:
+            if stream is not None:
+                stream.close()
+            if cache is not None:
+                cache.close()
+
+    def _prepare(self, request: GenerationRequest, params: dict, response_format: Any) -> GenerationRequest:
+        """Format a prompt that must be generated and check that it fits the context."""
+        prompt = request.prompt
+        if response_format is not None and self._prompts_for_response_format():
+            prompt = prompt + response_formats.instruction(response_format)
+        request.text = self._format_text(prompt)
+        request.prompt_tokens = self._count_text_tokens(request.text)
+        context = self._context_length()
+        if context is not None:
+            needed = request.prompt_tokens + (params["max_new_tokens"] or 1)
+            if needed > context:
+                raise ValueError(
+                    f"{self.model_name}: prompt #{request.index} has {request.prompt_tokens} tokens"
+                    + (
+                        f" and max_new_tokens is {params['max_new_tokens']}"
+                        if params["max_new_tokens"]
+                        else ""
+                    )
+                    + f", more than the model's context length of {context} tokens. "
+                    "Fix: shorten the prompt or lower max_new_tokens."
+                )
+        return request
+
+    def _prompts_for_response_format(self) -> bool:
+        """Whether ``response_format`` is asked for in the prompt (backends without native support)."""
+        return True
+
+    @staticmethod
+    def _apply_stop(text: str, stop: list[str]) -> str:
+        """Cut at the first stop sequence and strip, as DataDreamer returns generations."""
+        if stop:
+            positions = [text.find(s) for s in stop if s and s in text]
+            if positions:
+                text = text[: min(positions)]
+        return text.strip()
+
+    # -- model cards ------------------------------------------------------------------
+
+    def card_entries(self) -> dict[str, list[str]]:
+        return {"Model Name": [self.model_name]}

@@ -1,0 +1,6 @@
+"""Retrievers: the k most relevant texts of an index for each query, through the model cache."""
+
+from .embedding_retriever import EmbeddingRetriever
+from .retriever import Retriever
+
+__all__ = ["EmbeddingRetriever", "Retriever"]

@@ -1,0 +1,207 @@
+"""EmbeddingRetriever: exact nearest-neighbour search over embedded texts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..deferred import ColumnRef
+from ..fingerprint import fingerprint
+from ..task_models.task_model import DEFAULT_BATCH_SIZE
+from .retriever import Retriever
+
+__all__ = ["EmbeddingRetriever"]
+
+# Index rows scored at once (bounds memory: batch x block floats).
+SEARCH_BLOCK = 65_536
+
+
+class EmbeddingRetriever(Retriever):
+    """Retrieves the ``k`` texts whose embeddings score highest (inner product) for each query.
+
+    ``texts`` is a column of another step (``step.output["text"]``: a dependency
+    edge; the index is built from its rows when the step using the retriever
+    runs) or a list of strings. With normalized embeddings (the default for
+    sentence-transformers) the score is the cosine similarity. The search is
+    exact; it runs with numpy, or with torch on ``device`` when one is given.
+
+    The index is built lazily, only when a query misses the retrieval cache,
+    by embedding the texts through the embedder (and so its model cache).
+    Writes the model caches of the embedder and of the retriever itself
+    (``<output>/.cache/EmbeddingRetriever-<hash>.db``, one result per query and k).
+    """
+
+    def __init__(
+        self,
+        texts: ColumnRef | list[str],
+        embedder: Any,
+        truncate: bool = False,
+        index_batch_size: int = DEFAULT_BATCH_SIZE,
+        index_instruction: str | None = None,
+        query_instruction: str | None = None,
+        device: Any = None,
+        **kwargs: Any,
+    ):
+        from ..embedders.embedder import Embedder
+
+        if not isinstance(texts, ColumnRef):
+            if isinstance(texts, (str, bytes)) or not isinstance(texts, (list, tuple)):
+                raise TypeError(
+                    "EmbeddingRetriever: texts must be a column of a step (step.output['column']) "
+                    f"or a list of strings, got {type(texts).__name__}."
+                )
+            if not all(isinstance(text, str) for text in texts):
+                raise TypeError("EmbeddingRetriever: every text to index must be a string.")
+            texts = list(texts)
+        if not isinstance(embedder, Embedder):
+            raise TypeError(
+                f"EmbeddingRetriever: embedder must be an Embedder (e.g. default_embedder()), got {embedder!r}."
+            )
+        if not isinstance(index_batch_size, int) or index_batch_size < 1:
+            raise ValueError(f"EmbeddingRetriever: index_batch_size must be >= 1, got {index_batch_size!r}.")
+        self.texts = texts
+        self.embedder = embedder
+        self.truncate = truncate
+        self.index_batch_size = index_batch_size
+        self.index_instruction = index_instruction
+        self.query_instruction = query_instruction
+        self.device = device
+        self.kwargs = kwargs
+        self._index: Any = None
+
+    def identity(self) -> dict:
+        texts = self.texts if isinstance(self.texts, ColumnRef) else {"texts": fingerprint(self.texts)}
+        return {
+            "texts": texts,
+            "embedder": self.embedder,
+            "truncate": self.truncate,
+            "index_instruction": self.index_instruction,
+            "query_instruction": self.query_instruction,
+            "kwargs": self.kwargs,
+        }
+
+    @property
+    def model_name(self) -> Any:
+        return self.embedder.model_name
+
+    def for_run(self, cache_folder: Any, stats: Any) -> EmbeddingRetriever:
+        bound = super().for_run(cache_folder, stats)
+        bound.embedder = self.embedder.for_run(cache_folder, bound.stats)
+        bound._index = None
+        return bound
+
+    # -- the index ---------------------------------------------------------------------
+
+    def _texts(self) -> list[str]:
+        if isinstance(self.texts, ColumnRef):
+            raise TypeError(
+                "EmbeddingRetriever: its texts column was not resolved; pass the retriever to a "
+                "step (Retrieve, RAGPrompt), which loads the column when it runs."
+            )
+        return self.texts
+
+    @property
+    def index(self) -> Any:
+        """The ``(number of texts, dims)`` float32 matrix of the texts' embeddings."""
+        if self._index is None:
+            import numpy as np
+
+            texts = self._texts()
+            vectors = self.embedder.run(
+                texts,
+                truncate=self.truncate,
+                instruction=self.index_instruction,
+                batch_size=self.index_batch_size,
+                **self.kwargs,
+            )
+            self._index = (
+                np.vstack(vectors).astype(np.float32, copy=False)
+                if vectors
+                else np.zeros((0, 0), dtype=np.float32)
+            )
+        return self._index
+
+    def search(self, query_vectors: Any, k: int) -> tuple[list[list[float]], list[list[int]]]:
+        """Exact top-``k`` by inner product; ties go to the lower index."""
+        import numpy as np
+
+        matrix = self.index
+        queries = np.asarray(query_vectors, dtype=np.float32)
+        count = matrix.shape[0]
+        k = min(k, count)
+        if k == 0:
+            return [[] for _ in queries], [[] for _ in queries]
+        best_scores = np.empty((len(queries), 0), dtype=np.float32)
+        best_indices = np.empty((len(queries), 0), dtype=np.int64)
+        for start in range(0, count, SEARCH_BLOCK):
+            block = self._scores(queries, matrix[start : start + SEARCH_BLOCK])
+            take = min(k, block.shape[1])
+            top = np.argpartition(-block, take - 1, axis=1)[:, :take]
+            best_scores = np.concatenate([best_scores, np.take_along_axis(block, top, axis=1)], axis=1)
+            best_indices = np.concatenate([best_indices, top + start], axis=1)
+        scores: list[list[float]] = []
+        indices: list[list[int]] = []
+        for row_scores, row_indices in zip(best_scores, best_indices):
+            order = np.lexsort((row_indices, -row_scores))[:k]
+            scores.append([float(value) for value in row_scores[order]])
+            indices.append([int(value) for value in row_indices[order]])
+        return scores, indices
+
+    def _scores(self, queries: Any, block: Any) -> Any:
+        if self.device is None:
+            return queries @ block.T
+        import torch
+
+        with torch.inference_mode():
+            on_device = (
+                torch.as_tensor(queries, device=self.device) @ torch.as_tensor(block, device=self.device).T
+            )
+        return on_device.float().cpu().numpy()
+
+    # -- running ----------------------------------------------------------------------
+
+    def run(
+        self,
+        queries: Iterable[str],
+        k: int = 5,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        return_generator: bool = False,
+        **kwargs: Any,
+    ) -> Iterator[dict[str, Any]] | list[dict[str, Any]]:
+        """For each query: ``{"indices": [...], "texts": [...], "scores": [...]}``, best first.
+
+        ``kwargs`` go to the embedder when it embeds the queries.
+        """
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"EmbeddingRetriever: k must be a positive int, got {k!r}.")
+
+        def compute(batch: list[str]) -> list[dict[str, Any]]:
+            vectors = self.embedder.run(
+                batch,
+                truncate=self.truncate,
+                instruction=self.query_instruction,
+                batch_size=len(batch),
+                **{**self.kwargs, **kwargs},
+            )
+            scores, indices = self.search(vectors, k)
+            texts = self._texts()
+            return [
+                {"indices": row, "texts": [texts[i] for i in row], "scores": row_scores}
+                for row, row_scores in zip(indices, scores)
+            ]
+
+        results = self.cached_map(
+            queries,
+            request={"task": "retrieve", "k": k, "kwargs": kwargs},
+            compute=compute,
+            batch_size=batch_size,
+            counters=("retrievals", "retrieval_cache_hits"),
+        )
+        return self.finish(results, return_generator)
+
+    def unload_model(self) -> None:
+        self._index = None
+        self.embedder.unload_model()
+
+    def card_entries(self) -> dict[str, list[str]]:
+        return self.embedder.card_entries()

@@ -1,0 +1,29 @@
+"""Trainers: steps whose output is a trained model (``<output>/<trainer>/_model``).
+
+``Trainer`` is the base of every trainer step and ``HFTrainer`` the base of
+the Hugging Face ones (see their modules for how to write one).
+"""
+
+from .base import Trainer, TrainingRun, latest_checkpoint
+from .hf_base import HFTrainer, merge_adapter
+from .train_hf_classifier import TrainHFClassifier
+from .train_hf_dpo import TrainHFDPO
+from .train_hf_fine_tune import AUTO, TrainHFFineTune
+from .train_hf_grpo import TrainHFGRPO
+from .train_hf_reward_model import TrainHFRewardModel
+from .train_openai_finetune import TrainOpenAIFineTune
+
+__all__ = [
+    "AUTO",
+    "HFTrainer",
+    "TrainHFClassifier",
+    "TrainHFDPO",
+    "TrainHFFineTune",
+    "TrainHFGRPO",
+    "TrainHFRewardModel",
+    "TrainOpenAIFineTune",
+    "Trainer",
+    "TrainingRun",
+    "latest_checkpoint",
+    "merge_adapter",
+]

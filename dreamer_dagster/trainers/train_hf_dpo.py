@@ -1,0 +1,224 @@
+"""``TrainHFDPO``: aligns a causal language model with preference pairs (TRL's ``DPOTrainer``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from ..deferred import ColumnRef
+from .base import TrainingRun
+from .hf_base import HFTrainer
+from .train_hf_fine_tune import TrainHFFineTune
+
+__all__ = ["DPO_CITATION", "TRL_CITATION", "TrainHFDPO", "trl_defaults"]
+
+TRL_CITATION = """@misc{vonwerra2022trl,
+  author = {Leandro von Werra and Younes Belkada and Lewis Tunstall and Edward Beeching and Tristan Thrush and Nathan Lambert and Shengyi Huang and Kashif Rasul and Quentin Gallouédec},
+  title = {{TRL: Transformer Reinforcement Learning}},
+  year = {2020},
+  publisher = {GitHub},
+  journal = {GitHub repository},
+  howpublished = {\\url{https://github.com/huggingface/trl}}
+}"""
+
+DPO_CITATION = """@inproceedings{rafailov2023direct,
+  title = {Direct Preference Optimization: Your Language Model is Secretly a Reward Model},
+  author = {Rafael Rafailov and Archit Sharma and Eric Mitchell and Christopher D. Manning and Stefano Ermon and Chelsea Finn},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year = {2023}
+}"""
+
+
+def trl_defaults(run: TrainingRun) -> dict[str, Any]:
+    """TRL config fields whose TRL defaults do not suit every device, unless ``train(**kwargs)`` sets them.
+
+    TRL turns on bf16 mixed precision and gradient checkpointing by default;
+    here they follow the model's ``dtype`` and stay off, as in ``TrainingArguments``.
+    """
+    given = set(run.args.get("training_kwargs") or {})
+    defaults: dict[str, Any] = {}
+    if not given & {"bf16", "fp16"}:
+        defaults["bf16"] = run.args.get("dtype") == "bfloat16"
+    if not given & {"gradient_checkpointing", "activation_checkpointing"}:
+        defaults["activation_checkpointing"] = False  # the new name of gradient_checkpointing
+    return defaults
+
+
+class TrainHFDPO(TrainHFFineTune):
+    """Aligns a causal LM to prefer ``train_chosen`` over ``train_rejected`` for each of
+    ``train_prompts`` with Direct Preference Optimization (TRL's ``DPOTrainer``).
+
+    Prompts are formatted as :class:`TrainHFFineTune` formats inputs (a chat
+    model's chat template by default), so the aligned model answers in the
+    format it is prompted with. ``dpo_beta`` is DPO's β, ``loss_type`` any of
+    TRL's DPO losses (``sigmoid``, ``ipo``, ``hinge``, ...). With ``peft_config``
+    only a LoRA adapter is trained and the reference model is the base model
+    with the adapter switched off; without it a frozen copy of the model is
+    the reference (or, with ``precompute_ref_log_probs``, its log
+    probabilities computed once before training). Writes ``_model``: the
+    model or its adapter (``HFTransformers(base, adapter_name=trainer.model_path)``
+    generates with it), the tokenizer, ``training_args.json``, ``seed.json``,
+    the model card and ``dreamer_trainer.json`` (``task``: ``causal_lm``).
+    Per-epoch metrics: DPO loss, reward margins and accuracies; the best
+    model is the one with the largest validation reward margin.
+    """
+
+    INPUTS: ClassVar[Mapping[str, bool]] = {
+        "train_prompts": True,
+        "train_chosen": True,
+        "train_rejected": True,
+        "validation_prompts": False,
+        "validation_chosen": False,
+        "validation_rejected": False,
+    }
+    TRAIN_ARGS: ClassVar[Mapping[str, Any]] = {
+        **TrainHFFineTune.TRAIN_ARGS,
+        "dpo_beta": 0.1,
+        "loss_type": "sigmoid",
+        "disable_dropout": True,
+        "precompute_ref_log_probs": False,
+    }
+    BEST_METRIC: ClassVar[str] = "eval_rewards/margins"
+    GREATER_IS_BETTER: ClassVar[bool] = True
+
+    def train(  # type: ignore[override]
+        self,
+        train_prompts: ColumnRef,
+        train_chosen: ColumnRef,
+        train_rejected: ColumnRef,
+        validation_prompts: ColumnRef | None = None,
+        validation_chosen: ColumnRef | None = None,
+        validation_rejected: ColumnRef | None = None,
+        truncate: bool = True,
+        epochs: float = 3.0,
+        batch_size: int = 8,
+        optim: str = "adamw_torch",
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.01,
+        lr_scheduler_type: str = "linear",
+        warmup_steps: int = 0,
+        neftune_noise_alpha: float | None = None,
+        dpo_beta: float = 0.1,
+        loss_type: str | list[str] = "sigmoid",
+        disable_dropout: bool = True,
+        precompute_ref_log_probs: bool = False,
+        seed: int = 42,
+        early_stopping_patience: int | None = 5,
+        early_stopping_threshold: float | None = 0.0,
+        gradient_accumulation_steps: int = 1,
+        max_length: int | None = None,
+        callbacks: list | None = None,
+        **kwargs: Any,
+    ) -> TrainHFDPO:
+        """Declare the training; ``**kwargs`` are ``trl.DPOConfig`` fields. Returns the trainer."""
+        self.declare_training(
+            inputs={
+                "train_prompts": train_prompts,
+                "train_chosen": train_chosen,
+                "train_rejected": train_rejected,
+                "validation_prompts": validation_prompts,
+                "validation_chosen": validation_chosen,
+                "validation_rejected": validation_rejected,
+            },
+            args={
+                "truncate": truncate,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "optim": optim,
+                "learning_rate": learning_rate,
+                "weight_decay": weight_decay,
+                "lr_scheduler_type": lr_scheduler_type,
+                "warmup_steps": warmup_steps,
+                "neftune_noise_alpha": neftune_noise_alpha,
+                "dpo_beta": dpo_beta,
+                "loss_type": loss_type,
+                "disable_dropout": disable_dropout,
+                "precompute_ref_log_probs": precompute_ref_log_probs,
+                "seed": seed,
+                "early_stopping_patience": early_stopping_patience,
+                "early_stopping_threshold": early_stopping_threshold,
+                "gradient_accumulation_steps": gradient_accumulation_steps,
+                "max_length": max_length,
+                "callbacks": callbacks,
+                "training_kwargs": kwargs,
+            },
+        )
+        return self
+
+    def validate(self) -> None:
+        beta = self.args["dpo_beta"]
+        if not isinstance(beta, (int, float)) or isinstance(beta, bool) or beta <= 0:
+            raise self.error("must be a positive number (DPO's beta).", "dpo_beta")
+        loss_type = self.args["loss_type"]
+        losses = [loss_type] if isinstance(loss_type, str) else loss_type
+        if not isinstance(losses, (list, tuple)) or not losses or not all(isinstance(x, str) for x in losses):
+            raise self.error("must be a DPO loss name such as 'sigmoid', or a list of them.", "loss_type")
+
+    def citations(self) -> list[str]:
+        return [*HFTrainer.citations(self), TRL_CITATION, DPO_CITATION]
+
+    def derived_metrics(self, metrics: Mapping[str, Any]) -> dict:
+        return HFTrainer.derived_metrics(self, metrics)
+
+    # -- run time -------------------------------------------------------------------
+
+    def train_model(self, run: TrainingRun) -> dict:
+        from transformers import AutoModelForCausalLM
+        from trl import DPOConfig, DPOTrainer
+
+        tokenizer = self.load_tokenizer(run)
+        config = self.load_config(run)
+        if getattr(config, "is_encoder_decoder", False):
+            raise ValueError(f"Trainer {run.step_name!r}: DPO trains causal language models, not encoder-decoders.")
+        prompt = self.prompt_formatter(run, tokenizer, seq2seq=False)
+
+        def to_preference(row: dict) -> dict:
+            return {
+                "prompt": prompt(str(row["prompts"])),
+                "chosen": str(row["chosen"]),
+                "rejected": str(row["rejected"]),
+            }
+
+        data = {}
+        for split in ("train", "validation"):
+            dataset = run.split(split)
+            if dataset is not None:
+                data[split] = dataset.map(to_preference, remove_columns=dataset.column_names)
+
+        # TRL wraps the model in the adapter itself: the reference model is then the
+        # base model with the adapter off, and only the adapter is saved.
+        peft_config = self.peft_config(run, "CAUSAL_LM")
+        plain = dataclasses.replace(run, args={**run.args, "peft_config": None})
+        model = self.load_model(plain, AutoModelForCausalLM)
+        a = run.args
+        loss_type = [a["loss_type"]] if isinstance(a["loss_type"], str) else list(a["loss_type"])
+        args = self.training_arguments(
+            run,
+            args_cls=DPOConfig,
+            **{
+                "beta": float(a["dpo_beta"]),
+                "loss_type": loss_type,
+                "disable_dropout": bool(a["disable_dropout"]),
+                "precompute_ref_log_probs": bool(a["precompute_ref_log_probs"]),
+                "max_length": self.max_length(run, tokenizer),
+                **trl_defaults(run),
+            },
+        )
+        trainer = DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=data["train"],
+            eval_dataset=data.get("validation"),
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=self.callbacks(run),
+        )
+        results = self.fit(run, trainer)
+        info = {
+            "task": "causal_lm",
+            "chat_prompt_template": a.get("chat_prompt_template"),
+            "system_prompt": a.get("system_prompt"),
+        }
+        self.save(run, trainer, tokenizer, info)
+        return results

@@ -1,0 +1,73 @@
+"""Helpers for the foundation tests: materialize steps, read step.json, ask Dagster
+about staleness, count how often a step body ran."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from dreamer_dagster import dreamer_definitions
+from dreamer_dagster.steps import DataSource, Step
+
+
+def materialize(
+    steps: Sequence[Step],
+    instance: dg.DagsterInstance,
+    output_folder: str | Path,
+    only: Iterable[Step] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Materialize ``steps`` and everything upstream (or only ``only``) with the real
+    IO manager, recording into ``instance``."""
+    defs = dreamer_definitions(list(steps), output_folder=str(output_folder))
+    assets = list(defs.assets)
+    selection = [step.asset_key for step in only] if only is not None else None
+    return dg.materialize(
+        assets, instance=instance, resources=dict(defs.resources), selection=selection, raise_on_error=True
+    )
+
+
+def step_json(output_folder: str | Path, step: Step) -> dict:
+    return json.loads((Path(output_folder) / step.key / "step.json").read_text())
+
+
+def rows(output_folder: str | Path, step: Step) -> dict[str, list]:
+    """The committed ``_dataset`` of ``step`` as a dict of columns."""
+    import datasets
+
+    return datasets.load_from_disk(str(Path(output_folder) / step.key / "_dataset")).to_dict()
+
+
+def stale_statuses(instance: dg.DagsterInstance, steps: Sequence[Step]) -> dict[str, str]:
+    """Dagster's own stale status (FRESH / STALE / MISSING) of every step, by asset key."""
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    defs = dreamer_definitions(list(steps))
+    resolver = get_stale_status_resolver(instance, list(defs.assets))
+    return {asset.key.to_user_string(): resolver.get_status(asset.key).value for asset in defs.assets}
+
+
+def materialization_metadata(result: dg.ExecuteInProcessResult, step: Step) -> dict[str, Any]:
+    [event] = result.asset_materializations_for_node(step.key)
+    return {key: value.value for key, value in event.metadata.items()}
+
+
+def counting_source(name: str, counter: Path, values: list[str], **kwargs: Any) -> DataSource:
+    """A generator-function DataSource that appends a line to ``counter`` each time it runs."""
+
+    path = str(counter)  # a str: a Path to an existing file would enter the fingerprint by content
+
+    def generate():
+        with open(path, "a") as handle:
+            handle.write("ran\n")
+        for value in values:
+            yield {"text": value}
+
+    return DataSource(name, generate, columns=["text"], **kwargs)
+
+
+def runs(counter: Path) -> int:
+    return len(counter.read_text().splitlines()) if counter.exists() else 0

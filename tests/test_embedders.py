@@ -1,0 +1,193 @@
+"""Embedders: real MiniLM embeddings, the Embed step through Dagster, the model cache
+(a re-run embeds nothing), OpenAIEmbedder against the loopback server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dreamer_dagster import Pipeline
+from dreamer_dagster.cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
+from dreamer_dagster.embedders import OpenAIEmbedder, SentenceTransformersEmbedder, default_embedder
+from dreamer_dagster.steps import DataSource, Embed, StepDeclarationError
+from tests.support.foundation import materialize, rows, step_json
+from tests.support.openai_server import openai_server  # noqa: F401 - the fixture
+
+SENTENCES = [
+    "A cat is sleeping on the sofa.",
+    "A kitten naps on the couch.",
+    "The central bank raised interest rates again.",
+    "A cat is sleeping on the sofa.",
+]
+
+
+def test_default_embedder_is_minilm_and_declaring_imports_nothing_heavy():
+    embedder = default_embedder()
+    assert embedder.identity()["model_name"] == "sentence-transformers/all-MiniLM-L6-v2"
+    # Equal declarations have equal identities (and so share a cache); another model does not.
+    assert embedder.model_fingerprint == default_embedder().model_fingerprint
+    assert embedder.model_fingerprint != SentenceTransformersEmbedder("other/model").model_fingerprint
+    code = (
+        "import sys\n"
+        "from dreamer_dagster.embedders import default_embedder\n"
+        "from dreamer_dagster.steps import DataSource, Embed\n"
+        "texts = DataSource('T', data={'t': ['a']})\n"
+        "step = Embed('E', inputs={'texts': texts.output['t']}, args={'embedder': default_embedder()})\n"
+        "step.asset\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+def test_default_embedder_gives_real_embeddings():
+    embedder = default_embedder()
+    vectors = embedder.run(SENTENCES[:3])
+    assert [v.shape for v in vectors] == [(384,)] * 3
+    assert all(v.dtype == np.float32 for v in vectors)
+    assert np.allclose([np.linalg.norm(v) for v in vectors], 1.0, atol=1e-4)
+    similar = float(vectors[0] @ vectors[1])
+    unrelated = float(vectors[0] @ vectors[2])
+    assert similar > unrelated + 0.3, (similar, unrelated)
+    # An instruction prefixes every text, so it changes the vectors.
+    prefixed = embedder.run(SENTENCES[:1], instruction="query: ")
+    assert not np.allclose(prefixed[0], vectors[0])
+
+
+def test_truncate_false_refuses_a_text_longer_than_the_model(tmp_path):
+    embedder = default_embedder()
+    long_text = "word " * 400
+    with pytest.raises(ValueError, match="truncate=True"):
+        embedder.run([long_text])
+    [vector] = embedder.run([long_text], truncate=True)
+    assert vector.shape == (384,)
+
+
+def test_embed_step_materializes_and_a_rerun_is_fully_cached(tmp_path, instance):
+    output = tmp_path / "output"
+    with Pipeline(str(output)):
+        texts = DataSource("Sentences", data={"sentence": SENTENCES})
+        embed = Embed(
+            "Embed Sentences",
+            inputs={"texts": texts.output["sentence"]},
+            args={"embedder": default_embedder(), "batch_size": 2},
+        )
+    materialize([embed], instance, output)
+
+    produced = rows(output, embed)
+    assert produced["texts"] == SENTENCES
+    vectors = np.asarray(produced["embeddings"], dtype=np.float32)
+    assert vectors.shape == (4, 384)
+    assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])
+    assert np.array_equal(vectors[0], vectors[3])
+    record = step_json(output, embed)
+    # Three distinct texts reach the model; the repeated one is answered once.
+    assert record["stats"]["model_calls"] == 3
+    assert record["schema"]["embeddings"].startswith("List(Value('float32')")
+    card = record["data_card"]["Embed Sentences"]
+    assert card[MODEL_NAME] == ["sentence-transformers/all-MiniLM-L6-v2"]
+    assert card[MODEL_CARD] == ["https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2"]
+    assert card[LICENSE] == ["apache-2.0"]
+    assert any("Sentence-BERT" in citation for citation in card[CITATION])
+    caches = list((output / ".cache").glob("SentenceTransformersEmbedder-all-MiniLM-L6-v2-*.db"))
+    assert len(caches) == 1
+
+    # Another step with the same embedder and texts (a new fingerprint: it must run)
+    # answers every text from the model cache, identically.
+    with Pipeline(str(output)):
+        again = Embed(
+            "Embed Sentences Again",
+            inputs={"texts": texts.output["sentence"]},
+            args={"embedder": default_embedder(), "batch_size": 3},
+            outputs={"embeddings": "vectors"},
+        )
+    materialize([again], instance, output, only=[again])
+    record = step_json(output, again)
+    assert record["stats"].get("model_calls", 0) == 0
+    assert record["stats"]["cache_hits"] == 4
+    assert np.array_equal(np.asarray(rows(output, again)["vectors"], dtype=np.float32), vectors)
+
+
+def test_embed_step_passes_other_args_to_the_embedder_and_checks_its_args(tmp_path, instance):
+    output = tmp_path / "output"
+    with Pipeline(str(output)):
+        texts = DataSource("Words", data={"t": ["alpha", "beta"]})
+        short = Embed(
+            "Embed Short",
+            inputs={"texts": texts.output["t"]},
+            args={"embedder": default_embedder(), "truncate_dim": 8},
+        )
+        full = Embed("Embed Full", inputs={"texts": texts.output["t"]}, args={"embedder": default_embedder()})
+    assert short.fingerprint != full.fingerprint
+    materialize([short, full], instance, output)
+    short_vectors = np.asarray(rows(output, short)["embeddings"])
+    full_vectors = np.asarray(rows(output, full)["embeddings"])
+    assert short_vectors.shape == (2, 8) and full_vectors.shape == (2, 384)
+    head = full_vectors[:, :8] / np.linalg.norm(full_vectors[:, :8], axis=1, keepdims=True)
+    assert np.allclose(short_vectors, head, atol=1e-5)
+
+    with pytest.raises(StepDeclarationError, match="embedder"):
+        Embed("Bad", inputs={"texts": texts.output["t"]}, args={"embedder": "all-MiniLM-L6-v2"})
+    with pytest.raises(StepDeclarationError, match="return_generator"):
+        Embed(
+            "Bad",
+            inputs={"texts": texts.output["t"]},
+            args={"embedder": default_embedder(), "return_generator": True},
+        )
+
+
+def test_openai_embedder_against_the_loopback_server(tmp_path, instance, openai_server, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    embedder = OpenAIEmbedder("fake-embed", base_url=openai_server.base_url, dimensions=16)
+    assert "sk-test-secret" not in json.dumps(embedder.identity())
+    output = tmp_path / "output"
+    with Pipeline(str(output)):
+        texts = DataSource("Texts", data={"t": ["one", "two", "three", "one"]})
+        embed = Embed(
+            "Embed With API",
+            inputs={"texts": texts.output["t"]},
+            args={"embedder": embedder, "batch_size": 2},
+        )
+    openai_server.fail_next(429, 2)
+    openai_server.fail_next(503, 1)
+    materialize([embed], instance, output)
+
+    from tests.support.openai_server import fake_embedding
+
+    produced = rows(output, embed)
+    assert produced["texts"] == ["one", "two", "three", "one"]
+    expected = [fake_embedding(text, 16) for text in produced["texts"]]
+    assert np.allclose(produced["embeddings"], expected, atol=1e-6)
+    assert openai_server.statuses[429] == 2 and openai_server.statuses[503] == 1
+    record = step_json(output, embed)
+    assert record["stats"]["model_calls"] == 3
+    assert "sk-test-secret" not in (output / "embed_with_api" / "step.json").read_text()
+    for cache in (output / ".cache").iterdir():
+        assert b"sk-test-secret" not in cache.read_bytes()
+    requests_before = openai_server.request_count
+
+    # Fully cached: a new step over the same texts sends no request.
+    with Pipeline(str(output)):
+        again = Embed(
+            "Embed With API Again",
+            inputs={"texts": texts.output["t"]},
+            args={"embedder": embedder, "batch_size": 4},
+        )
+    materialize([again], instance, output, only=[again])
+    assert openai_server.request_count == requests_before
+    assert step_json(output, again)["stats"]["cache_hits"] == 4
+
+
+def test_openai_embedder_needs_a_key_only_for_openai_itself(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="OPENAI_API_KEY"):
+        OpenAIEmbedder("text-embedding-3-small").run(["x"])
+    assert OpenAIEmbedder("text-embedding-3-large").dims == 3072
+    assert OpenAIEmbedder("text-embedding-3-small", dimensions=256).dims == 256
+    assert os.environ.get("OPENAI_API_KEY") is None

@@ -1,0 +1,155 @@
+"""TrainHFDPO: DPO through Dagster on a tiny causal LM; the adapter or model loads back and
+generates; an interrupted training resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dreamer_dagster import dreamer_definitions
+from dreamer_dagster.steps import DataSource
+from dreamer_dagster.trainers import TrainHFDPO
+
+PROMPTS = ["Say hi.", "Greet me.", "Hello?", "Wave.", "Say hey.", "Hi there."]
+CHOSEN = ["Hi!", "Hello!", "Hey!", "Hi there!", "Hey you!", "Hello friend!"]
+REJECTED = ["No.", "Go away.", "Nope.", "Never.", "No thanks.", "Leave."]
+
+
+def preference_splits() -> dict:
+    pairs = DataSource("Preference Pairs", data={"question": PROMPTS, "chosen": CHOSEN, "rejected": REJECTED})
+    return pairs.splits(train_size=4, validation_size=2, seed=0)
+
+
+def declare(model: Path, name: str = "Align Tiny Llama", peft: bool = True, **train_args) -> TrainHFDPO:
+    splits = preference_splits()
+    trainer = TrainHFDPO(name, model_name=str(model), peft_config={"r": 4, "lora_alpha": 8} if peft else None)
+    return trainer.train(
+        train_prompts=splits["train"].output["question"],
+        train_chosen=splits["train"].output["chosen"],
+        train_rejected=splits["train"].output["rejected"],
+        validation_prompts=splits["validation"].output["question"],
+        validation_chosen=splits["validation"].output["chosen"],
+        validation_rejected=splits["validation"].output["rejected"],
+        **{"epochs": 1, "batch_size": 2, "max_length": 48, **train_args},
+    )
+
+
+def materialize(trainer: TrainHFDPO, instance: dg.DagsterInstance, output: Path, **kwargs) -> dg.ExecuteInProcessResult:
+    defs = dreamer_definitions([trainer], output_folder=str(output))
+    return dg.materialize(list(defs.assets), instance=instance, resources=dict(defs.resources), **kwargs)
+
+
+def generate(model, tokenizer, prompt: str) -> str:
+    import torch
+
+    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    inputs = tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert output.shape[1] == inputs["input_ids"].shape[1] + 4 or output[0, -1] == tokenizer.eos_token_id
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1] :])
+
+
+def test_dpo_with_lora_trains_an_adapter(tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    output = tmp_path / "output"
+    trainer = declare(tiny_llama, dpo_beta=0.5, loss_type="ipo", learning_rate=1e-2)
+    result = materialize(trainer, instance, output)
+    assert result.success
+
+    model_dir = output / trainer.key / "_model"
+    assert (model_dir / "adapter_config.json").is_file()
+    assert not (model_dir / "model.safetensors").exists()
+    adapter = json.loads((model_dir / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(tiny_llama)
+    assert adapter["r"] == 4
+    args = json.loads((model_dir / "training_args.json").read_text())
+    assert args["beta"] == 0.5 and args["loss_type"] == ["ipo"]
+    info = json.loads((model_dir / "dreamer_trainer.json").read_text())
+    assert info["task"] == "causal_lm" and info["adapter"] is True
+
+    record = json.loads((output / trainer.key / "step.json").read_text())
+    assert record["model"] is True
+    assert "eval_rewards/margins" in record["metrics"]
+    assert record["metrics"]["global_step"] == 2  # 4 pairs, batch 2, one epoch
+    assert any("Direct Preference Optimization" in c for c in record["data_card"][trainer.name]["Citation Information"])
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    aligned = PeftModel.from_pretrained(base, str(model_dir))
+    lora = [p for n, p in aligned.named_parameters() if "lora_B" in n]
+    assert lora and any(float(p.abs().sum()) > 0 for p in lora)  # the adapter was trained
+    assert isinstance(generate(aligned, tokenizer, "Say hi."), str)
+
+
+def test_dpo_without_peft_saves_the_full_model(
+    tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    output = tmp_path / "output"
+    trainer = declare(tiny_llama, name="Align Tiny Llama Fully", peft=False, learning_rate=1e-2)
+    assert materialize(trainer, instance, output).success
+    model_dir = output / trainer.key / "_model"
+    assert not (model_dir / "adapter_config.json").exists()
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    before = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
+    changed = any(
+        not torch.equal(a, b) for a, b in zip(model.state_dict().values(), before.state_dict().values())
+    )
+    assert changed
+    assert isinstance(generate(model, AutoTokenizer.from_pretrained(str(model_dir)), "Wave."), str)
+
+
+def stop_after_first_checkpoint():
+    """A callback that interrupts training once the first checkpoint is saved."""
+    from transformers import TrainerCallback
+
+    class Interrupt(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            raise RuntimeError("interrupted after the first checkpoint")
+
+    return Interrupt()
+
+
+def test_interrupted_dpo_resumes_from_its_checkpoint(
+    tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    output = tmp_path / "output"
+    schedule = {"save_strategy": "steps", "save_steps": 1, "eval_steps": 1, "epochs": 2}
+    interrupted = declare(tiny_llama, name="Align Resumably", callbacks=[stop_after_first_checkpoint()], **schedule)
+    assert not materialize(interrupted, instance, output, raise_on_error=False).success
+    checkpoints = output / interrupted.key / "_checkpoints"
+    assert (checkpoints / "checkpoint-1" / "trainer_state.json").is_file()
+    assert not (output / interrupted.key / "step.json").exists()
+
+    resumed = declare(tiny_llama, name="Align Resumably", **schedule)
+    assert resumed.fingerprint == interrupted.fingerprint  # callbacks only observe
+    assert materialize(resumed, instance, output).success
+    metrics = json.loads((output / resumed.key / "step.json").read_text())["metrics"]
+    assert metrics["resumed_from_step"] == 1
+    assert metrics["global_step"] == 4 and metrics["steps_this_run"] == 3
+
+
+def test_dpo_arguments_are_checked_when_declared(tiny_llama: Path) -> None:
+    splits = preference_splits()
+    with pytest.raises(ValueError, match="dpo_beta"):
+        TrainHFDPO("Bad Beta", model_name=str(tiny_llama)).train(
+            train_prompts=splits["train"].output["question"],
+            train_chosen=splits["train"].output["chosen"],
+            train_rejected=splits["train"].output["rejected"],
+            dpo_beta=0,
+        )
+    with pytest.raises(ValueError, match="validation"):
+        TrainHFDPO("Half Validation", model_name=str(tiny_llama)).train(
+            train_prompts=splits["train"].output["question"],
+            train_chosen=splits["train"].output["chosen"],
+            train_rejected=splits["train"].output["rejected"],
+            validation_prompts=splits["validation"].output["question"],
+        )

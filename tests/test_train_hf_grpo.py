@@ -1,0 +1,120 @@
+"""TrainHFGRPO through Dagster: GRPO against a TrainHFRewardModel step (the dependency edge)
+or a Python reward function; the trained adapter or model loads back and generates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dreamer_dagster import dreamer_definitions
+from dreamer_dagster.steps import DataSource
+from dreamer_dagster.trainers import TrainHFDPO, TrainHFGRPO, TrainHFRewardModel
+
+PROMPTS = ["Say hi.", "Greet me.", "Hello?", "Wave.", "Say hey.", "Hi there."]
+
+
+def prompts() -> DataSource:
+    return DataSource("GRPO Prompts", data={"prompt": PROMPTS})
+
+
+def materialize(steps: list, instance: dg.DagsterInstance, output: Path) -> dg.ExecuteInProcessResult:
+    defs = dreamer_definitions(steps, output_folder=str(output))
+    return dg.materialize(list(defs.assets), instance=instance, resources=dict(defs.resources))
+
+
+def exclamations(prompts: list[str], completions: list[str]) -> list[float]:
+    """A rule-based reward: the more exclamation marks, the better."""
+    assert prompts and prompts[0] in PROMPTS  # the prompts as written, not chat-formatted
+    return [float(c.count("!")) for c in completions]
+
+
+def test_grpo_against_a_reward_model_trainer(tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    pairs = DataSource(
+        "GRPO Preference Pairs",
+        data={"prompt": PROMPTS[:4], "chosen": ["Hi!", "Hello!", "Hey!", "Yo!"], "rejected": ["No.", "No.", "No.", "No."]},
+    )
+    reward = TrainHFRewardModel("GRPO Reward Model", model_name=str(tiny_llama)).train_with_pairs(
+        train_prompts=pairs.output["prompt"],
+        train_chosen=pairs.output["chosen"],
+        train_rejected=pairs.output["rejected"],
+        epochs=1,
+        batch_size=4,
+        max_length=48,
+    )
+    policy = TrainHFGRPO("GRPO Policy", model_name=str(tiny_llama), peft_config={"r": 4, "lora_alpha": 8})
+    policy.train(
+        train_prompts=prompts().output["prompt"],
+        reward_model=reward,
+        max_new_tokens=6,
+        num_generations=2,
+        epochs=1,
+        batch_size=4,
+        learning_rate=1e-2,
+    )
+    assert reward in policy.upstream()  # the reward model is a dependency of the policy
+    defs = dreamer_definitions([policy], output_folder=str(tmp_path / "output"))
+    graph = defs.resolve_asset_graph()
+    assert reward.asset_key in graph.get(policy.asset_key).parent_keys
+
+    output = tmp_path / "output"
+    assert materialize([policy], instance, output).success
+    model_dir = output / policy.key / "_model"
+    assert (model_dir / "adapter_config.json").is_file()
+    record = json.loads((output / policy.key / "step.json").read_text())
+    assert record["metrics"]["global_step"] == 3  # 6 prompts x 2 completions / 4 a batch
+    assert isinstance(record["metrics"]["train_reward"], float)
+    assert record["args"]["reward_model"]["step"] == "GRPO Reward Model"
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
+    model = PeftModel.from_pretrained(base, str(model_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    inputs = tokenizer("Say hi.", return_tensors="pt")
+    generated = model.generate(**inputs, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert generated.shape[1] <= inputs["input_ids"].shape[1] + 3
+
+
+def test_grpo_with_a_reward_function_and_validation(
+    tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    splits = prompts().splits(train_size=4, validation_size=2, seed=0)
+    policy = TrainHFGRPO("GRPO With A Function", model_name=str(tiny_llama)).train(
+        train_prompts=splits["train"].output["prompt"],
+        validation_prompts=splits["validation"].output["prompt"],
+        reward_model=exclamations,
+        max_new_tokens=4,
+        num_generations=2,
+        epochs=1,
+        batch_size=2,
+        learning_rate=1e-3,
+    )
+    output = tmp_path / "output"
+    assert materialize([policy], instance, output).success
+    model_dir = output / policy.key / "_model"
+    assert not (model_dir / "adapter_config.json").exists()
+    assert AutoModelForCausalLM.from_pretrained(str(model_dir)).config.num_hidden_layers == 1
+    metrics = json.loads((output / policy.key / "step.json").read_text())["metrics"]
+    assert "eval_reward" in metrics and metrics["global_step"] == 4
+
+
+def test_grpo_declaration_is_checked(tiny_llama: Path) -> None:
+    column = prompts().output["prompt"]
+    with pytest.raises(ValueError, match="reward_model"):
+        TrainHFGRPO("GRPO No Reward", model_name=str(tiny_llama)).train(train_prompts=column)
+    with pytest.raises(ValueError, match="multiple of num_generations"):
+        TrainHFGRPO("GRPO Odd Batch", model_name=str(tiny_llama)).train(
+            train_prompts=column, reward_model=exclamations, batch_size=3, num_generations=2
+        )
+    pairs = DataSource("GRPO Not A Reward", data={"p": ["a"], "c": ["b"], "r": ["c"]})
+    dpo = TrainHFDPO("GRPO A DPO Trainer", model_name=str(tiny_llama)).train(
+        train_prompts=pairs.output["p"], train_chosen=pairs.output["c"], train_rejected=pairs.output["r"]
+    )
+    with pytest.raises(ValueError, match="not a TrainHFRewardModel"):
+        TrainHFGRPO("GRPO Wrong Reward", model_name=str(tiny_llama)).train(train_prompts=column, reward_model=dpo)
