@@ -36,6 +36,15 @@ __all__ = ["DataFile", "FingerprintError", "canonical", "fingerprint", "hash_fil
 
 FINGERPRINT_LENGTH = 16
 
+# Functions written in C (len, str.upper, dict.get...): named, since they have no source.
+_BUILTIN_CALLABLES = (
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.ClassMethodDescriptorType,
+    types.MethodWrapperType,
+)
+
 
 class FingerprintError(TypeError):
     """A value has no stable fingerprint."""
@@ -118,7 +127,7 @@ def canonical(obj: Any, where: str = "value") -> Any:  # noqa: C901 - one dispat
         return {"class": f"{obj.__module__}.{obj.__qualname__}"}
     if isinstance(obj, types.ModuleType):
         return {"module": obj.__name__}
-    if isinstance(obj, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
+    if isinstance(obj, (types.FunctionType, types.MethodType, *_BUILTIN_CALLABLES)):
         return _canonical_callable(obj, where)
     if hasattr(obj, "to_dict") and type(obj).__module__.startswith("peft"):
         return {"peft_config": canonical(_jsonable(obj.to_dict()), where)}
@@ -186,8 +195,10 @@ def _source_of(obj: Any) -> str | None:
 
 
 def _canonical_callable(fn: Any, where: str) -> dict:
-    if isinstance(fn, types.BuiltinFunctionType):
-        return {"builtin": f"{getattr(fn, '__module__', None)}.{fn.__qualname__}"}
+    if isinstance(fn, _BUILTIN_CALLABLES):
+        owner = getattr(fn, "__objclass__", None)
+        module = getattr(owner or fn, "__module__", None)
+        return {"builtin": f"{module}.{fn.__qualname__}"}
     if isinstance(fn, types.MethodType):
         return {
             "method": fn.__func__.__qualname__,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import re
 
 _UNSAFE = re.compile(r"[^a-z0-9]+")
@@ -22,4 +23,6 @@ def safe_name(name: str) -> str:
             f"Step name {name!r} has no letter or digit, so it cannot become an asset key "
             "or a folder name. Fix: give the step a name such as 'Generate Abstracts'."
         )
+    if keyword.iskeyword(safe):
+        safe += "_"  # Dagster refuses Python keywords ("in", "for") as asset names
     return safe

@@ -211,12 +211,14 @@ class OutputFolder:
         rows: Iterable[dict] | Any,
         writer_batch_size: int = 1000,
         features: Any = None,
+        columns: list[str] | None = None,
     ) -> Any:
         """Write ``rows`` to ``staged/_dataset`` and return the loaded Dataset.
 
         ``rows`` is a ``datasets.Dataset``, a dict of columns, or an iterable of row
         dicts; an iterable is streamed to an Arrow file batch by batch, so a step
-        never holds all its rows in memory.
+        never holds all its rows in memory. ``columns`` names the columns of an
+        iterable that turns out to be empty.
         """
         import datasets
 
@@ -226,15 +228,19 @@ class OutputFolder:
         elif isinstance(rows, dict):
             dataset = datasets.Dataset.from_dict(rows, features=features)
         else:
-            dataset = self._stream_rows(staged, rows, writer_batch_size, features)
-        dataset.save_to_disk(str(target))
+            dataset = self._stream_rows(staged, rows, writer_batch_size, features, columns)
+        # datasets writes no shard at all for zero rows, and then cannot load the
+        # folder back; one (empty) shard keeps an empty output loadable.
+        dataset.save_to_disk(str(target), num_shards=1 if len(dataset) == 0 else None)
         del dataset
         for leftover in staged.glob("rows-*.arrow"):
             leftover.unlink()
         return datasets.load_from_disk(str(target))
 
     @staticmethod
-    def _stream_rows(staged: Path, rows: Iterable[dict], batch_size: int, features: Any) -> Any:
+    def _stream_rows(
+        staged: Path, rows: Iterable[dict], batch_size: int, features: Any, columns: list[str] | None
+    ) -> Any:
         import datasets
         from datasets.arrow_writer import ArrowWriter
 
@@ -245,7 +251,13 @@ class OutputFolder:
                 writer.write(row)
                 count += 1
             if count == 0 and features is None:
-                writer.write_batch({})
+                if not columns:
+                    raise ValueError(
+                        "The step produced no rows, and its columns are not known before it runs, "
+                        "so there is no table to save. Fix: name its columns (e.g. map(..., "
+                        "output_columns=[...])) or make sure it yields rows."
+                    )
+                return datasets.Dataset.from_dict({column: [] for column in columns})
             writer.finalize()
         return datasets.Dataset.from_file(str(path))
 

@@ -191,3 +191,53 @@ def test_openai_embedder_needs_a_key_only_for_openai_itself(monkeypatch):
     assert OpenAIEmbedder("text-embedding-3-large").dims == 3072
     assert OpenAIEmbedder("text-embedding-3-small", dimensions=256).dims == 256
     assert os.environ.get("OPENAI_API_KEY") is None
+
+
+def test_cached_vectors_read_back_as_the_same_float32_values():
+    from dreamer_dagster.embedders.embedder import float32_list
+
+    rng = np.random.default_rng(0)
+    vectors = (rng.normal(size=20_000) * 10.0 ** rng.integers(-30, 30, 20_000)).astype(np.float32)
+    stored = json.loads(json.dumps(float32_list(vectors)))
+    assert np.array_equal(np.asarray(stored, dtype=np.float32), vectors)
+    assert len(json.dumps(stored)) < len(json.dumps(vectors.tolist()))
+
+
+@pytest.mark.slow
+def test_a_trained_sentence_transformer_stands_where_the_model_goes(minilm, tmp_path, instance):
+    from dreamer_dagster.trainers import TrainSentenceTransformer
+
+    output = tmp_path / "output"
+    with Pipeline(str(output)):
+        pairs = DataSource(
+            "Pairs",
+            data={
+                "anchor": ["a cat sleeps", "stocks fell", "it is raining"],
+                "positive": ["a kitten naps", "markets dropped", "rain is falling"],
+            },
+        )
+        trainer = TrainSentenceTransformer(
+            "Tuned Embedder", model_name=str(minilm)
+        ).train_with_positive_pairs(
+            train_anchors=pairs.output["anchor"],
+            train_positives=pairs.output["positive"],
+            epochs=1,
+            batch_size=3,
+        )
+        embedder = SentenceTransformersEmbedder(trainer)
+        embed = Embed(
+            "Embed With Tuned", inputs={"texts": pairs.output["anchor"]}, args={"embedder": embedder}
+        )
+    assert trainer in embed.upstream()
+    assert trainer.asset_key in embed.asset.dependency_keys
+    materialize([embed], instance, output)
+
+    vectors = np.asarray(rows(output, embed)["embeddings"])
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert step_json(output, embed)["data_card"]["Embed With Tuned"][MODEL_NAME] == ["Tuned Embedder"]
+    # The cache is named by the trainer (its fingerprint is in the identity), not by the _model path.
+    assert [p.name for p in (output / ".cache").glob("SentenceTransformersEmbedder-*.db")] == [
+        f"{embedder.cache_name()}.db"
+    ]
+    assert "Tuned-Embedder" in embedder.cache_name()

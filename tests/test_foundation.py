@@ -209,6 +209,15 @@ def test_crash_between_dataset_and_step_json_is_not_taken_for_finished(tmp_path,
     assert rows(output, downstream) == {"text": ["a"]}
 
 
+def test_force_runs_a_finished_step_again(tmp_path, instance):
+    output = tmp_path / "output"
+    forced = counting_source("Forced", tmp_path / "forced.count", ["a"], force=True)
+    materialize([forced], instance, output)
+    materialize([forced], instance, output)
+    assert runs(tmp_path / "forced.count") == 2
+    assert rows(output, forced) == {"text": ["a"]}
+
+
 def test_same_pipeline_declared_twice_in_one_process(tmp_path):
     first = declare(tmp_path)
     second = declare(tmp_path)

@@ -49,24 +49,24 @@ def test_smollm2_path_is_a_plain_transformers_folder():
 
 def test_coherent_answers_and_counters(llm, tmp_path):
     model = bound(llm, tmp_path)
-    capital, arithmetic = model.run([PROMPTS[0], PROMPTS[3]], max_new_tokens=16)
+    capital, arithmetic = model.run([PROMPTS[0], PROMPTS[3]], max_new_tokens=10)
     assert "Paris" in capital
     assert "4" in arithmetic
     assert model.stats["model_calls"] == 2
-    assert model.stats["prompt_tokens"] > 20 and 2 <= model.stats["completion_tokens"] <= 32
+    assert model.stats["prompt_tokens"] > 20 and 2 <= model.stats["completion_tokens"] <= 20
     assert list(tmp_path.glob("HFTransformers-SmolLM2-135M-Instruct-*.db"))
 
 
 def test_greedy_output_does_not_depend_on_batch_size(llm):
-    one = bound(llm).run(PROMPTS, max_new_tokens=10, batch_size=1)
-    eight = bound(llm).run(PROMPTS, max_new_tokens=10, batch_size=8)
+    one = bound(llm).run(PROMPTS, max_new_tokens=5, batch_size=1)
+    eight = bound(llm).run(PROMPTS, max_new_tokens=5, batch_size=8)
     assert one == eight
     assert all(isinstance(text, str) and text for text in one)
 
 
 def test_sampling_n_gives_distinct_answers_cached_for_a_rerun(llm, tmp_path):
     prompts = ["Tell me a story about a dragon.", "Invent a name for a cafe."]
-    kwargs = dict(max_new_tokens=8, temperature=1.0, top_p=1.0, n=3)
+    kwargs = {"max_new_tokens": 5, "temperature": 1.0, "top_p": 1.0, "n": 3}
     first = bound(llm, tmp_path)
     samples = first.run(prompts, batch_size=1, **kwargs)
     assert [len(set(answers)) for answers in samples] == [3, 3]
@@ -78,7 +78,7 @@ def test_sampling_n_gives_distinct_answers_cached_for_a_rerun(llm, tmp_path):
 
 
 def test_identical_prompts_get_distinct_samples(llm):
-    answers = bound(llm).run(["Invent a word."] * 3, max_new_tokens=6, temperature=1.0, top_p=1.0)
+    answers = bound(llm).run(["Invent a word."] * 3, max_new_tokens=4, temperature=1.0, top_p=1.0)
     assert len(set(answers)) == 3
 
 
@@ -143,12 +143,8 @@ def test_context_limits(llm):
 def test_response_format_is_asked_for_and_parsed_without_crashing(llm):
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     model = bound(llm)
-    results = model.run(
-        ["Which city is the capital of France?", "Name a big city."],
-        max_new_tokens=24,
-        response_format=schema,
-    )
-    assert len(results) == 2
+    results = model.run(["Which city is the capital of France?"], max_new_tokens=12, response_format=schema)
+    assert len(results) == 1
     for result in results:
         assert result is None or isinstance(json.loads(result)["city"], str)
     assert model.stats["response_format_failures"] == sum(result is None for result in results)
@@ -159,8 +155,8 @@ def test_parallel_llm_matches_a_single_model(llm, tmp_path):
     parallel.llms[1]._weights_folder = smollm2_path
     assert parallel.model_fingerprint == llm.model_fingerprint
     assert parallel.cache_name() == llm.cache_name()
-    together = bound(parallel, tmp_path).run(PROMPTS[:4], max_new_tokens=6, batch_size=1)
-    assert together == bound(llm).run(PROMPTS[:4], max_new_tokens=6, batch_size=4)
+    together = bound(parallel, tmp_path).run(PROMPTS[:4], max_new_tokens=4, batch_size=1)
+    assert together == bound(llm).run(PROMPTS[:4], max_new_tokens=4, batch_size=4)
     with pytest.raises(ValueError, match="one identity"):
         ParallelLLM(default_llm(), HFTransformers("HuggingFaceTB/SmolLM2-135M-Instruct", system_prompt="x"))
 

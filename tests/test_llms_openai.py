@@ -242,3 +242,27 @@ def test_concurrent_runs_from_threads_share_nothing_but_the_server(openai_server
 def test_fingerprint_of_a_step_arg_never_holds_the_key(openai_server):
     llm = OpenAI("fake-chat", base_url=openai_server.base_url, api_key="sk-secret-in-args")
     assert "sk-secret" not in str(fingerprint({"llm": llm}))
+
+
+def test_the_server_runs_as_a_subprocess_with_remote_control(openai_server_process):
+    from tests.support.openai_server import control
+
+    control(openai_server_process, "/_configure", {"latency": 0.01, "faults": [[429, 1]]})
+    llm = OpenAI("fake-chat", base_url=openai_server_process, max_concurrency=2, retry_initial_delay=0.01)
+    assert bound(llm).run(["a", "b", "c"]) == ["Echo: a", "Echo: b", "Echo: c"]
+    stats = control(openai_server_process, "/_stats")
+    assert stats["requests"] == 4 and stats["statuses"]["429"] == 1 and stats["max_in_flight"] <= 2
+    control(openai_server_process, "/_reset", {})
+    assert control(openai_server_process, "/_stats")["requests"] == 0
+
+
+def test_embeddings_endpoint_is_deterministic(openai_server):
+    import openai
+
+    client = openai.OpenAI(api_key="x", base_url=openai_server.base_url)
+    first = client.embeddings.create(model="fake-embed", input=["a", "b"], dimensions=4)
+    second = client.embeddings.create(model="fake-embed", input="a", dimensions=4)
+    assert first.data[0].embedding == second.data[0].embedding
+    assert first.data[0].embedding != first.data[1].embedding
+    assert abs(sum(v * v for v in first.data[0].embedding) - 1.0) < 1e-9
+    assert [m.id for m in client.models.list().data] == ["fake-chat", "fake-instruct"]

@@ -296,12 +296,21 @@ def test_response_format_parse_failures_are_counted(tmp_path, instance, openai_s
         inputs={"prompts": source.output["text"]},
         args={"llm": llm, "response_format": Paper},
     )
-    result = materialize([step], instance, tmp_path)
+    schema = {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}}
+    tagged = Prompt(
+        "Tagged",
+        inputs={"prompts": source.output["text"]},
+        args={"llm": llm, "response_format": schema},
+    )
+    result = materialize([step, tagged], instance, tmp_path)
     generations = rows(tmp_path, step)["generations"]
     assert generations[1] is None
     assert [Paper.model_validate_json(g).year for g in (generations[0], generations[2])] == [1, 1]
     assert openai_server.requests[0]["body"]["response_format"]["type"] == "json_schema"
     assert materialization_metadata(result, step)["dreamer/response_format_failures"] == 1
+    tags = rows(tmp_path, tagged)["generations"]
+    assert json.loads(tags[0]) == {"tags": ["Echo: paper one"]} and tags[1] is None
+    assert materialization_metadata(result, tagged)["dreamer/response_format_failures"] == 1
 
 
 def test_a_401_fails_at_once_naming_step_and_model(tmp_path, instance, openai_server):
@@ -316,7 +325,9 @@ def test_a_401_fails_at_once_naming_step_and_model(tmp_path, instance, openai_se
         materialize([step], instance, tmp_path, only=[step])
     message = str(failure.value) + "".join(str(c) for c in _causes(failure.value))
     assert "'Needs A Key'" in message and "fake-chat" in message and "401" in message
-    assert openai_server.statuses[401] <= llm.max_concurrency  # no retries: each worker failed once
+    # No retries: no prompt was sent twice.
+    sent = [r["body"]["messages"][-1]["content"] for r in openai_server.requests]
+    assert 1 <= len(sent) == len(set(sent)) <= 20 and openai_server.statuses[401] == len(sent)
     assert not (tmp_path / step.key / "step.json").exists()
 
 
@@ -370,6 +381,7 @@ def test_fingerprint_follows_outputs_not_run_settings(openai_server):
     base = declare(fake_llm(openai_server))
     assert declare(fake_llm(openai_server), batch_size=99) == base
     assert declare(fake_llm(openai_server, max_concurrency=3)) == base
+    assert declare(fake_llm(openai_server), max_concurrency=3, lazy=True, progress_interval=5) == base
     assert declare(OpenAI("fake-chat", base_url=openai_server.base_url, api_key="other-key")) == base
     assert declare(fake_llm(openai_server, system_prompt="Be terse.")) != base
     assert declare(OpenAI("fake-chat", base_url="http://127.0.0.1:1/v1")) != base

@@ -13,6 +13,8 @@ from dreamer_dagster import dreamer_definitions
 from dreamer_dagster.steps import DataSource
 from dreamer_dagster.trainers import TrainHFDPO
 
+pytestmark = pytest.mark.slow  # trains real models (still part of the suite)
+
 PROMPTS = ["Say hi.", "Greet me.", "Hello?", "Wave.", "Say hey.", "Hi there."]
 CHOSEN = ["Hi!", "Hello!", "Hey!", "Hi there!", "Hey you!", "Hello friend!"]
 REJECTED = ["No.", "Go away.", "Nope.", "Never.", "No thanks.", "Leave."]
@@ -37,7 +39,9 @@ def declare(model: Path, name: str = "Align Tiny Llama", peft: bool = True, **tr
     )
 
 
-def materialize(trainer: TrainHFDPO, instance: dg.DagsterInstance, output: Path, **kwargs) -> dg.ExecuteInProcessResult:
+def materialize(
+    trainer: TrainHFDPO, instance: dg.DagsterInstance, output: Path, **kwargs
+) -> dg.ExecuteInProcessResult:
     defs = dreamer_definitions([trainer], output_folder=str(output))
     return dg.materialize(list(defs.assets), instance=instance, resources=dict(defs.resources), **kwargs)
 
@@ -45,15 +49,21 @@ def materialize(trainer: TrainHFDPO, instance: dg.DagsterInstance, output: Path,
 def generate(model, tokenizer, prompt: str) -> str:
     import torch
 
-    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
     inputs = tokenizer(text, return_tensors="pt")
     with torch.no_grad():
-        output = model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        output = model.generate(
+            **inputs, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id
+        )
     assert output.shape[1] == inputs["input_ids"].shape[1] + 4 or output[0, -1] == tokenizer.eos_token_id
     return tokenizer.decode(output[0, inputs["input_ids"].shape[1] :])
 
 
-def test_dpo_with_lora_trains_an_adapter(tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance) -> None:
+def test_dpo_with_lora_trains_an_adapter(
+    tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -77,7 +87,10 @@ def test_dpo_with_lora_trains_an_adapter(tiny_llama: Path, tmp_path: Path, insta
     assert record["model"] is True
     assert "eval_rewards/margins" in record["metrics"]
     assert record["metrics"]["global_step"] == 2  # 4 pairs, batch 2, one epoch
-    assert any("Direct Preference Optimization" in c for c in record["data_card"][trainer.name]["Citation Information"])
+    assert any(
+        "Direct Preference Optimization" in c
+        for c in record["data_card"][trainer.name]["Citation Information"]
+    )
 
     base = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -123,7 +136,9 @@ def test_interrupted_dpo_resumes_from_its_checkpoint(
 ) -> None:
     output = tmp_path / "output"
     schedule = {"save_strategy": "steps", "save_steps": 1, "eval_steps": 1, "epochs": 2}
-    interrupted = declare(tiny_llama, name="Align Resumably", callbacks=[stop_after_first_checkpoint()], **schedule)
+    interrupted = declare(
+        tiny_llama, name="Align Resumably", callbacks=[stop_after_first_checkpoint()], **schedule
+    )
     assert not materialize(interrupted, instance, output, raise_on_error=False).success
     checkpoints = output / interrupted.key / "_checkpoints"
     assert (checkpoints / "checkpoint-1" / "trainer_state.json").is_file()

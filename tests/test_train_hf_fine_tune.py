@@ -15,9 +15,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from dreamer_dagster.steps import DataSource
+from dreamer_dagster.llms import HFTransformers
+from dreamer_dagster.steps import DataSource, ProcessWithPrompt
 from dreamer_dagster.trainers import TrainHFFineTune
-from tests.support.foundation import materialization_metadata, materialize, stale_statuses, step_json
+from tests.support.foundation import materialization_metadata, materialize, rows, stale_statuses, step_json
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +57,10 @@ def test_lora_fine_tune_of_smollm2_loads_generates_and_merges(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     output = tmp_path / "output"
-    splits = tweets().splits(train_size=4, validation_size=2, name="Tweet Splits")
-    trainer = TrainHFFineTune("Abstract to Tweet", model_name=str(smollm2), peft_config=LORA).train(
+    splits = tweets().splits(train_size=2, validation_size=1, name="Tweet Splits")
+    trainer = TrainHFFineTune(
+        "Abstract to Tweet", model_name=str(smollm2), system_prompt="Tweet.", peft_config=LORA
+    ).train(
         train_input=splits["train"].output["abstract"],
         train_output=splits["train"].output["tweet"],
         validation_input=splits["validation"].output["abstract"],
@@ -65,7 +68,7 @@ def test_lora_fine_tune_of_smollm2_loads_generates_and_merges(
         epochs=2,
         batch_size=2,
         learning_rate=1e-3,
-        max_length=64,
+        max_length=32,
     )
     result = materialize([trainer], instance, output)
 
@@ -86,22 +89,22 @@ def test_lora_fine_tune_of_smollm2_loads_generates_and_merges(
     metadata = materialization_metadata(result, trainer)
     assert "| epoch |" in metadata["dreamer/metrics"]
     assert metadata["dreamer/eval_loss"] == pytest.approx(record["metrics"]["eval_loss"])
-    assert metadata["dreamer/global_step"] == 4
+    assert metadata["dreamer/global_step"] == 2
 
     # the model card carries the training data's data card, the base model and a usage snippet
     card = (model_dir / "README.md").read_text()
     assert f"base_model: {json.dumps(str(smollm2))}" in card
     assert "## Data Card" in card and "## Abstracts and Tweets" in card and "## Usage" in card
     assert str(model_dir) in card
-    assert "Tweet Splits (train)" in json.loads((model_dir / "data_card.json").read_text()) or any(
-        "Tweet Splits" in name for name in json.loads((model_dir / "data_card.json").read_text())
-    )
+    data_card = json.loads((model_dir / "data_card.json").read_text())
+    assert {"Abstracts and Tweets", "Abstract to Tweet"} <= set(data_card)
+    upstream = {name: entry for name, entry in record["data_card"].items() if name != trainer.name}
+    assert upstream == {name: entry for name, entry in data_card.items() if name != trainer.name}
 
     # it loads back with peft (and with transformers alone) and generates
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "We train a parser."}], tokenize=False, add_generation_prompt=True
-    )
+    messages = [{"role": "system", "content": "Tweet."}, {"role": "user", "content": "We train a parser."}]
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     inputs = tokenizer(prompt, return_tensors="pt")
     adapted = AutoPeftModelForCausalLM.from_pretrained(str(model_dir)).eval()
     generated = adapted.generate(**inputs, max_new_tokens=4, do_sample=False)
@@ -167,7 +170,23 @@ def test_a_chat_prompt_template_and_a_trainer_as_the_next_base_model(
         train_input=data.output["abstract"], train_output=data.output["tweet"], epochs=1, batch_size=6
     )
     assert {key.path[0] for key in second.asset.dependency_keys} == {"abstracts_and_tweets", "first_tune"}
-    materialize([second], instance, output)
+    # the trained models stand where an LLM is expected downstream
+    llms = {
+        "Trained Model": HFTransformers(second),
+        "Base and Adapter": HFTransformers(str(tiny_llama), adapter_name=first),
+        "Adapter Path": HFTransformers(str(tiny_llama), adapter_name=first.model_path),
+    }
+    prompts = [
+        ProcessWithPrompt(
+            f"Tweets by {name}",
+            inputs={"inputs": data.output["abstract"]},
+            args={"llm": llm, "instruction": "Tweet it.", "max_new_tokens": 2, "temperature": 0.0},
+        )
+        for name, llm in llms.items()
+    ]
+    materialize(prompts, instance, output)
+    for step in prompts:
+        assert len(rows(output, step)["generations"]) == 6
 
     first_dir = output / "first_tune" / "_model"
     tokenizer = AutoTokenizer.from_pretrained(str(first_dir))

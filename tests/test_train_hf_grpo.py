@@ -13,6 +13,8 @@ from dreamer_dagster import dreamer_definitions
 from dreamer_dagster.steps import DataSource
 from dreamer_dagster.trainers import TrainHFDPO, TrainHFGRPO, TrainHFRewardModel
 
+pytestmark = pytest.mark.slow  # trains real models (still part of the suite)
+
 PROMPTS = ["Say hi.", "Greet me.", "Hello?", "Wave.", "Say hey.", "Hi there."]
 
 
@@ -31,13 +33,19 @@ def exclamations(prompts: list[str], completions: list[str]) -> list[float]:
     return [float(c.count("!")) for c in completions]
 
 
-def test_grpo_against_a_reward_model_trainer(tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance) -> None:
+def test_grpo_against_a_reward_model_trainer(
+    tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     pairs = DataSource(
         "GRPO Preference Pairs",
-        data={"prompt": PROMPTS[:4], "chosen": ["Hi!", "Hello!", "Hey!", "Yo!"], "rejected": ["No.", "No.", "No.", "No."]},
+        data={
+            "prompt": PROMPTS[:4],
+            "chosen": ["Hi!", "Hello!", "Hey!", "Yo!"],
+            "rejected": ["No.", "No.", "No.", "No."],
+        },
     )
     reward = TrainHFRewardModel("GRPO Reward Model", model_name=str(tiny_llama)).train_with_pairs(
         train_prompts=pairs.output["prompt"],
@@ -75,7 +83,9 @@ def test_grpo_against_a_reward_model_trainer(tiny_llama: Path, tmp_path: Path, i
     model = PeftModel.from_pretrained(base, str(model_dir))
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     inputs = tokenizer("Say hi.", return_tensors="pt")
-    generated = model.generate(**inputs, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    generated = model.generate(
+        **inputs, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id
+    )
     assert generated.shape[1] <= inputs["input_ids"].shape[1] + 3
 
 
@@ -117,4 +127,6 @@ def test_grpo_declaration_is_checked(tiny_llama: Path) -> None:
         train_prompts=pairs.output["p"], train_chosen=pairs.output["c"], train_rejected=pairs.output["r"]
     )
     with pytest.raises(ValueError, match="not a TrainHFRewardModel"):
-        TrainHFGRPO("GRPO Wrong Reward", model_name=str(tiny_llama)).train(train_prompts=column, reward_model=dpo)
+        TrainHFGRPO("GRPO Wrong Reward", model_name=str(tiny_llama)).train(
+            train_prompts=column, reward_model=dpo
+        )

@@ -14,8 +14,17 @@ from dreamer_dagster.steps import DataSource
 from dreamer_dagster.trainers import TrainHFRewardModel
 from dreamer_dagster.trainers.train_hf_reward_model import load_reward_model
 
+pytestmark = pytest.mark.slow  # trains real models (still part of the suite)
+
 PROMPTS = ["Say hi.", "Greet me.", "Hello?", "Wave.", "Say hey.", "Hi there."]
-CHOSEN = ["Hi! Lovely to see you.", "Hello, friend!", "Hey, welcome!", "Hi there, friend!", "Hey you, hello!", "Hello!"]
+CHOSEN = [
+    "Hi! Lovely to see you.",
+    "Hello, friend!",
+    "Hey, welcome!",
+    "Hi there, friend!",
+    "Hey you, hello!",
+    "Hello!",
+]
 REJECTED = ["No.", "Go away.", "Nope.", "Never.", "Leave.", "No thanks."]
 
 
@@ -32,18 +41,24 @@ def data() -> DataSource:
     )
 
 
-def materialize(trainer: TrainHFRewardModel, instance: dg.DagsterInstance, output: Path) -> dg.ExecuteInProcessResult:
+def materialize(
+    trainer: TrainHFRewardModel, instance: dg.DagsterInstance, output: Path
+) -> dg.ExecuteInProcessResult:
     defs = dreamer_definitions([trainer], output_folder=str(output))
     return dg.materialize(list(defs.assets), instance=instance, resources=dict(defs.resources))
 
 
-def test_reward_model_from_pairs_with_lora(tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance) -> None:
+def test_reward_model_from_pairs_with_lora(
+    tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
     from peft import AutoPeftModelForSequenceClassification
     from transformers import AutoConfig
 
     splits = data().splits(train_size=4, validation_size=2, seed=0)
     train, validation = splits["train"].output, splits["validation"].output
-    trainer = TrainHFRewardModel("Reward From Pairs", model_name=str(tiny_llama), peft_config={"r": 4, "lora_alpha": 8})
+    trainer = TrainHFRewardModel(
+        "Reward From Pairs", model_name=str(tiny_llama), peft_config={"r": 4, "lora_alpha": 8}
+    )
     trainer.train_with_pairs(
         train_prompts=train["prompt"],
         train_chosen=train["chosen"],
@@ -118,7 +133,9 @@ def test_reward_model_from_scored_pairs(
     assert record["metrics"]["global_step"] == 2
 
 
-def test_reward_model_from_scores_regresses(minilm: Path, tmp_path: Path, instance: dg.DagsterInstance) -> None:
+def test_reward_model_from_scores_regresses(
+    minilm: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
     texts = DataSource(
         "Scored Responses",
         data={
@@ -127,7 +144,11 @@ def test_reward_model_from_scores_regresses(minilm: Path, tmp_path: Path, instan
             "score": [1.0] * 6 + [0.0] * 6,
         },
     )
-    trainer = TrainHFRewardModel("Reward From Scores", model_name=str(minilm), peft_config={"r": 4, "lora_alpha": 8, "target_modules": ["query", "value"]})
+    trainer = TrainHFRewardModel(
+        "Reward From Scores",
+        model_name=str(minilm),
+        peft_config={"r": 4, "lora_alpha": 8, "target_modules": ["query", "value"]},
+    )
     trainer.train_with_scores(
         train_prompts=texts.output["prompt"],
         train_generations=texts.output["response"],

@@ -7,7 +7,13 @@ from typing import Any, ClassVar
 
 from ..task_models.task_model import DEFAULT_BATCH_SIZE, TaskModel
 
-__all__ = ["Embedder"]
+__all__ = ["Embedder", "float32_list"]
+
+
+def float32_list(vector: Any) -> list[float]:
+    """A float32 vector as the shortest floats that read back as the same float32 values
+    (9 significant digits round-trip float32): a third smaller in the cache and faster to read."""
+    return [float(format(value, ".9g")) for value in vector.tolist()]
 
 
 class Embedder(TaskModel):

@@ -9,7 +9,7 @@ from typing import Any
 from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
 from ..task_models.hf_hub_info import hf_citations, hf_license, hf_model_card_url
 from ..task_models.task_model import forget_loaded, shared_loaded
-from .embedder import Embedder
+from .embedder import Embedder, float32_list
 
 __all__ = ["SENTENCE_BERT_CITATION", "SentenceTransformersEmbedder", "dtype_name", "packaged_model_path"]
 
@@ -53,8 +53,9 @@ class SentenceTransformersEmbedder(Embedder):
     ``model_name`` is a Hub name, a local folder, or a trainer step (its ``_model``
     folder, e.g. from ``TrainSentenceTransformer``), which adds the dependency
     edge. Hub models that an installed package ships (all-MiniLM-L6-v2) load
-    from that package. Vectors are L2-normalized unless
-    ``normalize_embeddings=False`` is passed to ``run``. Writes the model cache
+    from that package. ``run`` normalizes vectors to unit length unless given
+    ``normalize_embeddings=False`` (some models normalize in their own
+    pipeline regardless). Writes the model cache
     ``<output>/.cache/SentenceTransformersEmbedder-<name>-<hash>.db``.
     """
 
@@ -96,7 +97,8 @@ class SentenceTransformersEmbedder(Embedder):
         return packaged_model_path(name, self.revision) or name
 
     def _load_key(self) -> tuple:
-        return ("sentence-transformers", self._load_path(), self.revision, self.dtype, str(self.device))
+        # The identity hash tells apart two trainings written to one _model folder.
+        return ("sentence-transformers", self.model_fingerprint, self._load_path(), str(self.device))
 
     @property
     def model(self) -> Any:
@@ -159,7 +161,7 @@ class SentenceTransformersEmbedder(Embedder):
                 convert_to_numpy=True,
                 **kwargs,
             )
-        return [vector.astype("float32").tolist() for vector in vectors]
+        return [float32_list(vector.astype("float32")) for vector in vectors]
 
     # -- data card --------------------------------------------------------------------
 

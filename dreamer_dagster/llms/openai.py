@@ -292,6 +292,7 @@ class OpenAI(LLM):
         where = f" at {self.base_url}" if self.base_url else ""
         status = getattr(error, "status_code", None)
         message = getattr(error, "message", None) or str(error) or type(error).__name__
+        message = re.sub(r"^Error code: \d+ - ", "", message)
         code = f"HTTP {status}: " if status else f"{type(error).__name__}: "
         return f"OpenAI model {self.model_name!r}{where} failed: {code}{message}"
 

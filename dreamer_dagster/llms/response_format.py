@@ -131,8 +131,4 @@ def _is_type(value: Any, kind: str) -> bool:
     if kind == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     expected = _TYPES.get(kind)
-    if expected is None:
-        return True
-    if expected is str or expected is dict or expected is list:
-        return isinstance(value, expected)
-    return isinstance(value, expected)
+    return True if expected is None else isinstance(value, expected)

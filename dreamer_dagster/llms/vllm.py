@@ -164,7 +164,7 @@ class VLLM(LLM):
             sampling.append(SamplingParams(**options))
         outputs = self.engine.generate([request.text for request in requests], sampling, use_tqdm=False)
         results = []
-        for request, output in zip(requests, outputs):
+        for output in outputs:
             texts = [self._apply_stop(choice.text, params["stop"]) for choice in output.outputs]
             completion = sum(len(choice.token_ids) for choice in output.outputs)
             results.append(GenerationResult(texts, len(output.prompt_token_ids or []), completion))

@@ -87,6 +87,8 @@ class EmbeddingRetriever(Retriever):
     def for_run(self, cache_folder: Any, stats: Any) -> EmbeddingRetriever:
         bound = super().for_run(cache_folder, stats)
         bound.embedder = self.embedder.for_run(cache_folder, bound.stats)
+        if not isinstance(bound.texts, ColumnRef):
+            bound.texts = list(bound.texts)  # a resolved column: random access by index
         bound._index = None
         return bound
 

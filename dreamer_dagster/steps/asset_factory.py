@@ -73,7 +73,7 @@ def materialize_step(step: Step, context: dg.AssetExecutionContext, loaded: dict
     step_folder = output_folder.step(step.key)
 
     preparation = step_folder.prepare(step.fingerprint)
-    if preparation in (Preparation.FINISHED, Preparation.RESTORED):
+    if preparation in (Preparation.FINISHED, Preparation.RESTORED) and not step.force:
         record = step_folder.step_json() or {}
         verb = "Reused" if preparation is Preparation.FINISHED else "Restored from _backups"
         context.log.info(f"{verb} the finished output of {step.name!r} (fingerprint {step.fingerprint}).")
@@ -103,7 +103,7 @@ def materialize_step(step: Step, context: dg.AssetExecutionContext, loaded: dict
 def execute_dataset_step(step: Step, context: StepRunContext) -> dict:
     """Run a step that outputs a dataset; return its step.json fields."""
     rows = step.renamed_rows(step.run(context))
-    dataset = context.output_folder.write_dataset(context.staged, rows)
+    dataset = context.output_folder.write_dataset(context.staged, rows, columns=step.output_columns)
     declared = step.output_columns
     if declared is not None and sorted(dataset.column_names) != sorted(declared):
         raise RuntimeError(

@@ -42,8 +42,8 @@ class StepRunContext:
         self.log = log
         self.stats: Counter = Counter()
         self.card: dict[str, list[str]] = {}
-        self._last_progress = 0.0
         self._started = time.monotonic()
+        self._last_progress = self._started
 
     @property
     def cache_path(self) -> Path:

@@ -87,6 +87,8 @@ class Step(OperationMethods, ExportMethods):
                 f"Step {name!r} ({type(self).__name__}), argument 'name': {error}"
             ) from None
         self.progress_interval = progress_interval
+        #: Run even when a finished output with this fingerprint exists (DataDreamer's ``force``).
+        self.force = force
         self._declared = False
         self._declare(inputs, args, outputs)
 
@@ -246,7 +248,9 @@ class Step(OperationMethods, ExportMethods):
         entries: dict[str, list[str]] = {}
         for value in _walk(self.args):
             card = getattr(value, "card_entries", None)
-            if card is not None and callable(card) and not isinstance(value, (type, Step)):
+            if isinstance(value, (type, Step, ColumnRef, Deferred)):
+                continue  # a deferred value answers every attribute; it is no model
+            if card is not None and callable(card):
                 for key, items in card().items():
                     entries.setdefault(key, [])
                     entries[key].extend(item for item in items if item not in entries[key])

@@ -77,15 +77,8 @@ class HFClassificationTaskModel(TaskModel):
         return self.model_name
 
     def _load_key(self) -> tuple:
-        return (
-            "hf-classifier",
-            self._path(),
-            self.revision,
-            self.dtype,
-            str(self.device),
-            str(self.adapter_name),
-            json.dumps(self.kwargs, sort_keys=True, default=repr),
-        )
+        # The identity hash tells apart two trainings written to one _model folder.
+        return ("hf-classifier", self.model_fingerprint, self._path(), str(self.device), str(self.device_map))
 
     @property
     def loaded(self) -> tuple[Any, Any]:

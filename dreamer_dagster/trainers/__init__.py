@@ -5,13 +5,14 @@ the Hugging Face ones (see their modules for how to write one).
 """
 
 from .base import Trainer, TrainingRun, latest_checkpoint
-from .hf_base import HFTrainer, merge_adapter
+from .hf_base import HFTrainer, load_trained_model, merge_adapter, trained_model_info, trained_model_kwargs
 from .train_hf_classifier import TrainHFClassifier
 from .train_hf_dpo import TrainHFDPO
 from .train_hf_fine_tune import AUTO, TrainHFFineTune
 from .train_hf_grpo import TrainHFGRPO
 from .train_hf_reward_model import TrainHFRewardModel
 from .train_openai_finetune import TrainOpenAIFineTune
+from .train_sentence_transformer import TrainSentenceTransformer
 
 __all__ = [
     "AUTO",
@@ -22,8 +23,12 @@ __all__ = [
     "TrainHFGRPO",
     "TrainHFRewardModel",
     "TrainOpenAIFineTune",
+    "TrainSentenceTransformer",
     "Trainer",
     "TrainingRun",
     "latest_checkpoint",
+    "load_trained_model",
     "merge_adapter",
+    "trained_model_info",
+    "trained_model_kwargs",
 ]

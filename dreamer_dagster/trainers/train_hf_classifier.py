@@ -21,8 +21,8 @@ class TrainHFClassifier(HFTrainer):
     lists of labels the task is multi-label (one sigmoid an label). The label
     ids follow the sorted labels; ``label2id`` / ``id2label`` are saved in the
     model's config and as ``label2id.json`` / ``id2label.json``. Writes
-    ``_model``: the model (or its LoRA adapter with the classifier head, plus
-    the config), the tokenizer, ``training_args.json``, ``seed.json``, the
+    ``_model``: the model (or its LoRA adapter with the classifier head, and
+    ``config.json`` with the label maps), the tokenizer, ``training_args.json``, ``seed.json``, the
     model card and ``dreamer_trainer.json`` (``task``:
     ``sequence_classification``, the label maps). Per-epoch metrics: training
     and validation loss, accuracy and macro F1; the best model is the one
@@ -148,7 +148,8 @@ class TrainHFClassifier(HFTrainer):
         }
         self.save(run, trainer, tokenizer, info)
         if trainer.args.should_save:
-            base_config.save_pretrained(str(run.model_dir))  # the label maps, also beside an adapter
+            # the label maps in config.json, beside an adapter too (AutoConfig reads them)
+            base_config.save_pretrained(str(run.model_dir))
             (run.model_dir / "label2id.json").write_text(json.dumps(label2id, indent=2))
             (run.model_dir / "id2label.json").write_text(json.dumps(info["id2label"], indent=2))
         return results
@@ -160,8 +161,14 @@ class TrainHFClassifier(HFTrainer):
                 "from peft import AutoPeftModelForSequenceClassification",
                 "from transformers import AutoConfig, AutoTokenizer",
                 "",
-                f"config = AutoConfig.from_pretrained({path!r})  # holds the label maps",
-                f"model = AutoPeftModelForSequenceClassification.from_pretrained({path!r}, config=config)",
+                f"config = AutoConfig.from_pretrained({path!r})  # the label maps",
+                "model = AutoPeftModelForSequenceClassification.from_pretrained(  # base model + adapter",
+                f"    {path!r},",
+                "    num_labels=config.num_labels,",
+                "    id2label=config.id2label,",
+                "    label2id=config.label2id,",
+                "    problem_type=config.problem_type,",
+                ")",
             ]
         else:
             load = [

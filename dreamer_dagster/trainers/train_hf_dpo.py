@@ -170,7 +170,9 @@ class TrainHFDPO(TrainHFFineTune):
         tokenizer = self.load_tokenizer(run)
         config = self.load_config(run)
         if getattr(config, "is_encoder_decoder", False):
-            raise ValueError(f"Trainer {run.step_name!r}: DPO trains causal language models, not encoder-decoders.")
+            raise ValueError(
+                f"Trainer {run.step_name!r}: DPO trains causal language models, not encoder-decoders."
+            )
         prompt = self.prompt_formatter(run, tokenizer, seq2seq=False)
 
         def to_preference(row: dict) -> dict:

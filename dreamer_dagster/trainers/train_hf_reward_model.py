@@ -128,10 +128,14 @@ class TrainHFRewardModel(TrainHFClassifier):
             "train",
         )
 
-    def _declare_objective(self, objective: str, columns: dict[str, Any], args: dict[str, Any]) -> TrainHFRewardModel:
+    def _declare_objective(
+        self, objective: str, columns: dict[str, Any], args: dict[str, Any]
+    ) -> TrainHFRewardModel:
         self.INPUTS = _inputs(objective)  # this trainer's inputs: the declaring method's columns
         training_kwargs = args.pop("kwargs")
-        self.declare_training(inputs=columns, args={**args, "objective": objective, "training_kwargs": training_kwargs})
+        self.declare_training(
+            inputs=columns, args={**args, "objective": objective, "training_kwargs": training_kwargs}
+        )
         return self
 
     def train_with_pairs(
@@ -332,9 +336,7 @@ class TrainHFRewardModel(TrainHFClassifier):
         data = {
             name: ds.map(to_ids, batched=True, remove_columns=ds.column_names) for name, ds in splits.items()
         }
-        args = self.training_arguments(
-            run, args_cls=RewardConfig, max_length=max_length, **trl_defaults(run)
-        )
+        args = self.training_arguments(run, args_cls=RewardConfig, max_length=max_length, **trl_defaults(run))
         return RewardTrainer(
             model=model,
             args=args,
@@ -344,7 +346,9 @@ class TrainHFRewardModel(TrainHFClassifier):
             callbacks=self.callbacks(run),
         )
 
-    def _regression_trainer(self, run: TrainingRun, model: Any, tokenizer: Any, splits: dict, encode: Callable) -> Any:
+    def _regression_trainer(
+        self, run: TrainingRun, model: Any, tokenizer: Any, splits: dict, encode: Callable
+    ) -> Any:
         from transformers import DataCollatorWithPadding, Trainer
 
         def to_features(batch: dict) -> dict:
@@ -356,7 +360,8 @@ class TrainHFRewardModel(TrainHFClassifier):
             }
 
         data = {
-            name: ds.map(to_features, batched=True, remove_columns=ds.column_names) for name, ds in splits.items()
+            name: ds.map(to_features, batched=True, remove_columns=ds.column_names)
+            for name, ds in splits.items()
         }
         return Trainer(
             model=model,
@@ -380,7 +385,9 @@ class TrainHFRewardModel(TrainHFClassifier):
         )
 
 
-def reward_texts(format_prompt: Callable[[str], str], tokenizer: Any, prompts: list, responses: list) -> list[str]:
+def reward_texts(
+    format_prompt: Callable[[str], str], tokenizer: Any, prompts: list, responses: list
+) -> list[str]:
     """What a reward model reads: the formatted prompt, then the response (and the EOS token).
 
     A bare prompt (no chat template) is separated from its response by a newline.

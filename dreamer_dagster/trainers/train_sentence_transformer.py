@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ..deferred import ColumnRef
@@ -278,7 +277,7 @@ class TrainSentenceTransformer(HFTrainer):
         peft_config = self.peft_config(run, self.PEFT_TASK_TYPE)
         if peft_config is not None:
             model.add_adapter(peft_config)
-        columns = [name for name in _INPUTS_BY_OBJECTIVE[a["objective"]]]
+        columns = list(_INPUTS_BY_OBJECTIVE[a["objective"]])
         renames = {"labels": "label"}  # the column sentence-transformers reads as labels
 
         def prepare(dataset: Any) -> Any:
@@ -305,11 +304,14 @@ class TrainSentenceTransformer(HFTrainer):
         results = self.fit(run, trainer)
         if peft_config is not None:
             merge_adapters(model)
-        if trainer.args.should_save:
-            self.save(run, trainer, model.tokenizer, {"task": "sentence_transformer", "adapter": False,
-                                                      "merged_adapter": peft_config is not None,
-                                                      "objective": a["objective"],
-                                                      "max_seq_length": model.max_seq_length})
+        info = {
+            "task": "sentence_transformer",
+            "adapter": False,
+            "merged_adapter": peft_config is not None,
+            "objective": a["objective"],
+            "max_seq_length": model.max_seq_length,
+        }
+        self.save(run, trainer, model.tokenizer, info)
         return results
 
     def load_sentence_transformer(self, run: TrainingRun) -> Any:
@@ -322,7 +324,8 @@ class TrainSentenceTransformer(HFTrainer):
             device=self.run_device(run),
             revision=kwargs.pop("revision", None),
             trust_remote_code=kwargs.pop("trust_remote_code", False),
-            model_kwargs={**kwargs, **({"dtype": run.args["dtype"]} if run.args.get("dtype") else {})} or None,
+            model_kwargs={**kwargs, **({"dtype": run.args["dtype"]} if run.args.get("dtype") else {})}
+            or None,
         )
         if run.args.get("max_length"):
             model.max_seq_length = int(run.args["max_length"])
@@ -370,8 +373,8 @@ def merge_adapters(model: Any) -> None:
     """Merge the LoRA layers added by ``model.add_adapter`` into the weights and remove them."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    for module in model.modules():
-        if not hasattr(module, "_hf_peft_config_loaded"):
+    for module in list(model.modules()):
+        if not getattr(module, "_hf_peft_config_loaded", False):
             continue
         for name, layer in list(module.named_modules()):
             if isinstance(layer, BaseTunerLayer):
@@ -382,7 +385,3 @@ def merge_adapters(model: Any) -> None:
         module._hf_peft_config_loaded = False
         if hasattr(module, "peft_config"):
             del module.peft_config
-
-
-def _path(value: Any) -> Path:
-    return Path(str(value))

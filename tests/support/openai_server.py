@@ -315,10 +315,9 @@ class FakeOpenAIServer:
                 schema = response_format["json_schema"].get("schema", {})
                 text = "{broken" if "[[badjson]]" in prompt else json.dumps(_example_of(schema, text))
             limit = body.get("max_tokens") or body.get("max_completion_tokens")
-            if limit:
-                if not text.startswith("{"):
-                    lead = text[: len(text) - len(text.lstrip())]
-                    text = lead + " ".join(text.split()[: int(limit)])
+            if limit and not text.startswith("{"):
+                lead = text[: len(text) - len(text.lstrip())]
+                text = lead + " ".join(text.split()[: int(limit)])
             for stop in [body["stop"]] if isinstance(body.get("stop"), str) else body.get("stop") or []:
                 if stop and stop in text:
                     text = text[: text.index(stop)]

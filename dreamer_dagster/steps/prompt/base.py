@@ -244,9 +244,10 @@ class PromptStepBase(Step):
         """``(prompt, generation)`` for each prompt, in order, streamed.
 
         ``prompts`` is called twice (once to feed the LLM, once to pair prompts with
-        generations), so it must yield the same prompts each time. Generations are
-        checked against ``response_format`` (failures are counted, not raised),
-        then post-processed. LLM failures raise :class:`PromptStepError`.
+        generations), so it must yield the same prompts each time. With
+        ``response_format`` the LLM returns validated JSON text, or None where the
+        output did not parse (counted in ``stats``, never raised); then
+        ``post_process`` runs. LLM failures raise :class:`PromptStepError`.
         """
         args = self.run_args(context) if args is None else args
         llm = context.model(self.args["llm"])

@@ -46,10 +46,11 @@ class RankWithPrompt(ProcessWithPrompt):
                 raise self.error(f"must be True or False, got {self.args[name]!r}.", name)
         self.check_number("score_threshold")
         columns = self.inputs["inputs"].step.output_columns
-        if columns is not None and "scores" in columns and "scores" not in self.output_mapping:
+        if columns is not None and "scores" in columns:
             raise self.error(
-                "the input's step already has a 'scores' column. Fix: outputs={'scores': 'new_name'}.",
-                "outputs",
+                "the input's step already has a 'scores' column. Fix: rename it first "
+                "(step.rename_column('scores', ...)).",
+                "inputs['inputs']",
             )
 
     def declared_columns(self) -> list[str] | None:

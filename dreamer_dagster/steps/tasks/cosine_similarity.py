@@ -46,7 +46,7 @@ class CosineSimilarity(TaskStep):
                 "embedder",
             )
 
-    def run(self, context: Any) -> Iterator[dict]:
+    def run(self, context: Any) -> Iterator[dict] | dict[str, list]:
         columns = {name: context.column(ref) for name, ref in self.inputs.items()}
         if len(columns["a"]) != len(columns["b"]):
             raise ValueError(
@@ -82,7 +82,7 @@ class CosineSimilarity(TaskStep):
             {"a": a, "b": b, "similarities": similarity}
             for a, b, similarity in zip(columns["a"], columns["b"], similarities)
         )
-        return self.with_progress(context, rows, len(columns["a"]))
+        return self.stream(context, rows, len(columns["a"]))
 
     def _similarities(self, a: Iterator[Any], b: Iterator[Any]) -> Iterator[float]:
         import numpy as np

@@ -31,7 +31,7 @@ class Embed(TaskStep):
 
         return Embedder
 
-    def run(self, context: Any) -> Iterator[dict]:
+    def run(self, context: Any) -> Iterator[dict] | dict[str, list]:
         embedder = context.model(self.args["embedder"])
         texts = context.column(self.inputs["texts"])
         vectors = embedder.run(
@@ -43,4 +43,4 @@ class Embed(TaskStep):
             **self.extra_args(),
         )
         rows = ({"texts": text, "embeddings": vector} for text, vector in zip(texts, vectors))
-        return self.with_progress(context, rows, len(texts))
+        return self.stream(context, rows, len(texts))

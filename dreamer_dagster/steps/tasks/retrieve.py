@@ -38,7 +38,7 @@ class Retrieve(TaskStep):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise self.error(f"must be a positive int, got {k!r}.", "k")
 
-    def run(self, context: Any) -> Iterator[dict]:
+    def run(self, context: Any) -> Iterator[dict] | dict[str, list]:
         retriever = context.model(self.args["retriever"])
         queries = context.column(self.inputs["queries"])
         results = retriever.run(
@@ -49,4 +49,4 @@ class Retrieve(TaskStep):
             **self.extra_args(),
         )
         rows = ({"queries": query, "results": result} for query, result in zip(queries, results))
-        return self.with_progress(context, rows, len(queries))
+        return self.stream(context, rows, len(queries))

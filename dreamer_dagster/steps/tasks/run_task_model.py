@@ -32,7 +32,7 @@ class RunTaskModel(TaskStep):
 
         return TaskModel
 
-    def run(self, context: Any) -> Iterator[dict]:
+    def run(self, context: Any) -> Iterator[dict] | dict[str, list]:
         model = context.model(self.args["model"])
         texts = context.column(self.inputs["texts"])
         results = model.run(
@@ -43,4 +43,4 @@ class RunTaskModel(TaskStep):
             **self.extra_args(),
         )
         rows = ({"texts": text, "results": result} for text, result in zip(texts, results))
-        return self.with_progress(context, rows, len(texts))
+        return self.stream(context, rows, len(texts))

@@ -54,9 +54,14 @@ class TaskStep(Step):
         """The args passed through to the model's ``run()``."""
         return {name: value for name, value in self.args.items() if name not in self.ARGS}
 
-    @staticmethod
-    def with_progress(context: Any, rows: Iterable[dict], total: int) -> Iterator[dict]:
-        """``rows`` unchanged, reporting progress as they stream to disk."""
-        for done, row in enumerate(rows, 1):
-            yield row
-            context.progress(done, total)
+    def stream(self, context: Any, rows: Iterable[dict], total: int) -> Iterator[dict] | dict[str, list]:
+        """``rows`` to stream to disk, reporting progress; empty columns when there are none."""
+        if total == 0:
+            return {name: [] for name in self.OUTPUTS or ()}
+        return _with_progress(context, rows, total)
+
+
+def _with_progress(context: Any, rows: Iterable[dict], total: int) -> Iterator[dict]:
+    for done, row in enumerate(rows, 1):
+        yield row
+        context.progress(done, total)
