@@ -203,6 +203,33 @@ def test_a_chat_prompt_template_and_a_trainer_as_the_next_base_model(
     assert "First Tune" in card and "Second Tune" in card
 
 
+def test_early_stopping_ends_training_when_validation_stops_improving(
+    tmp_path: Path, instance: dg.DagsterInstance, tiny_llama: Path
+) -> None:
+    output = tmp_path / "output"
+    data = tweets()
+    # learning_rate=0: the validation loss never improves, so patience 1 stops after epoch 2
+    trainer = TrainHFFineTune("Stopped Early", model_name=str(tiny_llama), peft_config=LORA).train(
+        train_input=data.output["abstract"],
+        train_output=data.output["tweet"],
+        validation_input=data.output["abstract"],
+        validation_output=data.output["tweet"],
+        epochs=6,
+        batch_size=3,
+        gradient_accumulation_steps=2,
+        learning_rate=0.0,
+        early_stopping_patience=1,
+    )
+    materialize([trainer], instance, output)
+    record = step_json(output, trainer)
+    assert [row["epoch"] for row in record["metrics_table"]] == [1, 2]
+    metrics = record["metrics"]
+    assert metrics["global_step"] == 2  # one optimizer step an epoch: 2 batches accumulated
+    assert metrics["best_global_step"] == 1 and metrics["best_metric"] == metrics["eval_loss"]
+    args = json.loads((output / "stopped_early" / "_model" / "training_args.json").read_text())
+    assert args["gradient_accumulation_steps"] == 2 and args["load_best_model_at_end"] is True
+
+
 RESUMABLE_DEFINITIONS = textwrap.dedent(
     """
     import os
@@ -325,6 +352,20 @@ def test_a_changed_argument_backs_the_model_up_and_reverting_restores_it(
     assert (output / "tune" / "_model" / "adapter_model.safetensors").read_bytes() == weights
     assert (output / "_backups" / "tune" / changed.fingerprint / "step.json").is_file()
     assert stale_statuses(instance, [reverted])["tune"] == "FRESH"
+
+
+@pytest.mark.skipif("__import__('torch').cuda.device_count() >= 2", reason="GPUs would train distributed")
+def test_several_devices_without_gpus_train_in_one_process(
+    tmp_path: Path, instance: dg.DagsterInstance, tiny_llama: Path
+) -> None:
+    output = tmp_path / "output"
+    data = tweets()
+    trainer = TrainHFFineTune("Wide Tune", model_name=str(tiny_llama), device=[0, 1], peft_config=LORA).train(
+        train_input=data.output["abstract"], train_output=data.output["tweet"], epochs=1, batch_size=3
+    )
+    materialize([trainer], instance, output)
+    assert step_json(output, trainer)["metrics"]["global_step"] == 2
+    assert (output / "wide_tune" / "_model" / "adapter_model.safetensors").is_file()
 
 
 @pytest.mark.gpu

@@ -88,6 +88,27 @@ def test_grpo_against_a_reward_model_trainer(
     )
     assert generated.shape[1] <= inputs["input_ids"].shape[1] + 3
 
+    # The reward model's model_path adds the same edge; its folder, given as a path, adds none.
+    by_path = TrainHFGRPO("GRPO By Model Path", model_name=str(tiny_llama)).train(
+        train_prompts=prompts().output["prompt"],
+        reward_model=reward.model_path,
+        num_generations=2,
+        batch_size=4,
+    )
+    assert reward in by_path.upstream()
+    folder = str(output / reward.key / "_model")
+    by_folder = TrainHFGRPO("GRPO By Folder", model_name=str(tiny_llama)).train(
+        train_prompts=prompts().output["prompt"],
+        reward_model=folder,
+        max_new_tokens=4,
+        num_generations=2,
+        epochs=1,
+        batch_size=4,
+    )
+    assert reward not in by_folder.upstream()
+    assert materialize([by_folder], instance, output).success
+    assert (output / by_folder.key / "_model" / "model.safetensors").is_file()
+
 
 def test_grpo_with_a_reward_function_and_validation(
     tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance

@@ -193,3 +193,37 @@ def test_a_prompt_template_becomes_a_chat_template() -> None:
     assert (
         render(messages=[system, user, answer], eos_token="</s>") == "<s>Be long.\nQ: Why?\nA: Because.</s>"
     )
+
+
+def test_a_distributed_worker_gets_a_picklable_trainer_and_run(tmp_path: Path) -> None:
+    import pickle
+
+    import datasets
+
+    from dreamer_dagster.trainers import TrainingRun
+    from dreamer_dagster.trainers.hf_base import worker_copy
+
+    data = pairs()
+    first = fine_tune(data, "First")
+    trainer = TrainHFFineTune("Distributed", model_name=first.model_path, device=[0, 1]).train(
+        train_input=data.output["question"], train_output=data.output["answer"], batch_size=2
+    )
+    assert trainer.asset is not None and data.asset is not None  # cached Dagster objects stay behind
+    run = TrainingRun(
+        step_name=trainer.name,
+        step_key=trainer.key,
+        fingerprint=trainer.fingerprint,
+        args={**trainer.args, "model_name": str(tmp_path / "first" / "_model")},
+        datasets={"train": datasets.Dataset.from_dict({"input": ["a"], "output": ["b"]}), "validation": None},
+        model_dir=tmp_path / "model",
+        checkpoints_dir=tmp_path / "checkpoints",
+        resume_from_checkpoint=None,
+        work_dir=tmp_path,
+        log=lambda message: None,
+    )
+    worker, copied = pickle.loads(pickle.dumps((worker_copy(trainer, run), run)))
+    assert "asset" not in vars(worker) and worker.inputs == {}
+    assert worker.fingerprint == trainer.fingerprint and worker.args["model_name"] == run.args["model_name"]
+    assert worker.args["device"] == [0, 1] and worker.is_distributed
+    assert copied.log is None and copied.split("train")["input"] == ["a"]
+    assert trainer.inputs  # the declared trainer is untouched

@@ -186,7 +186,8 @@ class Trainer(Step):
         for arg_name, default in self.MODEL_ARGS.items():
             if default is REQUIRED and self._model_args.get(arg_name, REQUIRED) is REQUIRED:
                 raise self.error("this argument is required but was not given.", arg_name)
-        self._model_args["device"] = _normalize_device(self._model_args.get("device"))
+        if "device" in self.MODEL_ARGS:
+            self._model_args["device"] = _normalize_device(self._model_args.get("device"))
         self.validate_model_args()
 
     # -- declaration ----------------------------------------------------------------
@@ -223,6 +224,7 @@ class Trainer(Step):
             self._declare(given_inputs, {**self._model_args, **args}, None)
         except BaseException:
             self._training_declared = False
+            self._fingerprint = None
             raise
         return self
 
@@ -457,6 +459,10 @@ class Trainer(Step):
         if info.get("adapter"):
             lines.append("- **Weights:** a PEFT adapter (load it on the base model)")
         lines.append(f"- **Training datasets:** {', '.join(datasets) if datasets else 'synthetic data'}")
+        upstream = {step: entry for step, entry in data_card.items() if step != self.name}
+        upstream_models = card_values(upstream, MODEL_NAME)
+        if upstream_models:
+            lines.append(f"- **Data made with:** {', '.join(upstream_models)}")
         if licenses:
             lines.append(f"- **Licenses:** {'; '.join(licenses)}")
         metrics = results.get("metrics") or {}

@@ -25,13 +25,20 @@ collects the metrics) and :meth:`HFTrainer.save` (the model or adapter, the
 tokenizer, ``training_args.json``, ``seed.json``).
 
 With ``device=[0, 1, ...]`` training is launched in one process per device
-through ``torch.distributed`` (FSDP by default, DDP with ``fsdp=False``).
+through ``torch.distributed`` (FSDP by default, DDP with ``fsdp=False``);
+without that many GPUs it trains in one process.
+
+After training: ``trainer.export_merged(path, output_folder=...)`` (or
+:func:`merge_adapter`) writes the model with its adapter merged in, and
+:func:`load_trained_model` loads any trainer's ``_model`` for inference (a full
+model, or the base model with the adapter; a classifier with its label maps).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -177,6 +184,8 @@ class HFTrainer(Trainer):
                     "(e.g. {'r': 8, 'lora_alpha': 16}) or a peft config object.",
                     "peft_config",
                 )
+            if type(peft_config).__name__ == "LoraConfig":
+                self._model_args["peft_config"] = _lora_fields(peft_config)
         elif isinstance(peft_config, Mapping):
             self._model_args["peft_config"] = dict(peft_config)
 
@@ -196,6 +205,12 @@ class HFTrainer(Trainer):
         if self._model_args.get("peft_config") is not None:
             citations.append(PEFT_CITATION)
         return citations
+
+    def describe_args(self) -> dict:
+        described = super().describe_args()
+        callbacks = self.args.get("callbacks") or []
+        described["callbacks"] = [f"{type(c).__module__}.{type(c).__qualname__}" for c in callbacks] or None
+        return described
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -262,7 +277,11 @@ class HFTrainer(Trainer):
         """The base model's tokenizer, with a pad token (the EOS token when it has none)."""
         from transformers import AutoTokenizer
 
-        kwargs = self.from_pretrained_kwargs(run)
+        kwargs = {
+            key: run.args.get(key)
+            for key in ("revision", "trust_remote_code")
+            if run.args.get(key) is not None
+        }
         tokenizer = AutoTokenizer.from_pretrained(self.base_model_path(run), **kwargs)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -485,6 +504,15 @@ class HFTrainer(Trainer):
         with _restored_environ():
             if not self.is_distributed:
                 return self.train_model(run)
+            import torch
+
+            devices = run.args["device"]
+            if torch.cuda.device_count() < len(devices):
+                run.info(
+                    f"{len(devices)} devices were asked for but {torch.cuda.device_count()} CUDA GPUs "
+                    "are visible: training in one process."
+                )
+                return self.train_model(dataclasses.replace(run, args={**run.args, "device": None}))
             return _launch_distributed(self, run)
 
     # -- after training -------------------------------------------------------------
@@ -697,11 +725,19 @@ def _launch_distributed(trainer: HFTrainer, run: TrainingRun) -> dict:
         **config,
     )
     results_path = run.work_dir / "distributed_results.json"
+    elastic_launch(launch, _distributed_worker)(worker_copy(trainer, run), run, str(results_path))
+    return json.loads(results_path.read_text())
+
+
+def worker_copy(trainer: HFTrainer, run: TrainingRun) -> HFTrainer:
+    """A picklable copy of ``trainer`` for worker processes: no Dagster asset, no
+    upstream steps (the columns are in ``run.datasets``, the args resolved in ``run.args``)."""
     worker = copy.copy(trainer)
     worker.__dict__.pop("asset", None)
-    worker.inputs = {}  # the columns are already in run.datasets
-    elastic_launch(launch, _distributed_worker)(worker, run, str(results_path))
-    return json.loads(results_path.read_text())
+    worker.inputs = {}
+    worker.args = dict(run.args)
+    worker._model_args = {key: run.args.get(key) for key in trainer._model_args}
+    return worker
 
 
 def _distributed_worker(trainer: HFTrainer, run: TrainingRun, results_path: str) -> None:
@@ -712,3 +748,22 @@ def _distributed_worker(trainer: HFTrainer, run: TrainingRun, results_path: str)
     results = trainer.train_model(run)
     if int(os.environ.get("RANK", 0)) == 0:
         Path(results_path).write_text(json.dumps(results, default=str))
+
+
+def _lora_fields(config: Any) -> dict:
+    """A ``LoraConfig`` as the dict of fields that differ from the defaults.
+
+    ``{"r": 8}`` and ``LoraConfig(r=8)`` then declare the same training, with
+    the same fingerprint (a dict becomes a ``LoraConfig`` when training starts).
+    """
+    defaults = type(config)().to_dict()
+    fields = {}
+    for name, value in config.to_dict().items():
+        if name == "peft_type" or value == defaults.get(name):
+            continue
+        if isinstance(value, (set, frozenset)):
+            value = sorted(value)
+        if hasattr(value, "value") and not isinstance(value, (str, int, float)):
+            value = value.value  # an enum such as TaskType
+        fields[name] = value
+    return fields
