@@ -94,7 +94,7 @@ def test_multi_label_classifier_with_lora_and_integer_labels(
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from dreamer_dagster.trainers.hf_base import load_trained_model, trained_model_kwargs
+    from dreamer_dagster.trainers.trained_models import load_trained_model, trained_model_kwargs
 
     output = tmp_path / "output"
     topics = DataSource(

@@ -106,8 +106,12 @@ def test_batch_size_enters_the_fingerprint_as_the_global_batch() -> None:
 def test_peft_config_takes_a_dict_or_a_peft_object() -> None:
     from peft import LoraConfig
 
-    as_object = fine_tune(pairs(), peft_config=LoraConfig(r=4, lora_alpha=8))
-    assert as_object.describe_args()["peft_config"]["peft_config"]["r"] == 4
+    as_object = fine_tune(pairs(), peft_config=LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj"]))
+    fields = {"r": 4, "lora_alpha": 16, "target_modules": ["q_proj"]}
+    assert as_object.describe_args()["peft_config"] == fields
+    # the object and the dict of its non-default fields declare the same training
+    assert fine_tune(pairs(), peft_config=fields).fingerprint == as_object.fingerprint
+    assert fine_tune(pairs(), peft_config={**fields, "r": 2}).fingerprint != as_object.fingerprint
     with pytest.raises(StepDeclarationError, match="peft_config"):
         TrainHFFineTune("Bad", model_name="some/model", peft_config=42)
 
@@ -201,7 +205,7 @@ def test_a_distributed_worker_gets_a_picklable_trainer_and_run(tmp_path: Path) -
     import datasets
 
     from dreamer_dagster.trainers import TrainingRun
-    from dreamer_dagster.trainers.hf_base import worker_copy
+    from dreamer_dagster.trainers.distributed import worker_copy
 
     data = pairs()
     first = fine_tune(data, "First")

@@ -6,18 +6,10 @@ import os
 from typing import Any
 
 from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
+from ..citations import OPENAI_EMBEDDINGS_CITATION
 from .embedder import Embedder
 
 __all__ = ["OpenAIEmbedder"]
-
-OPENAI_EMBEDDINGS_CITATION = """@article{Neelakantan2022TextAC,
-  title={Text and Code Embeddings by Contrastive Pre-Training},
-  author={Arvind Neelakantan and Tao Xu and Raul Puri and Alec Radford and Jesse Michael Han and Jerry Tworek and Qiming Yuan and Nikolas A. Tezak and Jong Wook Kim and Chris Hallacy and Johannes Heidecke and Pranav Shyam and Boris Power and Tyna Eloundou Nekoul and Girish Sastry and Gretchen Krueger and David P. Schnurr and Felipe Petroski Such and Kenny Sai-Kin Hsu and Madeleine Thompson and Tabarak Khan and Toki Sherbakov and Joanne Jang and Peter Welinder and Lilian Weng},
-  journal={ArXiv},
-  year={2022},
-  volume={abs/2201.10005},
-  url={https://api.semanticscholar.org/CorpusID:246275593}
-}"""
 
 
 class OpenAIEmbedder(Embedder):

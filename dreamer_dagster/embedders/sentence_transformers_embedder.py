@@ -7,21 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
+from ..citations import SENTENCE_BERT_CITATION
 from ..task_models.hf_hub_info import hf_citations, hf_license, hf_model_card_url
 from ..task_models.task_model import forget_loaded, shared_loaded
 from .embedder import Embedder, float32_list
 
-__all__ = ["SENTENCE_BERT_CITATION", "SentenceTransformersEmbedder", "dtype_name", "packaged_model_path"]
+__all__ = ["SentenceTransformersEmbedder", "dtype_name", "packaged_model_path"]
 
-SENTENCE_BERT_CITATION = """@inproceedings{reimers-2019-sentence-bert,
-  title = "Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks",
-  author = "Reimers, Nils and Gurevych, Iryna",
-  booktitle = "Proceedings of the 2019 Conference on Empirical Methods in Natural Language Processing",
-  month = "11",
-  year = "2019",
-  publisher = "Association for Computational Linguistics",
-  url = "https://arxiv.org/abs/1908.10084",
-}"""
 
 # Hub models that an installed package ships (the same weights), loaded from there.
 _PACKAGED = {

@@ -7,17 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
-from .hf_hub_info import HF_TRANSFORMERS_CITATION, hf_citations, hf_license, hf_model_card_url
+from ..citations import HF_TRANSFORMERS_CITATION, PEFT_CITATION
+from .hf_hub_info import hf_citations, hf_license, hf_model_card_url
 from .task_model import DEFAULT_BATCH_SIZE, TaskModel, forget_loaded, shared_loaded
 
 __all__ = ["HFClassificationTaskModel"]
-
-PEFT_CITATION = """@Misc{peft,
-  title =        {PEFT: State-of-the-art Parameter-Efficient Fine-Tuning methods},
-  author =       {Sourab Mangrulkar and Sylvain Gugger and Lysandre Debut and Younes Belkada and Sayak Paul and Benjamin Bossan},
-  howpublished = {\\url{https://github.com/huggingface/peft}},
-  year =         {2022}
-}"""
 
 
 class HFClassificationTaskModel(TaskModel):

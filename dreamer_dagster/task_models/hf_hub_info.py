@@ -14,19 +14,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["HF_TRANSFORMERS_CITATION", "hf_citations", "hf_license", "hf_model_card_url", "is_hub_name"]
-
-HF_TRANSFORMERS_CITATION = """@inproceedings{wolf-etal-2020-transformers,
-  title = "Transformers: State-of-the-Art Natural Language Processing",
-  author = "Thomas Wolf and Lysandre Debut and Victor Sanh and Julien Chaumond and Clement Delangue and Anthony Moi and Pierric Cistac and Tim Rault and Rémi Louf and Morgan Funtowicz and Joe Davison and Sam Shleifer and Patrick von Platen and Clara Ma and Yacine Jernite and Julien Plu and Canwen Xu and Teven Le Scao and Sylvain Gugger and Mariama Drame and Quentin Lhoest and Alexander M. Rush",
-  booktitle = "Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing: System Demonstrations",
-  month = oct,
-  year = "2020",
-  address = "Online",
-  publisher = "Association for Computational Linguistics",
-  url = "https://www.aclweb.org/anthology/2020.emnlp-demos.6",
-  pages = "38--45"
-}"""
+__all__ = ["hf_citations", "hf_license", "hf_model_card_url", "is_hub_name"]
 
 
 def is_hub_name(model_name: str) -> bool:

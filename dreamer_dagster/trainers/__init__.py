@@ -5,7 +5,7 @@ the Hugging Face ones (see their modules for how to write one).
 """
 
 from .base import Trainer, TrainingRun, latest_checkpoint
-from .hf_base import HFTrainer, load_trained_model, merge_adapter, trained_model_info, trained_model_kwargs
+from .hf_base import HFTrainer
 from .train_hf_classifier import TrainHFClassifier
 from .train_hf_dpo import TrainHFDPO
 from .train_hf_fine_tune import AUTO, TrainHFFineTune
@@ -13,6 +13,7 @@ from .train_hf_grpo import TrainHFGRPO
 from .train_hf_reward_model import TrainHFRewardModel
 from .train_openai_finetune import TrainOpenAIFineTune
 from .train_sentence_transformer import TrainSentenceTransformer
+from .trained_models import load_trained_model, merge_adapter, trained_model_info, trained_model_kwargs
 
 __all__ = [
     "AUTO",

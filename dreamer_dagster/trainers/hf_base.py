@@ -46,36 +46,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..citations import HF_TRANSFORMERS_CITATION, PEFT_CITATION
 from ..deferred import Deferred
 from ..steps.step import REQUIRED, Step
 from .base import MODEL_DIR_INFO, Trainer, TrainingRun
+from .distributed import launch_distributed, pinned_device
+from .trained_models import adapter_base, merge_adapter
 
-__all__ = [
-    "HF_TRANSFORMERS_CITATION",
-    "PEFT_CITATION",
-    "HFTrainer",
-    "load_trained_model",
-    "merge_adapter",
-    "trained_model_info",
-    "trained_model_kwargs",
-]
+__all__ = ["HFTrainer"]
 
-HF_TRANSFORMERS_CITATION = """@inproceedings{Wolf_Transformers_State-of-the-Art_Natural_2020,
-  author = {Wolf, Thomas and Debut, Lysandre and Sanh, Victor and Chaumond, Julien and Delangue, Clement and Moi, Anthony and Cistac, Perric and Ma, Clara and Jernite, Yacine and Plu, Julien and Xu, Canwen and Le Scao, Teven and Gugger, Sylvain and Drame, Mariama and Lhoest, Quentin and Rush, Alexander M.},
-  month = oct,
-  pages = {38--45},
-  publisher = {Association for Computational Linguistics},
-  title = {{Transformers: State-of-the-Art Natural Language Processing}},
-  url = {https://www.aclweb.org/anthology/2020.emnlp-demos.6},
-  year = {2020}
-}"""
-
-PEFT_CITATION = """@Misc{peft,
-  title = {PEFT: State-of-the-art Parameter-Efficient Fine-Tuning methods},
-  author = {Sourab Mangrulkar and Sylvain Gugger and Lysandre Debut and Younes Belkada and Sayak Paul and Benjamin Bossan},
-  howpublished = {\\url{https://github.com/huggingface/peft}},
-  year = {2022}
-}"""
 
 #: TrainingArguments fields that ``train(**kwargs)`` may not set: the trainer owns them.
 _OWNED_FIELDS = frozenset({"output_dir", "resume_from_checkpoint", "do_train", "do_eval", "local_rank"})
@@ -270,7 +249,7 @@ class HFTrainer(Trainer):
         from transformers import AutoConfig
 
         path = self.base_model_path(run)
-        adapter = _adapter_base(path)
+        adapter = adapter_base(path)
         return AutoConfig.from_pretrained(adapter or path, **self.from_pretrained_kwargs(run))
 
     def load_tokenizer(self, run: TrainingRun) -> Any:
@@ -298,7 +277,7 @@ class HFTrainer(Trainer):
         dtype = self.run_dtype(run)
         if dtype is not None:
             options["dtype"] = dtype
-        base = _adapter_base(path)
+        base = adapter_base(path)
         if base is not None:  # a chained trainer's adapter: merge it into its base
             from peft import PeftModel
 
@@ -385,7 +364,7 @@ class HFTrainer(Trainer):
             if "save_steps" in extra and "eval_steps" not in extra:
                 extra["eval_steps"] = extra["save_steps"]
         options.update(extra)
-        cls = _pinned_device(args_cls or TrainingArguments, device)
+        cls = pinned_device(args_cls or TrainingArguments, device)
         return cls(**options)
 
     def callbacks(self, run: TrainingRun) -> list:
@@ -513,7 +492,7 @@ class HFTrainer(Trainer):
                     "are visible: training in one process."
                 )
                 return self.train_model(dataclasses.replace(run, args={**run.args, "device": None}))
-            return _launch_distributed(self, run)
+            return launch_distributed(self, run)
 
     # -- after training -------------------------------------------------------------
 
@@ -533,79 +512,6 @@ class HFTrainer(Trainer):
         return merge_adapter(model_dir, path)
 
 
-def trained_model_info(model_dir: str | Path) -> dict:
-    """``dreamer_trainer.json`` of a trainer's ``_model`` (``{}`` when it has none)."""
-    info_path = Path(model_dir) / MODEL_DIR_INFO
-    return json.loads(info_path.read_text()) if info_path.is_file() else {}
-
-
-def trained_model_kwargs(model_dir: str | Path) -> dict:
-    """The ``from_pretrained`` kwargs a trained model needs beyond its folder: a
-    classifier's label maps and problem type (an adapter folder holds no config)."""
-    info = trained_model_info(model_dir)
-    if info.get("task") != "sequence_classification" or not info.get("label2id"):
-        return {}
-    return {
-        "num_labels": len(info["label2id"]),
-        "label2id": dict(info["label2id"]),
-        "id2label": {int(k): v for k, v in info["id2label"].items()},
-        "problem_type": info.get("problem_type"),
-    }
-
-
-def load_trained_model(model_dir: str | Path, auto_cls: Any = None, **kwargs: Any) -> Any:
-    """Load a trainer's ``_model`` for inference: the full model, or the base model
-    with the PEFT adapter applied (a ``peft.PeftModel``).
-
-    ``auto_cls`` defaults to the class for the task in ``dreamer_trainer.json``
-    (``AutoModelForCausalLM``, ``AutoModelForSeq2SeqLM``,
-    ``AutoModelForSequenceClassification``); ``kwargs`` go to ``from_pretrained``.
-    """
-    import transformers
-
-    model_dir = Path(model_dir)
-    info = trained_model_info(model_dir)
-    if auto_cls is None:
-        auto_cls = getattr(transformers, _AUTO_CLASSES.get(info.get("task"), "AutoModelForCausalLM"))
-    options = {k: v for k, v in {**trained_model_kwargs(model_dir), **kwargs}.items() if v is not None}
-    base = _adapter_base(str(model_dir))
-    if base is None:
-        return auto_cls.from_pretrained(str(model_dir), **options)
-    from peft import PeftModel
-
-    return PeftModel.from_pretrained(auto_cls.from_pretrained(base, **options), str(model_dir))
-
-
-def merge_adapter(model_dir: str | Path, path: str | Path) -> Path:
-    """Merge the PEFT adapter in ``model_dir`` (a trainer's ``_model``) into its base
-    model and save the plain model, tokenizer and model card to ``path``."""
-    import shutil
-
-    from transformers import AutoTokenizer
-
-    model_dir, path = Path(model_dir), Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    if not (model_dir / "adapter_config.json").is_file():
-        shutil.copytree(model_dir, path, dirs_exist_ok=True)
-        return path
-    merged = load_trained_model(model_dir).merge_and_unload()
-    merged.save_pretrained(str(path))
-    AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(str(path))
-    for name in (
-        "training_args.json",
-        "seed.json",
-        "README.md",
-        "data_card.json",
-        "label2id.json",
-        "id2label.json",
-    ):
-        if (model_dir / name).is_file():
-            shutil.copy2(model_dir / name, path / name)
-    info = {**trained_model_info(model_dir), "adapter": False, "merged": True}
-    (path / MODEL_DIR_INFO).write_text(json.dumps(info, indent=2))
-    return path
-
-
 # -- helpers --------------------------------------------------------------------------
 
 
@@ -613,14 +519,6 @@ def _dtype_name(dtype: Any) -> str | None:
     if dtype is None or isinstance(dtype, str):
         return dtype
     return str(dtype).removeprefix("torch.")
-
-
-def _adapter_base(path: str) -> str | None:
-    """The base model of a PEFT adapter folder, or None when ``path`` is not one."""
-    config = Path(path) / "adapter_config.json"
-    if not config.is_file():
-        return None
-    return json.loads(config.read_text()).get("base_model_name_or_path")
 
 
 def _kept(metric: str) -> bool:
@@ -634,37 +532,6 @@ def _checkpoint_step(checkpoint: str) -> int:
         return int(json.loads(state.read_text()).get("global_step", 0))
     except (OSError, ValueError):
         return int(Path(checkpoint).name.rsplit("-", 1)[-1])
-
-
-_AUTO_CLASSES = {
-    "causal_lm": "AutoModelForCausalLM",
-    "seq2seq_lm": "AutoModelForSeq2SeqLM",
-    "sequence_classification": "AutoModelForSequenceClassification",
-}
-
-_PINNED: dict[tuple[type, str], type] = {}
-
-
-def _pinned_device(args_cls: type, device: str) -> type:
-    """``args_cls`` fixed to one device (``cuda:1``, say), not every visible GPU.
-
-    Distributed workers and CPU keep the class as it is.
-    """
-    if not device.startswith("cuda:") or "LOCAL_RANK" in os.environ:
-        return args_cls
-    key = (args_cls, device)
-    if key not in _PINNED:
-
-        def _device(self: Any) -> Any:
-            import torch
-
-            self._setup_devices  # noqa: B018 - set up the process state first
-            return torch.device(device)
-
-        _PINNED[key] = type(
-            args_cls.__name__, (args_cls,), {"device": property(_device), "n_gpu": property(lambda self: 1)}
-        )
-    return _PINNED[key]
 
 
 def _logging_callback(run: TrainingRun) -> Any:
@@ -695,59 +562,6 @@ def _restored_environ() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-def _launch_distributed(trainer: HFTrainer, run: TrainingRun) -> dict:
-    """Run ``trainer.train_model(run)`` in one process per device (torch elastic launch)."""
-    import socket
-    import uuid
-
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    devices = run.args["device"]
-    ids = [str(d).removeprefix("cuda:") if not isinstance(d, int) else str(d) for d in devices]
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
-    # FSDP saves one full state dict on rank 0, so _model loads like any other model
-    os.environ.setdefault("FSDP_STATE_DICT_TYPE", "FULL_STATE_DICT")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = dict(run.args.get("distributed_config") or {})
-    launch = LaunchConfig(
-        min_nodes=1,
-        max_nodes=1,
-        nproc_per_node=len(devices),
-        run_id=config.pop("run_id", uuid.uuid4().hex),
-        rdzv_backend=config.pop("rdzv_backend", "c10d"),
-        rdzv_endpoint=config.pop("rdzv_endpoint", f"127.0.0.1:{port}"),
-        max_restarts=config.pop("max_restarts", 0),
-        start_method=config.pop("start_method", "spawn"),
-        **config,
-    )
-    results_path = run.work_dir / "distributed_results.json"
-    elastic_launch(launch, _distributed_worker)(worker_copy(trainer, run), run, str(results_path))
-    return json.loads(results_path.read_text())
-
-
-def worker_copy(trainer: HFTrainer, run: TrainingRun) -> HFTrainer:
-    """A picklable copy of ``trainer`` for worker processes: no Dagster asset, no
-    upstream steps (the columns are in ``run.datasets``, the args resolved in ``run.args``)."""
-    worker = copy.copy(trainer)
-    worker.__dict__.pop("asset", None)
-    worker.inputs = {}
-    worker.args = dict(run.args)
-    worker._model_args = {key: run.args.get(key) for key in trainer._model_args}
-    return worker
-
-
-def _distributed_worker(trainer: HFTrainer, run: TrainingRun, results_path: str) -> None:
-    import torch
-
-    rank = int(os.environ.get("LOCAL_RANK", 0))
-    torch.cuda.set_device(rank)
-    results = trainer.train_model(run)
-    if int(os.environ.get("RANK", 0)) == 0:
-        Path(results_path).write_text(json.dumps(results, default=str))
 
 
 def _lora_fields(config: Any) -> dict:

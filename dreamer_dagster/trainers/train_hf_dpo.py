@@ -6,28 +6,13 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ..citations import DPO_CITATION, TRL_CITATION
 from ..deferred import ColumnRef
 from .base import TrainingRun
 from .hf_base import HFTrainer
 from .train_hf_fine_tune import TrainHFFineTune
 
-__all__ = ["DPO_CITATION", "TRL_CITATION", "TrainHFDPO", "trl_defaults"]
-
-TRL_CITATION = """@misc{vonwerra2022trl,
-  author = {Leandro von Werra and Younes Belkada and Lewis Tunstall and Edward Beeching and Tristan Thrush and Nathan Lambert and Shengyi Huang and Kashif Rasul and Quentin Gallouédec},
-  title = {{TRL: Transformer Reinforcement Learning}},
-  year = {2020},
-  publisher = {GitHub},
-  journal = {GitHub repository},
-  howpublished = {\\url{https://github.com/huggingface/trl}}
-}"""
-
-DPO_CITATION = """@inproceedings{rafailov2023direct,
-  title = {Direct Preference Optimization: Your Language Model is Secretly a Reward Model},
-  author = {Rafael Rafailov and Archit Sharma and Eric Mitchell and Christopher D. Manning and Stefano Ermon and Chelsea Finn},
-  booktitle = {Advances in Neural Information Processing Systems},
-  year = {2023}
-}"""
+__all__ = ["TrainHFDPO", "trl_defaults"]
 
 
 def trl_defaults(run: TrainingRun) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from ..deferred import ColumnRef
 from .base import TrainingRun
 from .hf_base import HFTrainer
 
-__all__ = ["AUTO", "TrainHFFineTune"]
+__all__ = ["AUTO", "TrainHFFineTune", "validate_chat_args"]
 
 #: ``chat_prompt_template`` / ``system_prompt`` default: the model's own chat
 #: template when it has one (a chat model), the plain input otherwise.
@@ -80,16 +80,7 @@ class TrainHFFineTune(HFTrainer):
 
     def validate_model_args(self) -> None:
         super().validate_model_args()
-        template = self._model_args["chat_prompt_template"]
-        if template not in (None, AUTO) and (not isinstance(template, str) or "{{prompt}}" not in template):
-            raise self.error(
-                "a chat prompt template must be a string holding '{{prompt}}' (and optionally "
-                "'{{system_prompt}}'), 'auto' for the model's own chat template, or None.",
-                "chat_prompt_template",
-            )
-        system = self._model_args["system_prompt"]
-        if system is not None and not isinstance(system, str):
-            raise self.error("must be a string, 'auto' or None.", "system_prompt")
+        validate_chat_args(self)
 
     def train(
         self,
@@ -324,3 +315,17 @@ def chat_template_from_prompt_template(template: str, system_prompt: str) -> str
         + "{%- elif message['role'] == 'assistant' -%}{{ message['content'] }}{{ eos_token }}"
         "{%- endif -%}{%- endfor -%}"
     )
+
+
+def validate_chat_args(trainer: HFTrainer) -> None:
+    """Check ``chat_prompt_template`` and ``system_prompt`` (trainers that format chats)."""
+    template = trainer._model_args["chat_prompt_template"]
+    if template not in (None, AUTO) and (not isinstance(template, str) or "{{prompt}}" not in template):
+        raise trainer.error(
+            "a chat prompt template must be a string holding '{{prompt}}' (and optionally "
+            "'{{system_prompt}}'), 'auto' for the model's own chat template, or None.",
+            "chat_prompt_template",
+        )
+    system = trainer._model_args["system_prompt"]
+    if system is not None and not isinstance(system, str):
+        raise trainer.error("must be a string, 'auto' or None.", "system_prompt")

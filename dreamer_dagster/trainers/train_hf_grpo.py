@@ -8,22 +8,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..citations import GRPO_CITATION, TRL_CITATION
 from ..deferred import ColumnRef, Deferred
 from ..steps.step import REQUIRED, Step
 from .base import TrainingRun
 from .hf_base import HFTrainer
-from .train_hf_dpo import TRL_CITATION, trl_defaults
+from .train_hf_dpo import trl_defaults
 from .train_hf_fine_tune import TrainHFFineTune
 from .train_hf_reward_model import TrainHFRewardModel, load_reward_model
 
-__all__ = ["GRPO_CITATION", "TrainHFGRPO"]
+__all__ = ["TrainHFGRPO"]
 
-GRPO_CITATION = """@article{shao2024deepseekmath,
-  title = {DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models},
-  author = {Zhihong Shao and Peiyi Wang and Qihao Zhu and Runxin Xu and Junxiao Song and Mingchuan Zhang and Y. K. Li and Y. Wu and Daya Guo},
-  journal = {arXiv preprint arXiv:2402.03300},
-  year = {2024}
-}"""
 
 #: The dataset column holding each prompt as the user wrote it (reward functions get these).
 RAW_PROMPT = "raw_prompt"

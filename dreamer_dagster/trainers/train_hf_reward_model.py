@@ -8,23 +8,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..citations import RLHF_CITATION, TRL_CITATION
 from ..deferred import ColumnRef
 from .base import MODEL_DIR_INFO, TrainingRun
 from .hf_base import HFTrainer
 from .train_hf_classifier import TrainHFClassifier
-from .train_hf_dpo import TRL_CITATION, trl_defaults
-from .train_hf_fine_tune import AUTO, TrainHFFineTune
+from .train_hf_dpo import trl_defaults
+from .train_hf_fine_tune import AUTO, TrainHFFineTune, validate_chat_args
 
 __all__ = ["TrainHFRewardModel", "load_reward_model", "reward_texts"]
 
-RLHF_CITATION = """@article{ouyang2022training,
-  title = {Training language models to follow instructions with human feedback},
-  author = {Ouyang, Long and Wu, Jeffrey and Jiang, Xu and Almeida, Diogo and Wainwright, Carroll and Mishkin, Pamela and Zhang, Chong and Agarwal, Sandhini and Slama, Katarina and Ray, Alex and others},
-  journal = {Advances in Neural Information Processing Systems},
-  volume = {35},
-  pages = {27730--27744},
-  year = {2022}
-}"""
 
 #: The three ways to train, by the method that declares them.
 OBJECTIVES = ("pairs", "pairs_and_scores", "scores")
@@ -110,16 +103,7 @@ class TrainHFRewardModel(TrainHFClassifier):
 
     def validate_model_args(self) -> None:
         super().validate_model_args()
-        template = self._model_args["chat_prompt_template"]
-        if template not in (None, AUTO) and (not isinstance(template, str) or "{{prompt}}" not in template):
-            raise self.error(
-                "a chat prompt template must be a string holding '{{prompt}}' (and optionally "
-                "'{{system_prompt}}'), 'auto' for the model's own chat template, or None.",
-                "chat_prompt_template",
-            )
-        system = self._model_args["system_prompt"]
-        if system is not None and not isinstance(system, str):
-            raise self.error("must be a string, 'auto' or None.", "system_prompt")
+        validate_chat_args(self)
 
     def train(self, *args: Any, **kwargs: Any) -> TrainHFRewardModel:
         raise self.error(

@@ -5,20 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ..citations import SENTENCE_BERT_CITATION
 from ..deferred import ColumnRef
 from .base import TrainingRun
 from .hf_base import HFTrainer
 
 __all__ = ["TrainSentenceTransformer"]
 
-SENTENCE_BERT_CITATION = """@inproceedings{reimers-2019-sentence-bert,
-  title = {Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks},
-  author = {Reimers, Nils and Gurevych, Iryna},
-  booktitle = {Proceedings of the 2019 Conference on Empirical Methods in Natural Language Processing},
-  year = {2019},
-  publisher = {Association for Computational Linguistics},
-  url = {https://arxiv.org/abs/1908.10084}
-}"""
 
 #: The three ways to train, by the method that declares them: input names in column order.
 _INPUTS_BY_OBJECTIVE: dict[str, tuple[str, ...]] = {

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...cards import CITATION
+from ...citations import ATTRPROMPT_CITATION
 from ..step import REQUIRED
 from .base import COMMON_ARGS, PromptStepBase, PromptStepError, is_deferred
 
@@ -16,12 +17,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DataFromAttributedPrompt", "attribute_names", "fill_attributes"]
 
-ATTRPROMPT_CITATION = """@article{yu2023large,
-  title={Large language model as attributed training data generator: A tale of diversity and bias},
-  author={Yu, Yue and Zhuang, Yuchen and Zhang, Jieyu and Meng, Yu and Ratner, Alexander and Krishna, Ranjay and Shen, Jiaming and Zhang, Chao},
-  journal={arXiv preprint arXiv:2306.15895},
-  year={2023}
-}"""
 
 _VARIABLE = re.compile(r"{([a-zA-Z0-9:_\.]+)}")
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from ...cards import CITATION
+from ...citations import GPT2_CITATION
 from .base import COMMON_ARGS, PromptStepBase, PromptStepError, labeled
-from .citations import GPT2_CITATION
 
 if TYPE_CHECKING:
     from ..run_context import StepRunContext

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from ...cards import CITATION
+from ...citations import NEAREST_NEIGHBOR_CITATION
 from ..step import REQUIRED
 from .base import PromptStepError, labeled
 from .few_shot_prompt import FewShotPrompt
@@ -16,19 +17,6 @@ if TYPE_CHECKING:
     from ..run_context import StepRunContext
 
 __all__ = ["FewShotPromptWithRetrieval"]
-
-NEAREST_NEIGHBOR_CITATION = """@inproceedings{shi-etal-2022-nearest,
-  title = "Nearest Neighbor Zero-Shot Inference",
-  author = "Shi, Weijia and Michael, Julian and Gururangan, Suchin and Zettlemoyer, Luke",
-  booktitle = "Proceedings of the 2022 Conference on Empirical Methods in Natural Language Processing",
-  month = dec,
-  year = "2022",
-  address = "Abu Dhabi, United Arab Emirates",
-  publisher = "Association for Computational Linguistics",
-  url = "https://aclanthology.org/2022.emnlp-main.214",
-  doi = "10.18653/v1/2022.emnlp-main.214",
-  pages = "3254--3265"
-}"""
 
 
 class FewShotPromptWithRetrieval(FewShotPrompt):

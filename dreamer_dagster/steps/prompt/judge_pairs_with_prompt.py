@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...cards import CITATION
+from ...citations import LLM_AS_A_JUDGE_CITATION
 from .base import COMMON_ARGS, PromptStepBase, join_prompt, labeled
-from .citations import LLM_AS_A_JUDGE_CITATION
 
 if TYPE_CHECKING:
     from ..run_context import StepRunContext

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from ...cards import CITATION
+from ...citations import REALM_CITATION
 from ..step import REQUIRED
 from .base import COMMON_ARGS, PromptStepBase, PromptStepError, labeled
 
@@ -14,15 +15,6 @@ if TYPE_CHECKING:
     from ..run_context import StepRunContext
 
 __all__ = ["RAGPrompt"]
-
-REALM_CITATION = """@article{Guu2020REALMRL,
-  title={REALM: Retrieval-Augmented Language Model Pre-Training},
-  author={Kelvin Guu and Kenton Lee and Zora Tung and Panupong Pasupat and Ming-Wei Chang},
-  journal={ArXiv},
-  year={2020},
-  volume={abs/2002.08909},
-  url={https://api.semanticscholar.org/CorpusID:211204736}
-}"""
 
 
 class RAGPrompt(PromptStepBase):

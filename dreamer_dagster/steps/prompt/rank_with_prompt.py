@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...cards import CITATION
-from .citations import LLM_AS_A_JUDGE_CITATION
+from ...citations import LLM_AS_A_JUDGE_CITATION
 from .process_with_prompt import ProcessWithPrompt
 
 if TYPE_CHECKING:
