@@ -200,10 +200,18 @@ class OutputFolder:
         return self.root / CACHE
 
     def staging(self, name: str) -> Path:
-        """A fresh work folder on the same filesystem as the step folders."""
+        """A fresh work folder on the same filesystem as the step folders.
+
+        Its name carries the process id; work folders of this step left by a
+        process that no longer runs (a killed run) are removed first.
+        """
         base = self.root / STAGING
         base.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
+        for leftover in base.glob(f"{name}-*-*"):
+            pid = leftover.name[len(name) + 1 :].split("-", 1)[0]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                shutil.rmtree(leftover, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f"{name}-{os.getpid()}-", dir=base))
 
     def write_dataset(
         self,
@@ -260,6 +268,16 @@ class OutputFolder:
                 return datasets.Dataset.from_dict({column: [] for column in columns})
             writer.finalize()
         return datasets.Dataset.from_file(str(path))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
 
 
 def _rows(rows: Iterable[dict]) -> Iterator[dict]:

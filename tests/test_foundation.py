@@ -5,6 +5,7 @@ errors a bad declaration raises."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -283,3 +284,19 @@ def test_bad_declarations_fail_when_declared(tmp_path, declare_bad, argument, wo
     assert f"argument {argument!r}" in message
     for word in words:
         assert word in message
+
+
+def test_work_folders_of_dead_processes_are_cleaned(tmp_path) -> None:
+    from dreamer_dagster.output_folder import OutputFolder
+
+    folder = OutputFolder(tmp_path / "output")
+    stale = folder.root / ".staging" / "my_step-999999999-abc"
+    stale.mkdir(parents=True)
+    other_step = folder.root / ".staging" / "other_step-999999999-abc"
+    other_step.mkdir()
+    mine = folder.staging("my_step")
+    assert mine.name.startswith(f"my_step-{os.getpid()}-")
+    assert not stale.exists()  # its process is gone
+    assert other_step.exists()  # another step's: left for that step
+    folder.staging("my_step")
+    assert mine.exists()  # this process still runs
