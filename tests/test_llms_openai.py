@@ -90,6 +90,15 @@ def test_client_errors_fail_at_once_naming_the_model(openai_server, status):
     assert openai_server.request_count <= 2
 
 
+def test_no_queued_request_is_sent_after_a_client_error(openai_server):
+    openai_server.fail_next(401, 1000)
+    llm = bound(make(openai_server, max_concurrency=4))
+    with pytest.raises(RuntimeError, match="HTTP 401"):
+        llm.run([f"prompt {i}" for i in range(200)])
+    # only the requests already in flight when the first 401 came back were sent
+    assert openai_server.request_count <= 4
+
+
 def test_giving_up_after_max_retries_is_a_clear_error(openai_server):
     openai_server.fail_next(500, 100)
     llm = bound(make(openai_server, max_retries=2))

@@ -23,7 +23,8 @@ class AsyncStream(GenerationStream):
     one request finishes its worker starts the next, and a slow request holds up
     nothing but its own result. ``make_client`` runs inside the loop (clients are
     bound to the loop that made them); ``close_client`` closes it. The first
-    error a worker raises is re-raised by ``poll``.
+    error a worker raises is re-raised by ``poll``, and no queued request is
+    sent after it.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class AsyncStream(GenerationStream):
         self._queue: asyncio.Queue | None = None
         self._workers: list[asyncio.Task] = []
         self._client: Any = None
+        self._error: BaseException | None = None
         asyncio.run_coroutine_threadsafe(self._start(max(1, int(max_concurrency))), self._loop).result()
 
     async def _start(self, workers: int) -> None:
@@ -55,11 +57,17 @@ class AsyncStream(GenerationStream):
         assert self._queue is not None
         while True:
             request = await self._queue.get()
+            if self._error is not None:
+                # The run has already failed (a 401, say): requests still queued are
+                # not sent, so a failing step pays for no call it cannot use.
+                self._done.put((request, None, self._error))
+                continue
             try:
                 result = await self._call(self._client, request)
             except asyncio.CancelledError:
                 raise
             except BaseException as error:  # handed to the caller's thread by poll()
+                self._error = error
                 self._done.put((request, None, error))
             else:
                 self._done.put((request, result, None))
