@@ -23,7 +23,15 @@ from typing import Any
 from .deferred import resolve, upstream_steps
 from .fingerprint import fingerprint
 
-__all__ = ["Model"]
+__all__ = ["Model", "dtype_name"]
+
+
+def dtype_name(dtype: Any) -> str | None:
+    """``torch.float16`` / ``"torch.float16"`` / ``"float16"`` -> ``"float16"``, without
+    importing torch: how a dtype enters identities, fingerprints and step.json."""
+    if dtype is None:
+        return None
+    return str(dtype).removeprefix("torch.")
 
 
 class Model:

@@ -8,11 +8,12 @@ from typing import Any
 
 from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
 from ..citations import SENTENCE_BERT_CITATION
+from ..model import dtype_name
 from ..task_models.hf_hub_info import hf_citations, hf_license, hf_model_card_url
 from ..task_models.task_model import forget_loaded, shared_loaded
 from .embedder import Embedder, float32_list
 
-__all__ = ["SentenceTransformersEmbedder", "dtype_name", "packaged_model_path"]
+__all__ = ["SentenceTransformersEmbedder", "packaged_model_path"]
 
 
 # Hub models that an installed package ships (the same weights), loaded from there.
@@ -30,13 +31,6 @@ def packaged_model_path(model_name: str, revision: str | None = None) -> str | N
     module = importlib.import_module(package)
     path = Path(module.get_model_path())
     return str(path) if (path / "config.json").is_file() else None
-
-
-def dtype_name(dtype: Any) -> str | None:
-    """``torch.float16`` / ``"float16"`` -> ``"float16"`` (without importing torch)."""
-    if dtype is None:
-        return None
-    return str(dtype).removeprefix("torch.")
 
 
 class SentenceTransformersEmbedder(Embedder):

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ..fingerprint import canonical
+from ..model import dtype_name
 from . import loaded_models
 from .batch_stream import BatchStream
 from .generation_result import GenerationResult
@@ -63,7 +64,7 @@ class HFTransformers(LLM):
         return {
             "model_name": canonical(self.model_name),
             "revision": self.revision,
-            "dtype": _dtype_name(self.dtype),
+            "dtype": dtype_name(self.dtype),
             "quantization_config": _config_identity(self.quantization_config),
             "adapter_name": canonical(self.adapter_name),
             "system_prompt": self.system_prompt,
@@ -97,7 +98,7 @@ class HFTransformers(LLM):
             fields.update(
                 device=str(self.device),
                 device_map=canonical(self.device_map),
-                dtype=_dtype_name(self.dtype),
+                dtype=dtype_name(self.dtype),
                 quantization_config=_config_identity(self.quantization_config),
                 adapter_name=str(self.adapter_name),
                 kwargs=canonical(self.kwargs),
@@ -329,12 +330,6 @@ def _free() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def _dtype_name(dtype: Any) -> str | None:
-    if dtype is None:
-        return None
-    return str(dtype).removeprefix("torch.")
 
 
 def _torch_dtype(dtype: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +125,12 @@ class StepRunContext:
     def info(self, message: str) -> None:
         if self.log is not None:
             self.log.info(message)
+
+    def with_progress(self, rows: Iterable[dict], total: int | None) -> Iterator[dict]:
+        """``rows`` passed through, with :meth:`progress` reported as they go."""
+        for done, row in enumerate(rows, start=1):
+            yield row
+            self.progress(done, total)
 
     def progress(self, done: int, total: int | None, force: bool = False) -> None:
         """Log ``rows done of total, rows/s, ETA`` at most once per progress interval."""

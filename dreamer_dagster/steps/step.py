@@ -247,9 +247,9 @@ class Step(OperationMethods, ExportMethods):
         """This step's own data card entries (model names, licenses, citations...)."""
         entries: dict[str, list[str]] = {}
         for value in _walk(self.args):
-            card = getattr(value, "card_entries", None)
             if isinstance(value, (type, Step, ColumnRef, Deferred)):
                 continue  # a deferred value answers every attribute; it is no model
+            card = getattr(value, "card_entries", None)
             if card is not None and callable(card):
                 for key, items in card().items():
                     entries.setdefault(key, [])

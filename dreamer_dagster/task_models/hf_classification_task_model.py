@@ -97,15 +97,16 @@ class HFClassificationTaskModel(TaskModel):
         if self.device_map is not None:
             options["device_map"] = self.device_map
         options.update(self.kwargs)
-        adapter_config = Path(path) / "adapter_config.json"
-        if adapter_config.is_file():
+        from ..trainers.trained_models import adapter_base
+
+        base = adapter_base(path)
+        if base is not None:
             # A PEFT adapter folder (a trainer run with peft_config): its base model with
             # the adapter; a config beside it holds the label maps.
             from peft import AutoPeftModelForSequenceClassification
 
             options.update(_label_options(Path(path) / "config.json"))
             model = AutoPeftModelForSequenceClassification.from_pretrained(path, **options)
-            base = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
             tokenizer_source = path if (Path(path) / "tokenizer_config.json").is_file() else base
         else:
             model = AutoModelForSequenceClassification.from_pretrained(path, **options)

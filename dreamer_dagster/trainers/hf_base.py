@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 
 from ..citations import HF_TRANSFORMERS_CITATION, PEFT_CITATION
 from ..deferred import Deferred
+from ..model import dtype_name
 from ..steps.step import REQUIRED, Step
 from .base import MODEL_DIR_INFO, Trainer, TrainingRun
 from .distributed import launch_distributed, pinned_device
@@ -134,7 +135,7 @@ class HFTrainer(Trainer):
             revision=revision,
             trust_remote_code=trust_remote_code,
             device=device,
-            dtype=_dtype_name(dtype),
+            dtype=dtype_name(dtype),
             peft_config=peft_config,
             distributed_config=distributed_config,
             fsdp=fsdp,
@@ -513,12 +514,6 @@ class HFTrainer(Trainer):
 
 
 # -- helpers --------------------------------------------------------------------------
-
-
-def _dtype_name(dtype: Any) -> str | None:
-    if dtype is None or isinstance(dtype, str):
-        return dtype
-    return str(dtype).removeprefix("torch.")
 
 
 def _kept(metric: str) -> bool:

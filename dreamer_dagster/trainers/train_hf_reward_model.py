@@ -10,11 +10,12 @@ from typing import Any, ClassVar
 
 from ..citations import RLHF_CITATION, TRL_CITATION
 from ..deferred import ColumnRef
-from .base import MODEL_DIR_INFO, TrainingRun
+from .base import TrainingRun
 from .hf_base import HFTrainer
 from .train_hf_classifier import TrainHFClassifier
 from .train_hf_dpo import trl_defaults
 from .train_hf_fine_tune import AUTO, TrainHFFineTune, validate_chat_args
+from .trained_models import adapter_base, trained_model_info
 
 __all__ = ["TrainHFRewardModel", "load_reward_model", "reward_texts"]
 
@@ -395,16 +396,14 @@ def load_reward_model(model_dir: str | Path, device: str = "cpu") -> Callable[[l
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model_dir = Path(model_dir)
-    info_path = model_dir / MODEL_DIR_INFO
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info = trained_model_info(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    adapter_config = model_dir / "adapter_config.json"
-    if adapter_config.is_file():
+    base_path = adapter_base(str(model_dir))
+    if base_path is not None:
         from peft import PeftModel
 
-        base_path = json.loads(adapter_config.read_text())["base_model_name_or_path"]
         base = AutoModelForSequenceClassification.from_pretrained(base_path, num_labels=1)
         model = PeftModel.from_pretrained(base, str(model_dir)).merge_and_unload()
     else:

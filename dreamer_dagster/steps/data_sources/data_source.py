@@ -83,9 +83,9 @@ class DataSource(Step):
             # Rows may leave out columns (as JSON rows do): each gets every column.
             columns = self.declared_columns() or []
             padded = ({column: row.get(column) for column in columns} for row in data)
-            return _with_progress(padded, context, len(data))
+            return context.with_progress(padded, len(data))
         if callable(data):
-            return _with_progress(data(), context, self.args["total_num_rows"])
+            return context.with_progress(data(), self.args["total_num_rows"])
         return data
 
     def card_entries(self, context: Any) -> dict[str, list[str]]:
@@ -107,9 +107,3 @@ class DataSource(Step):
             if value:
                 entries.setdefault(key, []).append(str(value).strip())
         return entries
-
-
-def _with_progress(rows: Any, context: Any, total: int | None) -> Any:
-    for done, row in enumerate(rows, start=1):
-        yield row
-        context.progress(done, total)

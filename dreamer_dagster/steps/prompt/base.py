@@ -204,17 +204,6 @@ class PromptStepBase(Step):
         if value is not None and not isinstance(value, str) and not is_deferred(value):
             raise self.error(f"must be a string or None, got {type(value).__name__}.", name)
 
-    def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
-        """The LLM's card entries (model name, license, citations).
-
-        Only the LLM is asked: a deferred arg answers any attribute lookup, so the
-        base's walk over every arg would mistake it for a model.
-        """
-        entries: dict[str, list[str]] = {}
-        for key, items in self.args["llm"].card_entries().items():
-            entries[key] = list(dict.fromkeys(items))
-        return entries
-
     # -- running ----------------------------------------------------------------------
 
     def run_args(self, context: StepRunContext) -> dict[str, Any]:

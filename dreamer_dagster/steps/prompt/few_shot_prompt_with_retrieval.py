@@ -51,10 +51,7 @@ class FewShotPromptWithRetrieval(FewShotPrompt):
         return EmbeddingRetriever(texts=self.inputs["input_examples"], embedder=self.args["embedder"])
 
     def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
-        entries = super().card_entries(context)
-        for key, items in self.args["embedder"].card_entries().items():
-            known = entries.setdefault(key, [])
-            known.extend(item for item in items if item not in known)
+        entries = super().card_entries(context)  # the LLM's and the embedder's
         entries.setdefault(CITATION, []).append(NEAREST_NEIGHBOR_CITATION)
         return entries
 

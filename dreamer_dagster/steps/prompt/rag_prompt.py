@@ -69,10 +69,7 @@ class RAGPrompt(PromptStepBase):
             )
 
     def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
-        entries = super().card_entries(context)
-        for key, items in self.args["retriever"].card_entries().items():
-            known = entries.setdefault(key, [])
-            known.extend(item for item in items if item not in known)
+        entries = super().card_entries(context)  # the LLM's and the retriever's
         entries.setdefault(CITATION, []).append(REALM_CITATION)
         return entries
 

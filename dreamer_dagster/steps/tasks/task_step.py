@@ -58,10 +58,4 @@ class TaskStep(Step):
         """``rows`` to stream to disk, reporting progress; empty columns when there are none."""
         if total == 0:
             return {name: [] for name in self.OUTPUTS or ()}
-        return _with_progress(context, rows, total)
-
-
-def _with_progress(context: Any, rows: Iterable[dict], total: int) -> Iterator[dict]:
-    for done, row in enumerate(rows, 1):
-        yield row
-        context.progress(done, total)
+        return context.with_progress(rows, total)
