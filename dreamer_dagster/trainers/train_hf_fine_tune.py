@@ -7,9 +7,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from ..deferred import ColumnRef
 from .base import TrainingRun
 from .hf_base import HFTrainer
+from .input_output import InputOutputTraining
 
 __all__ = ["AUTO", "TrainHFFineTune", "validate_chat_args"]
 
@@ -18,7 +18,7 @@ __all__ = ["AUTO", "TrainHFFineTune", "validate_chat_args"]
 AUTO = "auto"
 
 
-class TrainHFFineTune(HFTrainer):
+class TrainHFFineTune(InputOutputTraining, HFTrainer):
     """Fine-tunes a causal LM (SFT through TRL's ``SFTTrainer``, loss on the output
     only) or a seq2seq LM (``Seq2SeqTrainer``) to map ``train_input`` to ``train_output``.
 
@@ -81,58 +81,6 @@ class TrainHFFineTune(HFTrainer):
     def validate_model_args(self) -> None:
         super().validate_model_args()
         validate_chat_args(self)
-
-    def train(
-        self,
-        train_input: ColumnRef,
-        train_output: ColumnRef,
-        validation_input: ColumnRef | None = None,
-        validation_output: ColumnRef | None = None,
-        truncate: bool = True,
-        epochs: float = 3.0,
-        batch_size: int = 8,
-        optim: str = "adamw_torch",
-        learning_rate: float = 1e-3,
-        weight_decay: float = 0.01,
-        lr_scheduler_type: str = "linear",
-        warmup_steps: int = 0,
-        neftune_noise_alpha: float | None = None,
-        seed: int = 42,
-        early_stopping_patience: int | None = 5,
-        early_stopping_threshold: float | None = 0.0,
-        gradient_accumulation_steps: int = 1,
-        max_length: int | None = None,
-        callbacks: list | None = None,
-        **kwargs: Any,
-    ) -> TrainHFFineTune:
-        """Declare the training; ``**kwargs`` are ``TrainingArguments`` fields. Returns the trainer."""
-        self.declare_training(
-            inputs={
-                "train_input": train_input,
-                "train_output": train_output,
-                "validation_input": validation_input,
-                "validation_output": validation_output,
-            },
-            args={
-                "truncate": truncate,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "optim": optim,
-                "learning_rate": learning_rate,
-                "weight_decay": weight_decay,
-                "lr_scheduler_type": lr_scheduler_type,
-                "warmup_steps": warmup_steps,
-                "neftune_noise_alpha": neftune_noise_alpha,
-                "seed": seed,
-                "early_stopping_patience": early_stopping_patience,
-                "early_stopping_threshold": early_stopping_threshold,
-                "gradient_accumulation_steps": gradient_accumulation_steps,
-                "max_length": max_length,
-                "callbacks": callbacks,
-                "training_kwargs": kwargs,
-            },
-        )
-        return self
 
     # -- run time -------------------------------------------------------------------
 
