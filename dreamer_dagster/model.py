@@ -40,6 +40,9 @@ class Model:
     #: Run-time state, set on the copy ``for_run`` returns.
     cache_folder: Path | None = None
     stats: Counter | None = None
+    #: DataDreamer's ``cache_folder_path``: where this model's SQLite cache lives instead of
+    #: ``<output>/.cache`` (where it runs, not what it answers: never in the identity).
+    cache_folder_path: str | None = None
 
     def identity(self) -> dict:
         """What makes this model's outputs what they are (never a secret)."""
@@ -74,6 +77,8 @@ class Model:
     def for_run(self, cache_folder: Path | None, stats: Counter | None) -> Model:
         """A copy bound to a run: where its cache lives and where to count calls."""
         bound = copy.copy(self)
+        if self.cache_folder_path is not None and cache_folder is not None:
+            cache_folder = Path(self.cache_folder_path).expanduser()
         bound.cache_folder = cache_folder
         bound.stats = stats if stats is not None else Counter()
         return bound

@@ -12,7 +12,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-pytest_plugins: list[str] = ["tests.support.trainers", "tests.support.openai_server"]
+pytest_plugins: list[str] = [
+    "tests.support.trainers",
+    "tests.support.openai_server",
+    "tests.support.anthropic_server",
+]
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pydantic
 import pytest
 
 from dreamer_dagster.cache import ModelCache
+from dreamer_dagster.errors import NonRetryableError
 from dreamer_dagster.fingerprint import fingerprint
 from dreamer_dagster.llms import OpenAI
 from dreamer_dagster.llms.pricing import estimate_cost
@@ -216,7 +217,7 @@ def test_generator_streams_in_order_while_running(openai_server):
 
 def test_missing_api_key_for_openai_itself_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+    with pytest.raises(NonRetryableError, match="OPENAI_API_KEY"):
         bound(OpenAI("gpt-4o-mini")).run(["x"])
 
 

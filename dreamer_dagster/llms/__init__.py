@@ -8,6 +8,7 @@ A step binds a declared model to its run and generates through the model cache::
         ...
 """
 
+from .anthropic import Anthropic
 from .hf_transformers import HFTransformers
 from .llm import DEFAULT_BATCH_SIZE, LLM
 from .openai import OpenAI
@@ -18,6 +19,7 @@ from .vllm import VLLM
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "LLM",
+    "Anthropic",
     "SMOLLM2_MODEL_NAME",
     "HFTransformers",
     "OpenAI",

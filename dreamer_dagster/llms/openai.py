@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import random
 import re
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 
+from ..errors import NonRetryableError
+from ..fingerprint import canonical
+from .api_retry import MalformedResponse, RetryPolicy, call_with_retries
 from .async_stream import AsyncStream
 from .generation_result import GenerationResult
 from .llm import LLM
@@ -43,72 +43,131 @@ _CONTEXT_LENGTHS = (
 
 
 class OpenAI(LLM):
-    """A model behind the OpenAI API, chat or completion.
+    """A model behind the OpenAI API (or Azure OpenAI, or any OpenAI-compatible server), chat or completion.
+
+    Arguments in DataDreamer's order: ``OpenAI(model_name, system_prompt,
+    organization, api_key, base_url, api_version, retry_on_fail,
+    cache_folder_path, **kwargs)``; ``api_version`` selects Azure OpenAI
+    (``azure_endpoint=`` among the kwargs, or ``base_url``), and the other
+    ``kwargs`` go to the client (``default_headers``, ``project``...).
+    ``model_name`` may be a :class:`~dreamer_dagster.trainers.TrainOpenAIFineTune`
+    trainer: the fine-tuned model it made (and the dependency edge).
 
     Requests run on an event loop with at most ``max_concurrency`` in flight and
-    no batch barrier; results are still returned in input order. 429s (honouring
-    ``Retry-After``), 5xx, timeouts, dropped connections and malformed bodies are
-    retried with exponential backoff and jitter; 400/401/403/404 fail at once,
-    naming the model. The API key is read from ``OPENAI_API_KEY`` when a run
-    starts (or taken from ``api_key``) and is never part of the identity, a
-    fingerprint, step.json or the cache. Tokens are counted offline by estimate
-    (see ``token_estimate``); the server's ``usage`` figures are used where given.
-    ``max_concurrency``, ``timeout`` and the retry settings change how results
-    are fetched, not what they are, so they are not part of the identity.
+    no batch barrier; results are still returned in input order. Retries follow
+    :mod:`~dreamer_dagster.llms.api_retry`: 429 (honouring ``Retry-After``), 5xx,
+    timeouts, dropped connections and malformed bodies are retried with
+    exponential backoff and jitter; any other 4xx fails at once as a
+    :class:`~dreamer_dagster.errors.NonRetryableError` naming the model. The API
+    key is read from ``OPENAI_API_KEY`` when a run starts (or taken from
+    ``api_key``) and is never part of the identity, a fingerprint, step.json or
+    the cache. Tokens are counted offline by estimate (see ``token_estimate``);
+    the server's ``usage`` figures are used where given. ``max_concurrency``,
+    ``timeout``, the retry settings and the client kwargs change how results are
+    fetched, not what they are, so they are not part of the identity. With
+    ``batch=True`` a step's uncached prompts go through the Batch API (half the
+    price, answers within a day; see :mod:`~dreamer_dagster.llms.openai_batch`).
     Writes generations to the model cache.
     """
 
+    #: The provider's name in messages, its key's environment variable and default base URL.
+    PROVIDER: ClassVar[str] = "OpenAI"
+    API_KEY_ENV: ClassVar[str] = "OPENAI_API_KEY"
+    DEFAULT_BASE_URL: ClassVar[str | None] = None
+
     def __init__(
         self,
-        model_name: str,
-        base_url: str | None = None,
-        api_key: str | None = None,
+        model_name: Any,
+        system_prompt: str | None = None,
         organization: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        api_version: str | None = None,
+        retry_on_fail: bool = True,
+        cache_folder_path: str | None = None,
+        *,
         max_concurrency: int = 16,
         timeout: float = 120.0,
-        system_prompt: str | None = None,
-        retry_on_fail: bool = True,
         chat: bool | None = None,
         max_context_length: int | None = None,
         max_retries: int = 8,
         retry_initial_delay: float = 0.5,
         retry_max_delay: float = 30.0,
+        batch: bool = False,
+        batch_poll_interval: float = 30.0,
+        **kwargs: Any,
     ):
-        is_chat = chat if chat is not None else not _COMPLETION_MODELS.match(model_name)
+        if base_url is not None and not isinstance(base_url, str):
+            raise TypeError(f"{type(self).__name__}: base_url must be a URL string, got {base_url!r}.")
+        if system_prompt is not None and not isinstance(system_prompt, str):
+            raise TypeError(
+                f"{type(self).__name__}: system_prompt (the 2nd positional argument, as in DataDreamer) "
+                f"must be a string, got {type(system_prompt).__name__}."
+            )
+        name = _declared_model_name(model_name)
+        is_chat = chat if chat is not None else not _COMPLETION_MODELS.match(name)
+        trainer_prompt = _trainer_system_prompt(model_name)
         if is_chat and system_prompt is None:
-            system_prompt = DEFAULT_SYSTEM_PROMPT
+            system_prompt = trainer_prompt if trainer_prompt is not None else DEFAULT_SYSTEM_PROMPT
         super().__init__(model_name, system_prompt=system_prompt)
+        base_url = base_url or _trainer_base_url(model_name) or self.DEFAULT_BASE_URL
         self.base_url = base_url.rstrip("/") if base_url else None
         self.organization = organization
+        self.api_version = api_version
+        self.retry_on_fail = retry_on_fail
+        self.cache_folder_path = cache_folder_path
         self.max_concurrency = int(max_concurrency)
         self.timeout = timeout
-        self.retry_on_fail = retry_on_fail
         self.chat = is_chat
         self.max_context_length = max_context_length
         self.max_retries = max_retries
         self.retry_initial_delay = retry_initial_delay
         self.retry_max_delay = retry_max_delay
+        self.batch = bool(batch)
+        self.batch_poll_interval = float(batch_poll_interval)
         self._api_key = api_key
+        self._client_kwargs = dict(kwargs)
         if self.max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1 (got {max_concurrency}).")
+        if self.batch and type(self).DEFAULT_BASE_URL is not None:
+            raise ValueError(f"{type(self).__name__}: batch=True is OpenAI's Batch API; use OpenAI(...).")
 
     def identity(self) -> dict:
-        return {
-            "model_name": self.model_name,
+        identity = {
+            "model_name": canonical(self.model_name),
             "base_url": self.base_url,
             "chat": self.chat,
             "system_prompt": self.system_prompt if self.chat else None,
         }
+        if self.api_version is not None:
+            identity["api_version"] = self.api_version
+        for name in ("azure_endpoint", "azure_deployment"):
+            if self._client_kwargs.get(name):
+                identity[name] = self._client_kwargs[name]
+        return identity
+
+    def dependencies(self) -> list:
+        from ..deferred import upstream_steps
+
+        return upstream_steps(self.model_name)
+
+    def resolve_deferred(self, context: Any) -> OpenAI:
+        resolved = super().resolve_deferred(context)
+        if _is_trainer(self.model_name):
+            # A fine-tuning trainer resolves to its _model folder, which names the model.
+            resolved.model_name = _fine_tuned_model_name(resolved.model_name)
+        return resolved
 
     def card_entries(self) -> dict[str, list[str]]:
-        entries = {"Model Name": [self.model_name]}
+        name = self.model_name if isinstance(self.model_name, str) else _declared_model_name(self.model_name)
+        entries = {"Model Name": [name]}
         if self.base_url is None:
             entries["Model Card"] = ["https://platform.openai.com/docs/models"]
             entries["License Information"] = ["https://openai.com/policies/terms-of-use"]
         return entries
 
     def __repr__(self) -> str:
-        return f"OpenAI(model_name={self.model_name!r}, base_url={self.base_url!r})"
+        return f"{type(self).__name__}(model_name={self.model_name!r}, base_url={self.base_url!r})"
 
     # -- tokens and context -------------------------------------------------------------
 
@@ -124,7 +183,7 @@ class OpenAI(LLM):
     def _context_length(self) -> int | None:
         if self.max_context_length is not None:
             return self.max_context_length
-        if self.base_url is not None:
+        if self.base_url is not None or not isinstance(self.model_name, str):
             return None
         for prefix, length in _CONTEXT_LENGTHS:
             if self.model_name.startswith(prefix):
@@ -132,11 +191,14 @@ class OpenAI(LLM):
         return None
 
     def _estimate_cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
-        if self.base_url is not None:
+        if self.base_url is not None or not isinstance(self.model_name, str):
             return None
-        return estimate_cost(self.model_name, prompt_tokens, completion_tokens)
+        cost = estimate_cost(self.model_name, prompt_tokens, completion_tokens)
+        return None if cost is None else cost * (0.5 if self.batch else 1.0)
 
     def _lookahead(self, batch_size: int) -> int:
+        if self.batch:
+            return BATCH_LOOKAHEAD  # one batch job holds as many prompts as it can
         return max(8 * max(batch_size, 64), 8 * self.max_concurrency)
 
     def _prompts_for_response_format(self) -> bool:
@@ -144,35 +206,57 @@ class OpenAI(LLM):
 
     # -- requests ---------------------------------------------------------------------
 
+    def _label(self) -> str:
+        where = f" at {self.base_url}" if self.base_url and self.base_url != self.DEFAULT_BASE_URL else ""
+        return f"{self.PROVIDER} model {self.model_name!r}{where}"
+
     def _resolve_api_key(self) -> str:
-        key = self._api_key or os.environ.get("OPENAI_API_KEY")
+        key = self._api_key or os.environ.get(self.API_KEY_ENV)
         if key:
             return key
-        if self.base_url is not None:
+        if self.base_url is not None and self.DEFAULT_BASE_URL is None:
             return "no-key"  # local OpenAI-compatible servers rarely check it
-        raise ValueError(
-            f"OpenAI model {self.model_name!r}: no API key. Fix: set the OPENAI_API_KEY variable."
+        raise NonRetryableError(
+            f"{self._label()}: no API key. Fix: set the {self.API_KEY_ENV} environment variable "
+            "where the pipeline runs (or pass api_key=...)."
         )
 
-    def _open_stream(self, params: dict, batch_size: int) -> AsyncStream:
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            self.retry_on_fail, self.max_retries, self.retry_initial_delay, self.retry_max_delay
+        )
+
+    def make_client(self, api_key: str, sync: bool = False) -> Any:
+        """The SDK client (async unless ``sync``), with the SDK's own retries off."""
+        import openai
+
+        options: dict[str, Any] = {
+            "api_key": api_key,
+            "organization": self.organization,
+            "timeout": self.timeout,
+            "max_retries": 0,  # retries are ours: api_retry's one rule
+            **self._client_kwargs,
+        }
+        if self.api_version is not None:
+            if self.base_url is not None and "azure_endpoint" not in options:
+                options["base_url"] = self.base_url
+            cls = openai.AzureOpenAI if sync else openai.AsyncAzureOpenAI
+            return cls(api_version=self.api_version, **options)
+        cls = openai.OpenAI if sync else openai.AsyncOpenAI
+        return cls(base_url=self.base_url, **options)
+
+    def _open_stream(self, params: dict, batch_size: int) -> Any:
         if params["repetition_penalty"] is not None:
             raise ValueError(
-                f"OpenAI model {self.model_name!r} has no repetition_penalty. "
+                f"{self._label()} has no repetition_penalty. "
                 "Fix: pass frequency_penalty= or presence_penalty= instead."
             )
         api_key = self._resolve_api_key()
         arguments = self._request_arguments(params)
+        if self.batch:
+            from .openai_batch import BatchAPIStream
 
-        def make_client() -> Any:
-            from openai import AsyncOpenAI
-
-            return AsyncOpenAI(
-                api_key=api_key,
-                base_url=self.base_url,
-                organization=self.organization,
-                timeout=self.timeout,
-                max_retries=0,  # retries are ours: backoff with jitter, Retry-After, clear failures
-            )
+            return BatchAPIStream(self, self.make_client(api_key, sync=True), params, arguments)
 
         async def close_client(client: Any) -> None:
             await client.close()
@@ -180,7 +264,7 @@ class OpenAI(LLM):
         async def call(client: Any, request: GenerationRequest) -> GenerationResult:
             return await self._call(client, request, params, arguments)
 
-        return AsyncStream(call, self.max_concurrency, make_client, close_client)
+        return AsyncStream(call, self.max_concurrency, lambda: self.make_client(api_key), close_client)
 
     def _request_arguments(self, params: dict) -> dict:
         arguments: dict[str, Any] = {
@@ -190,7 +274,7 @@ class OpenAI(LLM):
             "top_p": params["top_p"],
         }
         if params["max_new_tokens"] is not None:
-            uses_completion_tokens = self.chat and re.match(r"^(o\d|gpt-5)", self.model_name)
+            uses_completion_tokens = self.chat and re.match(r"^(o\d|gpt-5)", str(self.model_name))
             arguments["max_completion_tokens" if uses_completion_tokens else "max_tokens"] = params[
                 "max_new_tokens"
             ]
@@ -208,98 +292,110 @@ class OpenAI(LLM):
             }
         return arguments
 
+    def request_body(self, request: GenerationRequest, params: dict, arguments: dict) -> dict:
+        """The JSON body of one request: the arguments, the seed and the prompt or messages."""
+        body = dict(arguments)
+        extra = body.pop("extra_body", None) or {}
+        if params["seed"] is not None:
+            body["seed"] = request.seed % (2**31)
+        if self.chat:
+            messages = [{"role": "user", "content": request.text}]
+            if self.system_prompt:
+                messages.insert(0, {"role": "system", "content": self.system_prompt})
+            body["messages"] = messages
+        else:
+            body["prompt"] = request.text
+        body.update(extra)
+        return body
+
+    def parse_response(self, response: Any, request: GenerationRequest, params: dict) -> GenerationResult:
+        """A response (an SDK object or its JSON dict) as a result; MalformedResponse if it is not one."""
+        data = response if isinstance(response, dict) else response.model_dump()
+        choices = sorted(data.get("choices") or [], key=lambda choice: choice.get("index", 0))
+        if self.chat:
+            texts = [(choice.get("message") or {}).get("content") for choice in choices]
+        else:
+            texts = [choice.get("text") for choice in choices]
+        if len(texts) != params["n"] or any(text is None for text in texts):
+            raise MalformedResponse(f"expected {params['n']} choices with text, got {texts!r}")
+        usage = data.get("usage") or {}
+        completion = [self._apply_stop(text, params["stop"]) for text in texts]
+        return GenerationResult(
+            completion,
+            prompt_tokens=int(usage.get("prompt_tokens") or request.prompt_tokens),
+            completion_tokens=int(
+                usage.get("completion_tokens") or sum(estimate_tokens(t) for t in completion)
+            ),
+        )
+
     async def _call(
         self, client: Any, request: GenerationRequest, params: dict, arguments: dict
     ) -> GenerationResult:
         import openai
 
-        arguments = dict(arguments)
-        if params["seed"] is not None:
-            arguments["seed"] = request.seed % (2**31)
-        attempt = 0
-        while True:
-            try:
-                if self.chat:
-                    messages = [{"role": "user", "content": request.text}]
-                    if self.system_prompt:
-                        messages.insert(0, {"role": "system", "content": self.system_prompt})
-                    response = await client.chat.completions.create(messages=messages, **arguments)
-                    choices = sorted(response.choices, key=lambda choice: choice.index)
-                    texts = [choice.message.content for choice in choices]
-                else:
-                    response = await client.completions.create(prompt=request.text, **arguments)
-                    choices = sorted(response.choices, key=lambda choice: choice.index)
-                    texts = [choice.text for choice in choices]
-                if len(texts) != params["n"] or any(text is None for text in texts):
-                    raise _MalformedResponse(f"expected {params['n']} choices with text, got {texts!r}")
-                usage = getattr(response, "usage", None)
-                completion = [self._apply_stop(text, params["stop"]) for text in texts]
-                return GenerationResult(
-                    completion,
-                    prompt_tokens=(usage.prompt_tokens if usage else request.prompt_tokens),
-                    completion_tokens=(
-                        usage.completion_tokens if usage else sum(estimate_tokens(t) for t in completion)
-                    ),
-                )
-            except (
-                openai.BadRequestError,
-                openai.AuthenticationError,
-                openai.PermissionDeniedError,
-                openai.NotFoundError,
-                openai.UnprocessableEntityError,
-            ) as error:
-                raise RuntimeError(self._describe_failure(error)) from None
-            except (
-                openai.RateLimitError,
-                openai.InternalServerError,
-                openai.APITimeoutError,
-                openai.APIConnectionError,
-                openai.APIResponseValidationError,
-                openai.APIStatusError,
-                _MalformedResponse,
-                ValueError,  # a body that is not JSON
-            ) as error:
-                status = getattr(error, "status_code", None)
-                retryable = status is None or status in (408, 409, 429) or status >= 500
-                attempt += 1
-                if not (self.retry_on_fail and retryable) or attempt > self.max_retries:
-                    raise RuntimeError(
-                        self._describe_failure(error)
-                        + (f" (after {attempt} attempts)" if retryable and self.retry_on_fail else "")
-                    ) from error
-                await asyncio.sleep(self._retry_delay(error, attempt))
+        body = self.request_body(request, params, arguments)
 
-    def _retry_delay(self, error: Any, attempt: int) -> float:
-        response = getattr(error, "response", None)
-        headers = getattr(response, "headers", None) or {}
-        for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-            value = headers.get(name)
-            if value is None:
-                continue
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                try:
-                    import time
+        async def attempt() -> GenerationResult:
+            if self.chat:
+                response = await client.chat.completions.create(**body)
+            else:
+                response = await client.completions.create(**body)
+            return self.parse_response(response, request, params)
 
-                    return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-                except (TypeError, ValueError):
-                    pass
-        ceiling = min(self.retry_max_delay, self.retry_initial_delay * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)
+        return await call_with_retries(
+            attempt,
+            self.retry_policy(),
+            self._label(),
+            (openai.APIError, MalformedResponse, ValueError),  # ValueError: a body that is not JSON
+            on_retry=self._count_retry,
+        )
 
-    def _describe_failure(self, error: Any) -> str:
-        where = f" at {self.base_url}" if self.base_url else ""
-        status = getattr(error, "status_code", None)
-        message = getattr(error, "message", None) or str(error) or type(error).__name__
-        message = re.sub(r"^Error code: \d+ - ", "", message)
-        code = f"HTTP {status}: " if status else f"{type(error).__name__}: "
-        return f"OpenAI model {self.model_name!r}{where} failed: {code}{message}"
+    def _count_retry(self, error: BaseException, attempt: int, delay: float) -> None:
+        if self.stats is not None:
+            self.stats["api_retries"] += 1
 
 
-class _MalformedResponse(Exception):
-    """A response without the expected choices."""
+#: Prompts a batch-mode run hands the Batch API at once (OpenAI takes up to 50,000 a job).
+BATCH_LOOKAHEAD = 50_000
 
 
 def _schema_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:64] or "response"
+
+
+def _is_trainer(value: Any) -> bool:
+    from ..steps.step import Step
+
+    return isinstance(value, Step)
+
+
+def _declared_model_name(model_name: Any) -> str:
+    """The model's name while declaring: a trainer's base model stands for the model it makes."""
+    if isinstance(model_name, str):
+        return model_name
+    if _is_trainer(model_name):
+        if type(model_name).__name__ != "TrainOpenAIFineTune":
+            raise TypeError(
+                f"OpenAI(trainer) takes a TrainOpenAIFineTune trainer, not {type(model_name).__name__}. "
+                "Fix: load an HF trainer's model with HFTransformers(trainer)."
+            )
+        return str(model_name._model_args.get("model_name"))
+    raise TypeError(f"OpenAI: model_name must be a model name or a TrainOpenAIFineTune, got {model_name!r}.")
+
+
+def _trainer_system_prompt(model_name: Any) -> str | None:
+    return model_name._model_args.get("system_prompt") if _is_trainer(model_name) else None
+
+
+def _trainer_base_url(model_name: Any) -> str | None:
+    return model_name._model_args.get("base_url") if _is_trainer(model_name) else None
+
+
+def _fine_tuned_model_name(model_dir: Any) -> str:
+    import json
+    from pathlib import Path
+
+    path = Path(str(model_dir)) / "trained_model_name.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir} holds no trained_model_name.json: it is no OpenAI fine-tune.")
+    return str(json.loads(path.read_text()))
