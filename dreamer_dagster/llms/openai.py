@@ -73,7 +73,11 @@ class OpenAI(LLM):
     #: The provider's name in messages, its key's environment variable and default base URL.
     PROVIDER: ClassVar[str] = "OpenAI"
     API_KEY_ENV: ClassVar[str] = "OPENAI_API_KEY"
+    #: Read when ``API_KEY_ENV`` is unset (names a provider's SDKs also read).
+    API_KEY_ENV_FALLBACKS: ClassVar[tuple[str, ...]] = ()
     DEFAULT_BASE_URL: ClassVar[str | None] = None
+    #: The system prompt a chat model gets when none is given (DataDreamer's, for OpenAI).
+    DEFAULT_SYSTEM_PROMPT: ClassVar[str | None] = DEFAULT_SYSTEM_PROMPT
 
     def __init__(
         self,
@@ -108,7 +112,7 @@ class OpenAI(LLM):
         is_chat = chat if chat is not None else not _COMPLETION_MODELS.match(name)
         trainer_prompt = _trainer_system_prompt(model_name)
         if is_chat and system_prompt is None:
-            system_prompt = trainer_prompt if trainer_prompt is not None else DEFAULT_SYSTEM_PROMPT
+            system_prompt = trainer_prompt if trainer_prompt is not None else self.DEFAULT_SYSTEM_PROMPT
         super().__init__(model_name, system_prompt=system_prompt)
         base_url = base_url or _trainer_base_url(model_name) or self.DEFAULT_BASE_URL
         self.base_url = base_url.rstrip("/") if base_url else None
@@ -211,7 +215,9 @@ class OpenAI(LLM):
         return f"{self.PROVIDER} model {self.model_name!r}{where}"
 
     def _resolve_api_key(self) -> str:
-        key = self._api_key or os.environ.get(self.API_KEY_ENV)
+        key = self._api_key
+        for name in (self.API_KEY_ENV, *self.API_KEY_ENV_FALLBACKS):
+            key = key or os.environ.get(name)
         if key:
             return key
         if self.base_url is not None and self.DEFAULT_BASE_URL is None:
