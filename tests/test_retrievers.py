@@ -27,13 +27,18 @@ QUERIES = [
 ]
 
 
-def test_search_is_exact_and_ties_go_to_the_lower_index(monkeypatch):
+@pytest.mark.parametrize("faiss", [True, False], ids=["faiss", "numpy"])
+def test_search_is_exact_and_ties_go_to_the_lower_index(monkeypatch, faiss):
+    if faiss and not retriever_module.faiss_available():
+        pytest.skip("faiss-cpu is not installed")
+    monkeypatch.setattr(retriever_module, "faiss_available", lambda: faiss)
     rng = np.random.default_rng(0)
     matrix = rng.normal(size=(50, 6)).astype(np.float32)
     matrix[7] = matrix[3]  # a tie
     queries = np.vstack([matrix[3], rng.normal(size=(2, 6)).astype(np.float32)])
     retriever = EmbeddingRetriever(texts=[f"t{i}" for i in range(50)], embedder=default_embedder())
     retriever._index = matrix
+    assert retriever.uses_faiss is faiss
     monkeypatch.setattr(retriever_module, "SEARCH_BLOCK", 8)  # several blocks to merge
     scores, indices = retriever.search(queries, k=5)
     brute = queries @ matrix.T

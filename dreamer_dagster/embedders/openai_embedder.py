@@ -19,7 +19,10 @@ class OpenAIEmbedder(Embedder):
     proxy). The API key is ``api_key`` or, at run time, ``OPENAI_API_KEY``; it is
     never part of the identity, fingerprints, ``step.json`` or the cache. Failed
     requests (429, 5xx, timeouts, lost connections) are retried with exponential
-    back-off up to ``max_retries`` times, honouring ``Retry-After``. One request
+    back-off up to ``max_retries`` times, honouring ``Retry-After`` (none with
+    ``retry_on_fail=False``). DataDreamer's order: ``(model_name, dimensions,
+    organization, api_key, base_url, api_version, retry_on_fail,
+    cache_folder_path, **kwargs)``. One request
     embeds one batch. ``truncate`` is left to the server (counting OpenAI tokens
     needs tables fetched from the internet), which refuses over-long texts. Writes the model cache
     ``<output>/.cache/OpenAIEmbedder-<name>-<hash>.db``.
@@ -33,6 +36,9 @@ class OpenAIEmbedder(Embedder):
         api_key: str | None = None,
         base_url: str | None = None,
         api_version: str | None = None,
+        retry_on_fail: bool = True,
+        cache_folder_path: str | None = None,
+        *,
         max_retries: int = 8,
         timeout: float | None = 120.0,
         **kwargs: Any,
@@ -46,7 +52,9 @@ class OpenAIEmbedder(Embedder):
         self.organization = organization
         self.base_url = base_url.rstrip("/") if base_url else None
         self.api_version = api_version
-        self.max_retries = max_retries
+        self.retry_on_fail = retry_on_fail
+        self.cache_folder_path = cache_folder_path
+        self.max_retries = max_retries if retry_on_fail else 0
         self.timeout = timeout
         self.kwargs = kwargs
         self._api_key = api_key

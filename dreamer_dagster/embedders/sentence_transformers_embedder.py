@@ -41,7 +41,9 @@ class SentenceTransformersEmbedder(Embedder):
     edge. Hub models that an installed package ships (all-MiniLM-L6-v2) load
     from that package. ``run`` normalizes vectors to unit length unless given
     ``normalize_embeddings=False`` (some models normalize in their own
-    pipeline regardless). Writes the model cache
+    pipeline regardless). DataDreamer's order: ``(model_name,
+    trust_remote_code, device, dtype, cache_folder_path, **kwargs)``;
+    ``revision=`` is keyword-only. Writes the model cache
     ``<output>/.cache/SentenceTransformersEmbedder-<name>-<hash>.db``.
     """
 
@@ -50,12 +52,20 @@ class SentenceTransformersEmbedder(Embedder):
     def __init__(
         self,
         model_name: Any,
-        revision: str | None = None,
         trust_remote_code: bool = False,
         device: Any = None,
         dtype: Any = None,
+        cache_folder_path: str | None = None,
+        *,
+        revision: str | None = None,
         **kwargs: Any,
     ):
+        if not isinstance(trust_remote_code, bool):
+            raise TypeError(
+                "SentenceTransformersEmbedder: trust_remote_code must be a bool (DataDreamer's order: "
+                f"(model_name, trust_remote_code, device, dtype, ...)), got {trust_remote_code!r}."
+            )
+        self.cache_folder_path = cache_folder_path
         self.model_name = model_name
         self.revision = revision
         self.trust_remote_code = trust_remote_code

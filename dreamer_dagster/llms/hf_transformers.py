@@ -34,6 +34,8 @@ class HFTransformers(LLM):
     def __init__(
         self,
         model_name: Any,
+        chat_prompt_template: str | None = None,
+        system_prompt: str | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
         device: Any = None,
@@ -41,10 +43,19 @@ class HFTransformers(LLM):
         dtype: Any = None,
         quantization_config: Any = None,
         adapter_name: Any = None,
-        system_prompt: str | None = None,
-        chat_prompt_template: str | None = None,
+        adapter_kwargs: dict | None = None,
+        cache_folder_path: str | None = None,
         **kwargs: Any,
     ):
+        for name, value in (("chat_prompt_template", chat_prompt_template), ("system_prompt", system_prompt)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(
+                    f"HFTransformers: {name} must be a string, got {type(value).__name__} "
+                    "(DataDreamer's order: HFTransformers(model_name, chat_prompt_template, system_prompt, "
+                    "revision, ...))."
+                )
+        if adapter_kwargs is not None and adapter_name is None:
+            raise ValueError("HFTransformers: adapter_kwargs needs an adapter_name. Fix: pass adapter_name=.")
         super().__init__(model_name, system_prompt=system_prompt, chat_prompt_template=chat_prompt_template)
         self.revision = revision
         self.trust_remote_code = trust_remote_code
@@ -53,6 +64,8 @@ class HFTransformers(LLM):
         self.dtype = dtype
         self.quantization_config = quantization_config
         self.adapter_name = adapter_name
+        self.adapter_kwargs = dict(adapter_kwargs) if adapter_kwargs else None
+        self.cache_folder_path = cache_folder_path
         self.kwargs = kwargs
         # Where the weights are read from when not from ``model_name`` (the embedded
         # default model): a callable giving a local folder, outside the identity.
@@ -67,6 +80,7 @@ class HFTransformers(LLM):
             "dtype": dtype_name(self.dtype),
             "quantization_config": _config_identity(self.quantization_config),
             "adapter_name": canonical(self.adapter_name),
+            **({"adapter_kwargs": canonical(self.adapter_kwargs)} if self.adapter_kwargs else {}),
             "system_prompt": self.system_prompt,
             "chat_prompt_template": self.chat_prompt_template,
             "trust_remote_code": self.trust_remote_code,
@@ -101,6 +115,7 @@ class HFTransformers(LLM):
                 dtype=dtype_name(self.dtype),
                 quantization_config=_config_identity(self.quantization_config),
                 adapter_name=str(self.adapter_name),
+                adapter_kwargs=canonical(self.adapter_kwargs),
                 kwargs=canonical(self.kwargs),
             )
         return json.dumps(fields, sort_keys=True)
@@ -176,7 +191,7 @@ class HFTransformers(LLM):
         if self.adapter_name is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, self.adapter_name)
+            model = PeftModel.from_pretrained(model, self.adapter_name, **(self.adapter_kwargs or {}))
         if self.device_map is None and self.quantization_config is None:
             model = model.to(self._device(torch))
         model.eval()

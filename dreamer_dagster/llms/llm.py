@@ -20,8 +20,10 @@ Everything else lives here, the same for every backend:
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import chain, islice
 from typing import Any
 
@@ -32,9 +34,19 @@ from . import response_format as response_formats
 from .request import GenerationRequest
 from .stream import GenerationStream
 
-__all__ = ["DEFAULT_BATCH_SIZE", "LLM"]
+__all__ = ["DEFAULT_BATCH_SIZE", "LLM", "RunOptions"]
 
 DEFAULT_BATCH_SIZE = 10
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How one ``run`` goes (never what it returns for a cached prompt): outside the cache key."""
+
+    force: bool = False
+    cache_only: bool = False
+    #: Times an answer that does not parse under ``response_format`` is asked again.
+    retries: int = 0
 
 
 class LLM(Model):
@@ -176,6 +188,15 @@ class LLM(Model):
         batch_size: int = DEFAULT_BATCH_SIZE,
         response_format: Any = None,
         return_generator: bool = False,
+        batch_scheduler_buffer_size: int | None = None,
+        adaptive_batch_size: bool = False,
+        progress_interval: int | None = 60,
+        force: bool = False,
+        cache_only: bool = False,
+        verbose: bool | None = None,
+        log_level: int | None = None,
+        total_num_prompts: int | None = None,
+        response_format_retries: int = 2,
         **kwargs: Any,
     ) -> list[str | list[str] | None] | Generator[str | list[str] | None, None, None]:
         """Generate for each prompt: a string (``n == 1``) or a list of ``n`` strings.
@@ -188,6 +209,19 @@ class LLM(Model):
         in ``stats["response_format_failures"]``). With ``return_generator`` the
         results are yielded in input order as they complete.
         ``batch_size`` changes how prompts are grouped, never the results.
+
+        DataDreamer's run settings change how a run goes, never what it returns,
+        so none of them enters the cache key or the request:
+        ``force=True`` reads nothing from the cache (every prompt is generated
+        again and the cache overwritten); ``cache_only=True`` raises when a prompt
+        is not cached instead of calling the model; ``adaptive_batch_size`` and
+        ``batch_scheduler_buffer_size`` are accepted as DataDreamer takes them
+        (local backends already halve a batch on out-of-memory and sort prompts
+        by length in groups); ``progress_interval``, ``verbose``, ``log_level``
+        and ``total_num_prompts`` are accepted too (a step reports its own
+        progress). An answer that does not parse under ``response_format`` is
+        asked again, as a new request, at most ``response_format_retries`` times
+        before it becomes None (``stats["response_format_retries"]`` counts them).
         """
         if isinstance(prompts, str):
             raise TypeError("prompts must be a list of strings, not one string. Fix: run([prompt]).")
@@ -205,7 +239,16 @@ class LLM(Model):
         )
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1 (got {batch_size}).")
-        results = self._run(iter(prompts), params, int(batch_size), response_format)
+        if int(response_format_retries) < 0:
+            raise ValueError(f"response_format_retries must be >= 0 (got {response_format_retries}).")
+        if response_format is not None:
+            response_formats.check(response_format)
+        if force and cache_only:
+            raise ValueError("force=True and cache_only=True contradict each other: pick one.")
+        options = RunOptions(
+            force=bool(force), cache_only=bool(cache_only), retries=int(response_format_retries)
+        )
+        results = self._run(iter(prompts), params, int(batch_size), response_format, options)
         return results if return_generator else list(results)
 
     def _generation_params(
@@ -255,8 +298,14 @@ class LLM(Model):
     # -- the run loop -----------------------------------------------------------------
 
     def _run(
-        self, prompts: Iterator[str], params: dict, batch_size: int, response_format: Any
+        self,
+        prompts: Iterator[str],
+        params: dict,
+        batch_size: int,
+        response_format: Any,
+        options: RunOptions | None = None,
     ) -> Generator[str | list[str] | None, None, None]:
+        options = options or RunOptions()
         identity = self.fingerprint_identity()
         prefix = request_prefix(identity, params)
         cache = (
@@ -268,10 +317,64 @@ class LLM(Model):
         chunk_size = max(batch_size, 64)
         lookahead = max(self._lookahead(batch_size), 2 * chunk_size)
         occurrences: dict[str, int] = {}
-        waiting: dict[int, list[str]] = {}
+        waiting: dict[int, Any] = {}  # input position -> the finished result
         next_out = 0
         stream: GenerationStream | None = None
         index = 0
+
+        def lookup(requests: list[GenerationRequest]) -> list[Any]:
+            if cache is None or options.force:
+                return [None] * len(requests)
+            return cache.get_many([r.key for r in requests])
+
+        def send(misses: list[GenerationRequest]) -> None:
+            nonlocal stream
+            if not misses:
+                return
+            if options.cache_only:
+                raise RuntimeError(
+                    f"{self!r}: cache_only=True, but {len(misses)} prompts are not in the cache "
+                    f"(the first: {misses[0].prompt[:80]!r}). Fix: run without cache_only."
+                )
+            if stream is None:
+                stream = self._open_stream(params, batch_size)
+            stream.submit([self._prepare(request, params, response_format) for request in misses])
+
+        def accept(answered: list[tuple[GenerationRequest, list[str]]]) -> None:
+            """Finish answered requests; an answer that does not parse is asked again."""
+            while answered:
+                retries: list[GenerationRequest] = []
+                for request, texts in answered:
+                    if response_format is None:
+                        waiting[request.index] = texts[0] if params["n"] == 1 else list(texts)
+                        continue
+                    parsed = [response_formats.parse(text, response_format) for text in texts]
+                    earlier = request.extra.get("parsed")
+                    if earlier is not None:  # a retry fills the slots that failed before
+                        fresh = iter(value for value in parsed if value is not None)
+                        parsed = [value if value is not None else next(fresh, None) for value in earlier]
+                    attempt = request.extra.get("retry", 0)
+                    if any(value is None for value in parsed) and attempt < options.retries:
+                        stats["response_format_retries"] += 1
+                        key = hashlib.sha256(f"{request.key}:retry".encode()).hexdigest()
+                        retries.append(
+                            GenerationRequest(
+                                request.index,
+                                request.prompt,
+                                key,
+                                int(key[:15], 16),
+                                extra={"retry": attempt + 1, "parsed": parsed},
+                            )
+                        )
+                        continue
+                    stats["response_format_failures"] += sum(value is None for value in parsed)
+                    waiting[request.index] = parsed[0] if params["n"] == 1 else parsed
+                if not retries:
+                    return
+                cached = lookup(retries)
+                stats["cache_hits"] += sum(value is not None for value in cached)
+                send([request for request, value in zip(retries, cached) if value is None])
+                answered = [(request, value) for request, value in zip(retries, cached) if value is not None]
 
         def collect(block: bool) -> None:
             assert stream is not None
@@ -288,22 +391,14 @@ class LLM(Model):
             cost = self._estimate_cost(prompt_tokens, completion_tokens)
             if cost is not None:
                 stats["estimated_cost_usd"] += cost
-            for request, result in done:
-                waiting[request.index] = result.texts
-
-        def finish(texts: list[str]) -> str | list[str] | None:
-            if response_format is not None:
-                parsed = [response_formats.parse(text, response_format) for text in texts]
-                stats["response_format_failures"] += sum(value is None for value in parsed)
-                texts = parsed
-            return texts[0] if params["n"] == 1 else list(texts)
+            accept([(request, result.texts) for request, result in done])
 
         try:
             while chunk := list(islice(prompts, chunk_size)):
                 while stream is not None and stream.pending and index - next_out >= lookahead:
                     collect(block=True)
                     while next_out in waiting:
-                        yield finish(waiting.pop(next_out))
+                        yield waiting.pop(next_out)
                         next_out += 1
                 requests = []
                 for prompt in chunk:
@@ -314,28 +409,20 @@ class LLM(Model):
                     key = key_for(prefix, prompt, occurrence)
                     requests.append(GenerationRequest(index, prompt, key, int(key[:15], 16)))
                     index += 1
-                cached = (
-                    cache.get_many([r.key for r in requests]) if cache is not None else [None] * len(requests)
-                )
-                misses = []
-                for request, value in zip(requests, cached):
-                    if value is None:
-                        misses.append(self._prepare(request, params, response_format))
-                    else:
-                        waiting[request.index] = value
-                stats["cache_hits"] += len(requests) - len(misses)
-                if misses:
-                    if stream is None:
-                        stream = self._open_stream(params, batch_size)
-                    stream.submit(misses)
+                cached = lookup(requests)
+                hits = [(request, value) for request, value in zip(requests, cached) if value is not None]
+                stats["cache_hits"] += len(hits)
+                send([request for request, value in zip(requests, cached) if value is None])
+                accept(hits)
+                if stream is not None and stream.pending:
                     collect(block=False)
                 while next_out in waiting:
-                    yield finish(waiting.pop(next_out))
+                    yield waiting.pop(next_out)
                     next_out += 1
             while stream is not None and stream.pending:
                 collect(block=True)
                 while next_out in waiting:
-                    yield finish(waiting.pop(next_out))
+                    yield waiting.pop(next_out)
                     next_out += 1
             if next_out != index:
                 raise RuntimeError(f"{self!r}: {index - next_out} prompts got no result from the backend.")

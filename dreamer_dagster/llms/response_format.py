@@ -2,8 +2,13 @@
 
 Backends with native support (OpenAI's ``json_schema`` response format) send the
 schema; the others get an instruction appended to the prompt. Either way the
-output is parsed and validated here: a result is the validated JSON text, or
-None where the output did not parse or validate.
+output is parsed and validated here, fully: a pydantic class validates with the
+class itself (``model_validate_json``: every field constraint and validator), a
+schema dict with ``jsonschema`` (the schema's own draft, formats included). A
+schema that is itself invalid (``{"type": "objekt"}``) is refused by
+:func:`check` when the step is declared. A result is the validated JSON text,
+or None where no JSON value in the output validates (``LLM.run`` first asks
+again, ``response_format_retries`` times).
 """
 
 from __future__ import annotations
@@ -13,13 +18,13 @@ from typing import Any
 
 from ..fingerprint import canonical
 
-__all__ = ["identity", "instruction", "name_of", "parse", "schema_of", "validate"]
+__all__ = ["check", "identity", "instruction", "name_of", "parse", "schema_of", "validate"]
 
 
 def schema_of(response_format: Any) -> dict:
     """The JSON schema of a pydantic model class, a schema dict, or an OpenAI-style
     ``{"type": "json_schema", "json_schema": {"schema": ...}}`` dict."""
-    if isinstance(response_format, type) and hasattr(response_format, "model_json_schema"):
+    if _is_pydantic(response_format):
         return response_format.model_json_schema()
     if isinstance(response_format, dict):
         if response_format.get("type") == "json_schema" and "json_schema" in response_format:
@@ -30,6 +35,21 @@ def schema_of(response_format: Any) -> dict:
     raise TypeError(
         f"response_format must be a JSON schema dict or a pydantic model class, not {type(response_format).__name__}."
     )
+
+
+def check(response_format: Any) -> None:
+    """Raise ``ValueError`` (saying what is wrong) unless ``response_format`` is a pydantic
+    class or a valid JSON schema; ``TypeError`` for anything else."""
+    schema = schema_of(response_format)
+    if _is_pydantic(response_format):
+        return
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        _validator_class(schema).check_schema(schema)
+    except SchemaError as error:
+        where = "/".join(str(part) for part in error.absolute_path) or "the top level"
+        raise ValueError(f"not a valid JSON schema: {error.message} (at {where}).") from None
 
 
 def name_of(response_format: Any) -> str:
@@ -60,20 +80,20 @@ def parse(text: str | None, response_format: Any) -> str | None:
             return None
         start = min(starts)
         try:
-            value, _ = decoder.raw_decode(text, start)
+            value, end = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
             position = start + 1
             continue
-        checked = _check(value, response_format)
+        checked = _check(text[start:end], value, response_format)
         if checked is not None:
             return checked
         position = start + 1
 
 
-def _check(value: Any, response_format: Any) -> str | None:
-    if isinstance(response_format, type) and hasattr(response_format, "model_validate"):
+def _check(raw: str, value: Any, response_format: Any) -> str | None:
+    if _is_pydantic(response_format):
         try:
-            return response_format.model_validate(value).model_dump_json()
+            return response_format.model_validate_json(raw).model_dump_json()
         except Exception:  # a pydantic ValidationError: counted by the caller
             return None
     if validate(value, schema_of(response_format)):
@@ -81,54 +101,29 @@ def _check(value: Any, response_format: Any) -> str | None:
     return None
 
 
-_TYPES: dict[str, Any] = {
-    "object": dict,
-    "array": list,
-    "string": str,
-    "boolean": bool,
-    "null": type(None),
-}
+def validate(value: Any, schema: dict) -> bool:
+    """Whether ``value`` is valid under ``schema`` (every keyword of its JSON Schema draft)."""
+    return _validator(json.dumps(schema, sort_keys=True)).is_valid(value)
 
 
-def validate(value: Any, schema: dict, definitions: dict | None = None) -> bool:  # noqa: C901
-    """Whether ``value`` fits ``schema`` (the JSON-schema subset structured output uses:
-    type, properties, required, additionalProperties, items, enum, const, anyOf, $ref)."""
-    definitions = (
-        definitions if definitions is not None else schema.get("$defs", schema.get("definitions", {}))
-    )
-    if "$ref" in schema:
-        target = definitions.get(schema["$ref"].rsplit("/", 1)[-1])
-        return target is not None and validate(value, target, definitions)
-    if "anyOf" in schema or "oneOf" in schema:
-        options = schema.get("anyOf") or schema.get("oneOf") or []
-        return any(validate(value, option, definitions) for option in options)
-    if "enum" in schema and value not in schema["enum"]:
-        return False
-    if "const" in schema and value != schema["const"]:
-        return False
-    kinds = schema.get("type")
-    if kinds is not None:
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not any(_is_type(value, kind) for kind in kinds):
-            return False
-    if isinstance(value, dict):
-        properties = schema.get("properties", {})
-        if any(name not in value for name in schema.get("required", [])):
-            return False
-        if schema.get("additionalProperties") is False and any(name not in properties for name in value):
-            return False
-        for name, item in value.items():
-            if name in properties and not validate(item, properties[name], definitions):
-                return False
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return all(validate(item, schema["items"], definitions) for item in value)
-    return True
+def _is_pydantic(response_format: Any) -> bool:
+    return isinstance(response_format, type) and hasattr(response_format, "model_validate_json")
 
 
-def _is_type(value: Any, kind: str) -> bool:
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    expected = _TYPES.get(kind)
-    return True if expected is None else isinstance(value, expected)
+def _validator_class(schema: dict) -> Any:
+    from jsonschema.validators import Draft202012Validator, validator_for
+
+    return validator_for(schema, default=Draft202012Validator)
+
+
+_VALIDATORS: dict[str, Any] = {}
+
+
+def _validator(schema_text: str) -> Any:
+    validator = _VALIDATORS.get(schema_text)
+    if validator is None:
+        schema = json.loads(schema_text)
+        cls = _validator_class(schema)
+        validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        _VALIDATORS[schema_text] = validator
+    return validator

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from ..fingerprint import canonical
@@ -22,32 +23,47 @@ class VLLM(LLM):
     Prompts are formatted and counted with the model's own tokenizer (chat
     template, ``system_prompt``) exactly as ``HFTransformers`` does; vLLM then
     schedules the whole group of prompts it is given (continuous batching), each
-    with its own seed. ``tensor_parallel_size``, ``gpu_memory_utilization`` and
-    ``batch_size`` change speed, not results, and are not part of the identity.
+    with its own seed. DataDreamer's order: ``VLLM(model_name,
+    chat_prompt_template, system_prompt, revision, trust_remote_code, device,
+    dtype, quantization, swap_space, cache_folder_path, **kwargs)``; ``device``
+    (a GPU or a list of GPUs) picks the GPUs vLLM sees and, by default, the
+    tensor-parallel size. ``device``, ``tensor_parallel_size``,
+    ``gpu_memory_utilization``, ``swap_space`` and ``batch_size`` change speed,
+    not results, and are not part of the identity.
     Writes generations to the model cache.
     """
 
     def __init__(
         self,
         model_name: Any,
+        chat_prompt_template: str | None = None,
+        system_prompt: str | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        device: Any = None,
         dtype: Any = None,
         quantization: str | None = None,
+        swap_space: int = 1,
+        cache_folder_path: str | None = None,
+        *,
         max_model_len: int | None = None,
-        tensor_parallel_size: int = 1,
+        tensor_parallel_size: int | None = None,
         gpu_memory_utilization: float = 0.9,
-        system_prompt: str | None = None,
-        chat_prompt_template: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(model_name, system_prompt=system_prompt, chat_prompt_template=chat_prompt_template)
+        devices = device if isinstance(device, (list, tuple)) else ([] if device is None else [device])
+        self.devices = [_gpu_index(d) for d in devices]
         self.revision = revision
         self.trust_remote_code = trust_remote_code
         self.dtype = dtype
         self.quantization = quantization
+        if self.quantization is None and isinstance(model_name, str) and "-awq" in model_name.lower():
+            self.quantization = "awq"  # as DataDreamer infers it
+        self.swap_space = swap_space
+        self.cache_folder_path = cache_folder_path
         self.max_model_len = max_model_len
-        self.tensor_parallel_size = tensor_parallel_size
+        self.tensor_parallel_size = tensor_parallel_size or max(1, len(self.devices))
         self.gpu_memory_utilization = gpu_memory_utilization
         self.kwargs = kwargs
 
@@ -116,8 +132,12 @@ class VLLM(LLM):
                 options["quantization"] = self.quantization
             if self.max_model_len is not None:
                 options["max_model_len"] = self.max_model_len
+            if self.devices:
+                # vLLM uses the GPUs it sees: show it the ones named by ``device``.
+                os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in self.devices)
             return Engine(
                 model=str(self.model_name),
+                swap_space=self.swap_space,
                 revision=self.revision,
                 trust_remote_code=self.trust_remote_code,
                 tensor_parallel_size=self.tensor_parallel_size,
@@ -169,3 +189,16 @@ class VLLM(LLM):
             completion = sum(len(choice.token_ids) for choice in output.outputs)
             results.append(GenerationResult(texts, len(output.prompt_token_ids or []), completion))
         return results
+
+
+def _gpu_index(device: Any) -> int:
+    """``0`` / ``"cuda:1"`` / ``torch.device("cuda", 2)`` -> the GPU's index."""
+    if isinstance(device, int):
+        return device
+    index = None if isinstance(device, str) else getattr(device, "index", None)
+    if isinstance(index, int):
+        return index
+    text = str(device)
+    if text.startswith("cuda:") and text[5:].isdigit():
+        return int(text[5:])
+    raise ValueError(f"VLLM: device must name a GPU (0, 'cuda:1', ...) or a list of them, got {device!r}.")

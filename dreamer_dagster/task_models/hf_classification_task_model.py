@@ -36,8 +36,10 @@ class HFClassificationTaskModel(TaskModel):
         dtype: Any = None,
         adapter_name: Any = None,
         adapter_kwargs: dict | None = None,
+        cache_folder_path: str | None = None,
         **kwargs: Any,
     ):
+        self.cache_folder_path = cache_folder_path
         if adapter_kwargs is not None and adapter_name is None:
             raise ValueError("HFClassificationTaskModel: adapter_kwargs needs an adapter_name.")
         self.model_name = model_name

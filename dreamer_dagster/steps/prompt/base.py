@@ -62,6 +62,9 @@ COMMON_ARGS: dict[str, Any] = {"llm": REQUIRED, "post_process": None, "lazy": Fa
 
 #: Counted by the LLM in ``context.stats`` (so in the ``dreamer/...`` materialization metadata).
 PARSE_FAILURES = "response_format_failures"
+#: The first few validated ``response_format`` answers, shown in the materialization metadata.
+PARSED_EXAMPLES = "response_format_examples"
+PARSED_EXAMPLES_SHOWN = 3
 
 
 class PromptStepError(RuntimeError):
@@ -169,11 +172,11 @@ class PromptStepBase(Step):
             raise self.error(f"must be a string or a list of strings, got {stop!r}.", "stop")
         response_format = args.get("response_format")
         if response_format is not None and not is_deferred(response_format):
-            from ...llms.response_format import schema_of
+            from ...llms.response_format import check
 
             try:
-                schema_of(response_format)
-            except TypeError as error:
+                check(response_format)
+            except (TypeError, ValueError) as error:
                 raise self.error(str(error), "response_format") from None
 
     def check_int(self, name: str, minimum: int | None = 0, optional: bool = False) -> None:
@@ -263,6 +266,10 @@ class PromptStepBase(Step):
                     ) from None
                 except Exception as error:
                     raise self._llm_error(llm, error, done, total) from error
+                if kwargs.get("response_format") is not None and generation is not None:
+                    examples = context.stats.setdefault(PARSED_EXAMPLES, [])
+                    if len(examples) < PARSED_EXAMPLES_SHOWN:
+                        examples.append(generation)
                 if post_process is not None:
                     generation = post_process(generation)
                 done += 1
