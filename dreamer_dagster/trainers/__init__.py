@@ -13,6 +13,7 @@ from .train_hf_grpo import TrainHFGRPO
 from .train_hf_reward_model import TrainHFRewardModel
 from .train_openai_finetune import TrainOpenAIFineTune
 from .train_sentence_transformer import TrainSentenceTransformer
+from .train_setfit_classifier import TrainSetFitClassifier
 from .trained_models import load_trained_model, merge_adapter, trained_model_info, trained_model_kwargs
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "TrainHFRewardModel",
     "TrainOpenAIFineTune",
     "TrainSentenceTransformer",
+    "TrainSetFitClassifier",
     "Trainer",
     "TrainingRun",
     "latest_checkpoint",

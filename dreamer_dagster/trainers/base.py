@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..cards import CITATION, DATASET_NAME, LICENSE, MODEL_NAME, card_markdown, card_values, merge_cards
 from ..deferred import Deferred
 from ..steps.step import REQUIRED, Step, StepDeclarationError
+from .publishing import TrainerPublishing
 
 if TYPE_CHECKING:
     from ..steps.run_context import StepRunContext
@@ -133,7 +134,7 @@ class TrainingRun:
         return state
 
 
-class Trainer(Step):
+class Trainer(TrainerPublishing, Step):
     """Base of trainer steps: a Dagster asset that writes ``<output>/<trainer>/_model``.
 
     Subclasses set ``INPUTS`` (the column inputs ``train()`` takes),
@@ -312,9 +313,6 @@ class Trainer(Step):
     def citations(self) -> list[str]:
         """Citations of the libraries this trainer trains with (for the data card)."""
         return []
-
-    def unload_model(self) -> None:
-        """Harmless: a declared trainer holds no model."""
 
     # -- running --------------------------------------------------------------------
 
