@@ -171,3 +171,47 @@ def test_a_vanished_job_is_created_again(tmp_path: Path, instance: dg.DagsterIns
         )
         assert materialize(trainer, instance, output).success
         assert (server.fine_tuning.uploads, server.fine_tuning.jobs_created) == (2, 1)
+
+
+def test_openai_of_the_trainer_generates_with_the_fine_tuned_model(
+    tmp_path: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dreamer_dagster.llms import OpenAI
+    from dreamer_dagster.steps import ProcessWithPrompt
+    from tests.support.foundation import rows
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    output = tmp_path / "output"
+    with FakeOpenAIServer() as server:
+        pairs = DataSource("Pairs", {"a": ["x", "y"], "b": ["X", "Y"]})
+        trainer = TrainOpenAIFineTune(
+            "Tune With Key",
+            "fake-chat",
+            "Answer in capitals.",
+            None,
+            "sk-given-explicitly",
+            server.base_url,
+            poll_interval=0.01,
+            default_headers={"X-Project": "tweets"},
+        ).train(train_input=pairs.output["a"], train_output=pairs.output["b"])
+        assert "sk-given" not in json.dumps(trainer.describe_args(), default=str)
+        llm = OpenAI(trainer)
+        assert llm.system_prompt == "Answer in capitals." and llm.base_url == server.base_url
+        assert trainer in llm.dependencies()
+        asked = ProcessWithPrompt(
+            "Ask Tuned", inputs={"inputs": pairs.output["a"]}, args={"llm": llm, "instruction": "Say it."}
+        )
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-for-generation")
+        assert materialize(asked, instance, output).success
+        [job] = server.fine_tuning.jobs.values()
+        chats = [r for r in server.requests if r["path"] == "/v1/chat/completions"]
+        assert {r["body"]["model"] for r in chats} == {job["fine_tuned_model"]}
+        assert chats[0]["body"]["messages"][0]["content"] == "Answer in capitals."
+        uploads = [r for r in server.requests if r["path"] == "/v1/files" and r["method"] == "POST"]
+        assert uploads[0]["headers"]["authorization"] == "Bearer sk-given-explicitly"
+        assert uploads[0]["headers"]["x-project"] == "tweets"
+        assert len(rows(output, asked)["generations"]) == 2
+        trainer.pipeline_output_folder = str(output)
+        assert trainer.model == job["fine_tuned_model"]  # trainer.model: the fine-tuned model name
+        for path in output.rglob("*"):
+            assert not path.is_file() or b"sk-given-explicitly" not in path.read_bytes()

@@ -37,8 +37,12 @@ class TrainOpenAIFineTune(Trainer):
     ``_checkpoints/openai_fine_tune.json`` as soon as they exist, so a run that
     is interrupted picks the same files and job up again: nothing is uploaded
     or trained twice. ``_model`` holds ``trained_model_name.json`` (the
-    fine-tuned model's name), ``training_args.json`` and the model card. The
-    API key is read from ``OPENAI_API_KEY`` when the job runs and is never stored.
+    fine-tuned model's name), ``training_args.json`` and the model card.
+    DataDreamer's order: ``TrainOpenAIFineTune(name, model_name, system_prompt,
+    organization, api_key, base_url, api_version, retry_on_fail, ...)``;
+    ``api_version`` selects Azure OpenAI, other keyword arguments go to the
+    client. The API key is ``api_key`` or ``OPENAI_API_KEY``, read when the job
+    runs and never stored. ``OpenAI(trainer)`` generates with the fine-tuned model.
     """
 
     INPUTS: ClassVar = {
@@ -52,6 +56,7 @@ class TrainOpenAIFineTune(Trainer):
         "system_prompt": None,
         "organization": None,
         "base_url": None,
+        "api_version": None,
         "retry_on_fail": True,
         "poll_interval": 10.0,
         "device": None,
@@ -66,7 +71,7 @@ class TrainOpenAIFineTune(Trainer):
     }
     #: ``truncate`` is accepted as DataDreamer takes it; the API applies its own length limits.
     UNFINGERPRINTED_ARGS: ClassVar = frozenset(
-        {"device", "organization", "retry_on_fail", "poll_interval", "truncate"}
+        {"device", "organization", "api_version", "retry_on_fail", "poll_interval", "truncate"}
     )
 
     def __init__(
@@ -75,19 +80,28 @@ class TrainOpenAIFineTune(Trainer):
         model_name: str,
         system_prompt: str | None = None,
         organization: str | None = None,
+        api_key: str | None = None,
         base_url: str | None = None,
+        api_version: str | None = None,
         retry_on_fail: bool = True,
-        poll_interval: float = 10.0,
         force: bool = False,
         verbose: bool | None = None,
         log_level: int | None = None,
+        *,
+        poll_interval: float = 10.0,
+        **kwargs: Any,
     ):
+        # The key and the client kwargs (headers may hold secrets) stay out of the args,
+        # so out of step.json and the fingerprint.
+        self._api_key = api_key
+        self._client_kwargs = dict(kwargs)
         super().__init__(
             name,
             model_name=model_name,
             system_prompt=system_prompt,
             organization=organization,
             base_url=base_url,
+            api_version=api_version,
             retry_on_fail=retry_on_fail,
             poll_interval=poll_interval,
             force=force,
@@ -204,25 +218,32 @@ class TrainOpenAIFineTune(Trainer):
         base_url = f", base_url={info.get('base_url')!r}" if info.get("base_url") else ""
         return (
             "from dreamer_dagster.llms import OpenAI\n\n"
-            f"llm = OpenAI(model_name={info.get('fine_tuned_model')!r}{base_url})"
+            f"llm = OpenAI(model_name={info.get('fine_tuned_model')!r}{base_url})\n"
+            "# In a dreamer_dagster pipeline: OpenAI(trainer) (adds the dependency edge)."
         )
 
     # -- the API --------------------------------------------------------------------
 
-    @staticmethod
-    def _client(args: dict) -> Any:
+    def _client(self, args: dict) -> Any:
         import openai
 
-        if not os.environ.get("OPENAI_API_KEY"):
+        api_key = self._api_key or os.environ.get("OPENAI_API_KEY")
+        if not api_key:
             raise RuntimeError(
                 "TrainOpenAIFineTune needs an API key. Fix: set the OPENAI_API_KEY environment "
-                "variable where the pipeline runs (it is read at run time and never stored)."
+                "variable where the pipeline runs (it is read at run time and never stored), or pass api_key=."
             )
-        return openai.OpenAI(
-            base_url=args["base_url"],
-            organization=args["organization"],
-            max_retries=5 if args["retry_on_fail"] else 0,
-        )
+        options: dict[str, Any] = {
+            "api_key": api_key,
+            "organization": args["organization"],
+            "max_retries": 5 if args["retry_on_fail"] else 0,
+            **self._client_kwargs,
+        }
+        if args.get("api_version"):
+            if args["base_url"] and "azure_endpoint" not in options:
+                options["base_url"] = args["base_url"]
+            return openai.AzureOpenAI(api_version=args["api_version"], **options)
+        return openai.OpenAI(base_url=args["base_url"], **options)
 
     def _system_prompt(self, args: dict) -> str | None:
         if args["model_name"] in COMPLETION_MODELS:
