@@ -151,3 +151,42 @@ def test_grpo_declaration_is_checked(tiny_llama: Path) -> None:
         TrainHFGRPO("GRPO Wrong Reward", model_name=str(tiny_llama)).train(
             train_prompts=column, reward_model=dpo
         )
+
+
+SEEN_TEXTS: list[str] = []
+
+
+def shouting(texts: list[str]) -> list[float]:
+    """DataDreamer's reward form: f(texts) -> scores, each text a prompt and its completion."""
+    SEEN_TEXTS.extend(texts)
+    return [float(text.count("!")) for text in texts]
+
+
+def test_ppo_as_datadreamer_spells_it_with_a_texts_reward(
+    tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    from dreamer_dagster.steps import StepDeclarationError
+    from dreamer_dagster.trainers import TrainHFPPO
+
+    with pytest.raises(StepDeclarationError, match="adap_kl_ctrl.*no such setting"):
+        TrainHFPPO("PPO Bad", model_name=str(tiny_llama)).train(
+            train_prompts=prompts().output["prompt"], reward_model=shouting, adap_kl_ctrl=False
+        )
+    policy = TrainHFPPO("PPO Policy", model_name=str(tiny_llama)).train(
+        prompts().output["prompt"],
+        None,
+        shouting,
+        max_new_tokens=4,
+        epochs=1,
+        batch_size=4,
+        learning_rate=1e-2,
+        init_kl_coef=0.05,
+        num_generations=2,
+    )
+    assert policy.args["grpo_beta"] == 0.05 and policy.args["reward_input"] == "texts"
+    SEEN_TEXTS.clear()
+    output = tmp_path / "output"
+    assert materialize([policy], instance, output).success
+    assert SEEN_TEXTS and all(any(text.startswith(p) for p in PROMPTS) for text in SEEN_TEXTS)
+    record = json.loads((output / policy.key / "step.json").read_text())
+    assert record["type"] == "TrainHFPPO" and isinstance(record["metrics"]["train_reward"], float)

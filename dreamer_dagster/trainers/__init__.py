@@ -10,6 +10,7 @@ from .train_hf_classifier import TrainHFClassifier
 from .train_hf_dpo import TrainHFDPO
 from .train_hf_fine_tune import AUTO, TrainHFFineTune
 from .train_hf_grpo import TrainHFGRPO
+from .train_hf_ppo import TrainHFPPO
 from .train_hf_reward_model import TrainHFRewardModel
 from .train_openai_finetune import TrainOpenAIFineTune
 from .train_sentence_transformer import TrainSentenceTransformer
@@ -23,6 +24,7 @@ __all__ = [
     "TrainHFDPO",
     "TrainHFFineTune",
     "TrainHFGRPO",
+    "TrainHFPPO",
     "TrainHFRewardModel",
     "TrainOpenAIFineTune",
     "TrainSentenceTransformer",
