@@ -3,6 +3,15 @@
 from .default_embedder import default_embedder
 from .embedder import Embedder
 from .openai_embedder import OpenAIEmbedder
+from .parallel_embedder import ParallelEmbedder
 from .sentence_transformers_embedder import SentenceTransformersEmbedder
+from .together_embedder import TogetherEmbedder
 
-__all__ = ["Embedder", "OpenAIEmbedder", "SentenceTransformersEmbedder", "default_embedder"]
+__all__ = [
+    "ParallelEmbedder",
+    "Embedder",
+    "OpenAIEmbedder",
+    "SentenceTransformersEmbedder",
+    "TogetherEmbedder",
+    "default_embedder",
+]

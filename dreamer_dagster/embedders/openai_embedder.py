@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
 from ..citations import OPENAI_EMBEDDINGS_CITATION
@@ -28,6 +28,10 @@ class OpenAIEmbedder(Embedder):
     ``<output>/.cache/OpenAIEmbedder-<name>-<hash>.db``.
     """
 
+    #: The key's environment variable and the default base URL (a provider's subclass sets its own).
+    API_KEY_ENV: ClassVar[str] = "OPENAI_API_KEY"
+    DEFAULT_BASE_URL: ClassVar[str | None] = None
+
     def __init__(
         self,
         model_name: str,
@@ -50,6 +54,7 @@ class OpenAIEmbedder(Embedder):
         self.model_name = model_name
         self.dimensions = dimensions
         self.organization = organization
+        base_url = base_url or self.DEFAULT_BASE_URL
         self.base_url = base_url.rstrip("/") if base_url else None
         self.api_version = api_version
         self.retry_on_fail = retry_on_fail
@@ -75,11 +80,11 @@ class OpenAIEmbedder(Embedder):
         if client is None:
             import openai
 
-            api_key = self._api_key or os.environ.get("OPENAI_API_KEY")
+            api_key = self._api_key or os.environ.get(self.API_KEY_ENV)
             if not api_key:
-                if self.base_url is None:
+                if self.base_url is None or self.DEFAULT_BASE_URL is not None:
                     raise RuntimeError(
-                        "OpenAIEmbedder needs an API key. Fix: set the OPENAI_API_KEY environment "
+                        f"{type(self).__name__} needs an API key. Fix: set the {self.API_KEY_ENV} environment "
                         "variable where the pipeline runs (or pass api_key=...)."
                     )
                 api_key = "no-key"  # an OpenAI-compatible server that wants none
