@@ -43,6 +43,10 @@ class Model:
     #: DataDreamer's ``cache_folder_path``: where this model's SQLite cache lives instead of
     #: ``<output>/.cache`` (where it runs, not what it answers: never in the identity).
     cache_folder_path: str | None = None
+    #: Set by the step that runs the model: a folder for state that must survive a killed
+    #: run (``<step>/_model_state``), and the step's logger. None outside a step.
+    state_folder: Path | None = None
+    log: Any = None
 
     def identity(self) -> dict:
         """What makes this model's outputs what they are (never a secret)."""

@@ -38,6 +38,8 @@ IN_PROGRESS = "_in_progress.json"
 DATASET = "_dataset"
 MODEL = "_model"
 CHECKPOINTS = "_checkpoints"
+#: State a model keeps across a killed run (OpenAI Batch API file and job ids).
+MODEL_STATE = "_model_state"
 BACKUPS = "_backups"
 CACHE = ".cache"
 STAGING = ".staging"
@@ -96,6 +98,12 @@ class StepFolder:
     @property
     def checkpoints_path(self) -> Path:
         return self.path / CHECKPOINTS
+
+    @property
+    def model_state_path(self) -> Path:
+        """``<step>/_model_state``: what a model keeps across a killed run of this step
+        (batch job ids); it moves with the folder to ``_backups`` and back."""
+        return self.path / MODEL_STATE
 
     def backup_path(self, fingerprint: str) -> Path:
         return self.root / BACKUPS / self.name / fingerprint

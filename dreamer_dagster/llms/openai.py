@@ -262,7 +262,11 @@ class OpenAI(LLM):
         if self.batch:
             from .openai_batch import BatchAPIStream
 
-            return BatchAPIStream(self, self.make_client(api_key, sync=True), params, arguments)
+            # The job's own calls (upload, create, poll) are retried by the SDK.
+            client = self.make_client(api_key, sync=True).with_options(
+                max_retries=self.max_retries if self.retry_on_fail else 0
+            )
+            return BatchAPIStream(self, client, params, arguments)
 
         async def close_client(client: Any) -> None:
             await client.close()

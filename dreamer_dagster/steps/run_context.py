@@ -111,8 +111,12 @@ class StepRunContext:
 
     def model(self, model: Any) -> Any:
         """A declared model made ready for this run: deferred parts resolved, bound
-        to the output folder's model cache and to this step's counters."""
-        return self.resolve(model).for_run(cache_folder=self.cache_path, stats=self.stats)
+        to the output folder's model cache, to this step's counters and log, and to
+        the step folder's ``_model_state`` (what a model keeps across a killed run)."""
+        bound = self.resolve(model).for_run(cache_folder=self.cache_path, stats=self.stats)
+        bound.state_folder = self.step_folder.model_state_path
+        bound.log = self.log
+        return bound
 
     # -- reporting ------------------------------------------------------------------
 
