@@ -37,7 +37,9 @@ def unit_vectors(rng: np.random.Generator, count: int) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def timed_search(index_type: str | None, matrix: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, list]:
+def timed_search(
+    index_type: str | None, matrix: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[float, list]:
     retriever = EmbeddingRetriever(["-"] * len(matrix), default_embedder(), index_type=index_type)
     retriever._index = matrix  # the embedded texts
     started = time.perf_counter()
@@ -68,7 +70,9 @@ def main() -> None:
         print(f"  numpy exact (floor)     {floor:7.3f} s   1.00x   recall 1.000")
         for label, index_type in [("faiss IndexFlatIP", None)] + [(f"faiss {t}", t) for t in args.index_type]:
             seconds, found = timed_search(index_type, matrix, queries, args.k)
-            print(f"  {label:<22}  {seconds:7.3f} s   {floor / seconds:4.2f}x   recall {recall(found, truth):.3f}")
+            print(
+                f"  {label:<22}  {seconds:7.3f} s   {floor / seconds:4.2f}x   recall {recall(found, truth):.3f}"
+            )
 
 
 if __name__ == "__main__":
