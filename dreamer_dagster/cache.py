@@ -14,18 +14,27 @@ re-run makes no model call and a killed run resumes with only the missing ones.
 - WAL journal, a busy timeout and ``BEGIN IMMEDIATE`` writes: several processes
   (Dagster's multiprocess executor) can read and write one file at once;
   ``put_many`` commits at once, so a killed run loses only what was in flight.
+- A file SQLite cannot use (damaged, truncated, not a database, or written by
+  a newer schema) is never changed or replaced: opening or reading it raises
+  :class:`~dreamer_dagster.errors.CacheFileError`, naming the file and the fix
+  (move it aside; a newer schema needs a newer dreamer_dagster), before any
+  model call is made. A file deleted while a run writes to it is made again,
+  with a warning, so the answers received after that are still kept.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import CacheFileError, OutputFolderError
 from .fingerprint import canonical
 
 __all__ = ["ModelCache", "request_prefix"]
@@ -67,6 +76,7 @@ class ModelCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.identity = identity
         self._connection = self._connect()
+        self._inode = _inode(self.path)
 
     # -- keys -------------------------------------------------------------------------
 
@@ -102,6 +112,7 @@ class ModelCache:
         rows = [(key, json.dumps(value, ensure_ascii=False)) for key, value in items]
         if not rows:
             return
+        self._reopen_if_deleted()
 
         def write() -> None:
             self._connection.execute("BEGIN IMMEDIATE")
@@ -130,10 +141,28 @@ class ModelCache:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    def _reopen_if_deleted(self) -> None:
+        """A cache file deleted (or replaced) while this run writes to it is made again:
+        writing on into the deleted file would lose every answer from now on."""
+        if self._connection is None or _inode(self.path) == self._inode:
+            return
+        logging.getLogger(__name__).warning(
+            "The model cache file %s was deleted or replaced while a run was using it; it is made "
+            "again, and answers received from now on are kept in it.",
+            self.path,
         )
+        self._connection.close()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = self._connect()
+        self._inode = _inode(self.path)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise self._unusable(error) from error
         connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
 
         def set_up() -> None:
@@ -153,8 +182,45 @@ class ModelCache:
                     (SCHEMA_VERSION,),
                 )
 
-        self._retry(set_up, connection)
+        try:
+            self._retry(set_up, connection)
+            stored = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        except BaseException:
+            connection.close()
+            raise
+        if stored is not None and _newer(stored[0]):
+            connection.close()
+            raise CacheFileError(
+                f"The model cache file {self.path} was written by a newer dreamer_dagster (cache "
+                f"schema {stored[0]}; this version reads schema {SCHEMA_VERSION}). The file was not "
+                "changed. Fix: upgrade dreamer_dagster, or give this pipeline another output folder."
+            )
         return connection
+
+    def _unusable(self, error: sqlite3.Error) -> Exception:
+        """The error to raise for what SQLite said about this file."""
+        message = str(error)
+        lowered = message.lower()
+        if "disk is full" in lowered or "readonly" in lowered or "unable to open" in lowered:
+            reason = (
+                "the disk is full"
+                if "full" in lowered
+                else "the folder cannot be written"
+                if "readonly" in lowered
+                else "the file cannot be opened"
+            )
+            return OutputFolderError(
+                f"The model cache file {self.path} cannot be written: {reason} ({message}). Fix: free "
+                f"space or make {self.path.parent} writable, then run again; the answers already in the "
+                "cache are kept."
+            )
+        return CacheFileError(
+            f"The model cache file {self.path} cannot be used: {message}. It is damaged, truncated, "
+            "or not a dreamer_dagster cache; it was not changed. Fix: move it aside "
+            f"(mv '{self.path}' '{self.path}.corrupt') and run again: a new cache is made, and the "
+            f"calls the old one held are paid again (`sqlite3 '{self.path}.corrupt' .recover` may "
+            "save them)."
+        )
 
     def _retry(self, action: Any, connection: sqlite3.Connection | None = None) -> Any:
         """Run ``action``, retrying while another process holds a lock SQLite would not wait for."""
@@ -163,12 +229,30 @@ class ModelCache:
         while True:
             try:
                 return action()
-            except sqlite3.OperationalError as error:
+            except sqlite3.DatabaseError as error:
                 message = str(error).lower()
-                if ("locked" not in message and "busy" not in message) or time.monotonic() > deadline:
+                if not isinstance(error, sqlite3.OperationalError) or (
+                    "locked" not in message and "busy" not in message
+                ):
+                    raise self._unusable(error) from error
+                if time.monotonic() > deadline:
                     raise
                 conn = connection or self._connection
                 if conn is not None and conn.in_transaction:
                     conn.execute("ROLLBACK")
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def _newer(version: str) -> bool:
+    try:
+        return int(version) > int(SCHEMA_VERSION)
+    except ValueError:
+        return True  # not a version this one knows

@@ -1,4 +1,5 @@
-"""Errors that decide whether a failed step is worth retrying.
+"""Errors that decide whether a failed step is worth retrying, and the errors that
+say what went wrong where.
 
 A step that fails with an error a retry cannot fix (a request the provider
 rejected with 400/401/403/404, a bad declaration, a budget that is spent)
@@ -7,17 +8,52 @@ The asset body turns such a failure into ``dg.Failure(allow_retries=False)``,
 so Dagster's retry policy never re-runs it; every other failure (a burst of
 500s, a dropped connection) is left to the retry policy, and the retried run
 pays only for the calls the model cache does not hold.
+
+The named errors below are all non-retryable: a user function that raises, an
+output folder that cannot be written, a model cache file that cannot be read,
+and a step whose rows failed past its ``max_failed_rows`` give the same result
+on a retry. Each message names the step (or the file) and the fix.
 """
 
 from __future__ import annotations
 
-__all__ = ["NonRetryableError", "is_retryable"]
+__all__ = [
+    "CacheFileError",
+    "DataFileError",
+    "NonRetryableError",
+    "OutputFolderError",
+    "RowFailureError",
+    "UserCodeError",
+    "is_retryable",
+]
 
 
 class NonRetryableError(RuntimeError):
     """A failure that running the step again cannot fix; the message says what to change."""
 
     retryable = False
+
+
+class UserCodeError(NonRetryableError):
+    """A function the user passed (``post_process``, ``filter_func``, a ``map`` function,
+    a reward function, a data generator) raised; the message names the step, the
+    argument and the row, and the original error is its ``__cause__``."""
+
+
+class DataFileError(NonRetryableError):
+    """A data source's file is missing, unreadable, or changed since it was declared."""
+
+
+class OutputFolderError(NonRetryableError):
+    """The output folder cannot be written (read-only, locked, full, or a file)."""
+
+
+class CacheFileError(NonRetryableError):
+    """A model cache file that SQLite cannot use (damaged, not a database, newer schema)."""
+
+
+class RowFailureError(NonRetryableError):
+    """More of a step's rows failed than its ``max_failed_rows`` allows, or every row did."""
 
 
 def is_retryable(error: BaseException) -> bool:

@@ -11,6 +11,7 @@ model cache is. It also works with plain ``@dg.asset`` functions that return a
 from __future__ import annotations
 
 import datetime as _dt
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import dagster as dg
 
 from .cards import card_markdown
-from .output_folder import OutputFolder, StepFolder, dataset_data_version
+from .output_folder import OutputFolder, StepFolder, dataset_data_version, folder_errors
 
 __all__ = ["IO_MANAGER_KEY", "CommittedStep", "DreamerIOManager", "StagedStep", "step_metadata"]
 
@@ -97,7 +98,12 @@ class DreamerIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         if isinstance(obj, StagedStep):
-            obj.folder.commit(obj.staged, obj.record)
+            try:
+                with folder_errors(obj.folder.root, obj.folder.name):
+                    obj.folder.commit(obj.staged, obj.record)
+            except BaseException:
+                shutil.rmtree(obj.staged, ignore_errors=True)
+                raise
             return
         if isinstance(obj, CommittedStep):
             return

@@ -12,13 +12,21 @@
       .staging/                   work folders, renamed into place when finished
       _backups/<step>/<fingerprint>/   a step folder whose configuration was replaced
 
-A step folder counts as finished only when ``step.json`` is there and parses;
-everything else (``_dataset`` included) is written before it, so a crash at
-any point leaves a folder that is never taken for a finished one.
+A step folder counts as finished only when ``step.json`` is there, parses,
+holds a fingerprint and a data version, and the ``_dataset`` (or ``_model``)
+it describes is there; everything else is written before it, so a crash at any
+point leaves a folder that is never taken for a finished one. A folder that
+fails those checks (a hand-edited or truncated ``step.json``, a ``_dataset``
+deleted by hand) runs again, from the model cache.
+
+Writing problems (a read-only or locked folder, a full disk, an output folder
+path that is a file) raise :class:`~dreamer_dagster.errors.OutputFolderError`
+naming the folder and the fix; the work folder of the failed run is removed.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -26,12 +34,15 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OutputFolder", "Preparation", "StepFolder"]
+from .errors import OutputFolderError
+
+__all__ = ["OutputFolder", "Preparation", "StepFolder", "folder_errors", "output_folder_error"]
 
 STEP_JSON = "step.json"
 IN_PROGRESS = "_in_progress.json"
@@ -111,12 +122,38 @@ class StepFolder:
     # -- reading ------------------------------------------------------------------
 
     def step_json(self) -> dict | None:
-        """The committed step.json, or None if the step is not finished."""
-        return _read_json(self.step_json_path)
+        """The committed step.json, or None if the step is not finished (see :meth:`problem`)."""
+        record = _read_json(self.step_json_path)
+        return record if record is not None and self._record_problem(record) is None else None
+
+    def problem(self) -> str | None:
+        """Why a folder holding a step.json is not a finished step; None when it is
+        (or when there is no step.json at all)."""
+        if not self.step_json_path.exists():
+            return None
+        record = _read_json(self.step_json_path)
+        if record is None:
+            return f"{self.step_json_path} does not parse as a JSON object (truncated or hand-edited)"
+        return self._record_problem(record)
+
+    def _record_problem(self, record: dict) -> str | None:
+        for name in ("fingerprint", "data_version"):
+            if not isinstance(record.get(name), str) or not record.get(name):
+                return f"{self.step_json_path} has no {name} (hand-edited?)"
+        output = self.model_path if record.get("model") else self.dataset_path
+        if not output.is_dir():
+            return f"{output} is missing (deleted by hand?)"
+        return None
 
     def finished_fingerprint(self) -> str | None:
         record = self.step_json()
         return record.get("fingerprint") if record else None
+
+    def recorded_fingerprint(self) -> str | None:
+        """The fingerprint step.json names, finished or not (None when it does not parse)."""
+        record = _read_json(self.step_json_path)
+        value = record.get("fingerprint") if record else None
+        return value if isinstance(value, str) else None
 
     def in_progress_fingerprint(self) -> str | None:
         record = _read_json(self.path / IN_PROGRESS)
@@ -140,7 +177,7 @@ class StepFolder:
         if self.finished_fingerprint() == fingerprint:
             return Preparation.FINISHED
         if self.path.exists():
-            existing = self.finished_fingerprint() or self.in_progress_fingerprint()
+            existing = self.recorded_fingerprint() or self.in_progress_fingerprint()
             if existing == fingerprint:
                 return Preparation.RESUME
             if existing is not None:
@@ -199,6 +236,27 @@ class OutputFolder:
 
     def __init__(self, path: str | Path):
         self.root = Path(path).expanduser().resolve()
+
+    def check_writable(self, step_name: str | None = None) -> None:
+        """Fail early, with the fix, when the output folder (or the step's folder in it)
+        cannot be written: a path that is a file, a read-only or locked folder."""
+        if self.root.exists() and not self.root.is_dir():
+            raise OutputFolderError(
+                f"The output folder {self.root} is a file, not a folder. Fix: pass a folder path as "
+                "output_folder= (Pipeline(...), dreamer_definitions(...) or DreamerIOManager(...)), or "
+                "move the file away."
+            )
+        targets = [self.root]
+        if step_name is not None and (self.root / step_name).is_dir():
+            targets.append(self.root / step_name)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            for folder in targets:
+                probe = folder / f".write-check-{os.getpid()}-{uuid.uuid4().hex}"
+                probe.write_bytes(b"")
+                probe.unlink()
+        except OSError as error:
+            raise output_folder_error(error, self.root, step_name) or error from error
 
     def step(self, name: str) -> StepFolder:
         return StepFolder(self.root, name)
@@ -276,6 +334,59 @@ class OutputFolder:
                 return datasets.Dataset.from_dict({column: [] for column in columns})
             writer.finalize()
         return datasets.Dataset.from_file(str(path))
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def output_folder_error(
+    error: BaseException, root: Path, step_name: str | None = None
+) -> OutputFolderError | None:
+    """The :class:`OutputFolderError` for a write that failed in the output folder
+    ``root``, or None when ``error`` is not such a failure."""
+    code = getattr(error, "errno", None)
+    text = str(error)
+    filename = getattr(error, "filename", None)
+    inside = filename is None or str(filename).startswith(str(root)) or not os.path.isabs(str(filename))
+    step = f"Step {step_name!r}: " if step_name else ""
+    if code in _NO_SPACE or "No space left on device" in text or "Disk quota exceeded" in text:
+        return OutputFolderError(
+            f"{step}the disk of the output folder {root} is full ({text}). Nothing was committed; the "
+            "unfinished work folder was removed, and answers already received are in the model cache. "
+            "Fix: free space (or point output_folder= at a larger disk) and run again."
+        )
+    if code == errno.ENOTDIR or (code == errno.EEXIST and root.exists() and not root.is_dir()):
+        return OutputFolderError(
+            f"{step}the output folder {root} (or a folder above it) is a file, not a folder ({text}). "
+            "Fix: pass a folder path as output_folder=, or move the file away."
+        )
+    if code in _NOT_WRITABLE and inside:
+        what = (
+            "is on a read-only filesystem"
+            if code == errno.EROFS
+            else "is locked or not writable by this user"
+        )
+        return OutputFolderError(
+            f"{step}the output folder {root} {what} ({text}). Nothing was committed. Fix: make it "
+            "writable (remount it read-write, `chattr -i`, `chmod u+w`), or point output_folder= at "
+            "a writable folder."
+        )
+    return None
+
+
+@contextmanager
+def folder_errors(root: Path, step_name: str | None = None) -> Iterator[None]:
+    """Within the block, a failed write in the output folder raises :class:`OutputFolderError`."""
+    try:
+        yield
+    except OutputFolderError:
+        raise
+    except Exception as error:
+        translated = output_folder_error(error, root, step_name)
+        if translated is None:
+            raise
+        raise translated from error
 
 
 def _process_alive(pid: int) -> bool:

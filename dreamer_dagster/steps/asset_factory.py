@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import shutil
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ import dagster as dg
 
 from ..cards import DATETIME, merge_cards
 from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema, step_metadata
-from ..output_folder import Preparation, dataset_data_version
+from ..output_folder import Preparation, dataset_data_version, folder_errors
 from .run_context import StepRunContext
 
 if TYPE_CHECKING:
@@ -72,7 +73,15 @@ def materialize_step(step: Step, context: dg.AssetExecutionContext, loaded: dict
     output_folder = io_manager.folder()
     step_folder = output_folder.step(step.key)
 
-    preparation = step_folder.prepare(step.fingerprint)
+    output_folder.check_writable(step.key)
+    problem = step_folder.problem()
+    if problem is not None:
+        context.log.warning(
+            f"{step.name!r}: its folder is not a finished step ({problem}); it runs again, and every "
+            "model call the cache holds is read from it, not paid again."
+        )
+    with folder_errors(output_folder.root, step.key):
+        preparation = step_folder.prepare(step.fingerprint)
     if preparation in (Preparation.FINISHED, Preparation.RESTORED) and not step.force:
         record = step_folder.step_json() or {}
         verb = "Reused" if preparation is Preparation.FINISHED else "Restored from _backups"
@@ -85,12 +94,20 @@ def materialize_step(step: Step, context: dg.AssetExecutionContext, loaded: dict
             metadata=metadata,
         )
 
-    step_folder.start(step.fingerprint)
+    with folder_errors(output_folder.root, step.key):
+        step_folder.start(step.fingerprint)
+        staged = output_folder.staging(step.key)
     upstream = {parent.key: loaded[input_name(parent)] for parent in step.upstream()}
-    staged = output_folder.staging(step.key)
     run_context = StepRunContext(step, output_folder, upstream, staged, log=context.log)
-    produced = step.execute(run_context)
-    record = {**_common_record(step, run_context), **produced}
+    try:
+        with folder_errors(output_folder.root, step.key):
+            produced = step.execute(run_context)
+            record = {**_common_record(step, run_context), **produced}
+    except BaseException:
+        # Nothing half-written stays behind (a full disk gets its space back); the
+        # answers already received are in the model cache.
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     metadata = step_metadata(step_folder, record)
     metadata["dreamer/reused"] = False
     return dg.Output(

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from ..citations import GRPO_CITATION, TRL_CITATION
 from ..deferred import ColumnRef, Deferred
 from ..steps.step import REQUIRED, Step
+from ..steps.user_code import user_code_error
 from .base import TrainingRun
 from .hf_base import HFTrainer
 from .train_hf_dpo import trl_defaults
@@ -22,6 +23,8 @@ __all__ = ["TrainHFGRPO"]
 
 #: The dataset column holding each prompt as the user wrote it (reward functions get these).
 RAW_PROMPT = "raw_prompt"
+#: The dataset column holding each prompt's row index (named when a reward function raises).
+ROW_INDEX = "dreamer_row"
 
 
 class TrainHFGRPO(TrainHFFineTune):
@@ -172,14 +175,14 @@ class TrainHFGRPO(TrainHFFineTune):
         tokenizer.padding_side = "left"  # GRPO generates from left-padded prompts
         prompt = self.prompt_formatter(run, tokenizer, seq2seq=False)
 
-        def to_prompt(row: dict) -> dict:
-            return {"prompt": prompt(str(row["prompts"])), RAW_PROMPT: str(row["prompts"])}
+        def to_prompt(row: dict, index: int) -> dict:
+            return {"prompt": prompt(str(row["prompts"])), RAW_PROMPT: str(row["prompts"]), ROW_INDEX: index}
 
         data = {}
         for split in ("train", "validation"):
             dataset = run.split(split)
             if dataset is not None:
-                data[split] = dataset.map(to_prompt, remove_columns=dataset.column_names)
+                data[split] = dataset.map(to_prompt, with_indices=True, remove_columns=dataset.column_names)
 
         a = run.args
         rewards = a["reward_model"] if isinstance(a["reward_model"], list) else [a["reward_model"]]
@@ -253,7 +256,14 @@ class TrainHFGRPO(TrainHFFineTune):
 
             def user_reward(prompts: list, completions: list, **kwargs: Any) -> list[float]:
                 raw = kwargs.get(RAW_PROMPT) or prompts
-                return [float(x) for x in user_function(list(raw), list(completions))]
+                try:
+                    return [float(x) for x in user_function(list(raw), list(completions))]
+                except Exception as error:
+                    rows = sorted(set(kwargs.get(ROW_INDEX) or []))
+                    row = ", ".join(str(r) for r in rows) if rows else None
+                    raise user_code_error(
+                        (run.step_name, "TrainHFGRPO"), "reward_model", row, error
+                    ) from error
 
             user_reward.__name__ = getattr(user_function, "__name__", "reward")
             return user_reward

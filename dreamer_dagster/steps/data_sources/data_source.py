@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from ...cards import CITATION, DATASET_NAME, LICENSE, URL
 from ..step import Step
+from ..user_code import call_user, user_rows
 
 __all__ = ["DataSource"]
 
@@ -85,7 +86,8 @@ class DataSource(Step):
             padded = ({column: row.get(column) for column in columns} for row in data)
             return context.with_progress(padded, len(data))
         if callable(data):
-            return context.with_progress(data(), self.args["total_num_rows"])
+            rows = user_rows(self, "data", call_user(self, "data", None, data))
+            return context.with_progress(rows, self.args["total_num_rows"])
         return data
 
     def card_entries(self, context: Any) -> dict[str, list[str]]:

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...cards import DATASET_NAME, URL
-from ...fingerprint import DataFile
+from ...errors import DataFileError
+from ...fingerprint import hash_file
 from ..step import Step
 from .data_source import DataSource
 
@@ -80,6 +81,8 @@ class FileDataSource(DataSource):
 
     def validate(self) -> None:
         self.data_file_paths = self._resolve_files()
+        #: Each file's content hash when declared: what the fingerprint promises.
+        self.data_file_hashes = {path: hash_file(path) for path in self.data_file_paths}
 
     def _resolve_files(self) -> list[Path]:
         folder, files = self.args["data_folder"], self.args["data_files"]
@@ -146,8 +149,30 @@ class FileDataSource(DataSource):
 
     def fingerprint_content(self) -> dict:
         content = super().fingerprint_content()
-        content["data_files"] = [DataFile(path) for path in self.data_file_paths]
+        content["data_files"] = [
+            {"file": path.name, "sha256": self.data_file_hashes[path]} for path in self.data_file_paths
+        ]
         return content
+
+    def check_files_unchanged(self) -> None:
+        """Fail when a data file changed (or went) since the step was declared: the output
+        would be committed under a fingerprint that promises the old content."""
+        for path, declared in self.data_file_hashes.items():
+            try:
+                current = hash_file(path)
+            except OSError as error:
+                raise DataFileError(
+                    f"Step {self.name!r} ({type(self).__name__}), argument 'data_files': the data file "
+                    f"{str(path)!r} cannot be read any more ({error}). Fix: put it back, then reload the "
+                    "definitions and materialize again."
+                ) from error
+            if current != declared:
+                raise DataFileError(
+                    f"Step {self.name!r} ({type(self).__name__}), argument 'data_files': the data file "
+                    f"{str(path)!r} changed after the step was declared (its content hash is no longer "
+                    "the one in the fingerprint). Fix: reload the definitions (`dagster dev`: Reload "
+                    "definitions; the CLI reloads them on every command) and materialize again."
+                )
 
     # -- running --------------------------------------------------------------------
 
@@ -158,13 +183,23 @@ class FileDataSource(DataSource):
     def run(self, context: Any) -> Any:
         from datasets import load_dataset
 
-        return load_dataset(
-            self.BUILDER,
-            data_files=[str(path) for path in self.data_file_paths],
-            split="train",
-            cache_dir=str(context.staged / "hf_cache"),
-            **self.builder_kwargs(),
-        )
+        self.check_files_unchanged()
+        try:
+            return load_dataset(
+                self.BUILDER,
+                data_files=[str(path) for path in self.data_file_paths],
+                split="train",
+                cache_dir=str(context.staged / "hf_cache"),
+                **self.builder_kwargs(),
+            )
+        except Exception as error:
+            files = ", ".join(repr(str(path)) for path in self.data_file_paths)
+            raise DataFileError(
+                f"Step {self.name!r} ({type(self).__name__}), argument 'data_files': {files} could not "
+                f"be read as {self.BUILDER.upper()}: {type(error).__name__}: {_cause_text(error)}. Fix: "
+                f"check that each file is valid {self.BUILDER.upper()} (and not empty), or use the data "
+                "source for its format."
+            ) from error
 
     def card_entries(self, context: Any) -> dict[str, list[str]]:
         folder = self.args["data_folder"]
@@ -175,6 +210,16 @@ class FileDataSource(DataSource):
             names = [path.name for path in self.data_file_paths]
             urls = [str(path) for path in self.data_file_paths]
         return {DATASET_NAME: names, URL: urls}
+
+
+def _cause_text(error: BaseException) -> str:
+    """The message of ``error``, followed down its causes (``datasets`` wraps the parser's)."""
+    texts = [str(error)]
+    current = error.__cause__ or error.__context__
+    while current is not None and len(texts) < 4:
+        texts.append(f"{type(current).__name__}: {current}")
+        current = current.__cause__ or current.__context__
+    return " <- ".join(text for text in texts if text)
 
 
 def _plain_path(value: Any) -> Any:

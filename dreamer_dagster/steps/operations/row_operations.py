@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..user_code import with_row_index
 from .base import OperationStep
 
 __all__ = ["AddItem", "Filter", "Map", "Reverse", "Shard", "Shuffle", "Skip", "Sort", "Take"]
@@ -166,8 +167,10 @@ class Filter(OperationStep):
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
         return datasets[0].filter(
-            self.args["function"],
-            with_indices=self.args["with_indices"],
+            with_row_index(
+                self, "function", self.args["function"], self.args["batched"], self.args["with_indices"]
+            ),
+            with_indices=True,
             input_columns=self.args["input_columns"],
             batched=self.args["batched"],
             batch_size=self.args["batch_size"],
@@ -210,8 +213,8 @@ class Map(OperationStep):
     def apply(self, datasets: list[Any], context: Any) -> Any:
         function: Callable = self.args["function"]
         return datasets[0].map(
-            function,
-            with_indices=self.args["with_indices"],
+            with_row_index(self, "function", function, self.args["batched"], self.args["with_indices"]),
+            with_indices=True,
             input_columns=self.args["input_columns"],
             batched=self.args["batched"],
             batch_size=self.args["batch_size"],

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...deferred import ColumnRef, Deferred
+from ..row_failures import RowFailures, check_max_failed_rows, is_failed
 from ..step import REQUIRED, Step
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ RUN_ONLY_ARGS = frozenset(
         "log_level",
         "adaptive_batch_size",
         "batch_scheduler_buffer_size",
+        "max_failed_rows",
     }
 )
 
@@ -58,7 +60,13 @@ LLM_RUN_ARGS: dict[str, Any] = {
 }
 
 #: Deliberately shared by every prompt step (DataDreamer's ``_PromptBase`` args).
-COMMON_ARGS: dict[str, Any] = {"llm": REQUIRED, "post_process": None, "lazy": False, **LLM_RUN_ARGS}
+COMMON_ARGS: dict[str, Any] = {
+    "llm": REQUIRED,
+    "post_process": None,
+    "lazy": False,
+    "max_failed_rows": None,
+    **LLM_RUN_ARGS,
+}
 
 #: Counted by the LLM in ``context.stats`` (so in the ``dreamer/...`` materialization metadata).
 PARSE_FAILURES = "response_format_failures"
@@ -163,6 +171,9 @@ class PromptStepBase(Step):
             value = args.get(name)
             if value is not None and not callable(value):
                 raise self.error(f"must be a function, got {type(value).__name__}.", name)
+        problem = check_max_failed_rows(args.get("max_failed_rows"))
+        if problem is not None:
+            raise self.error(problem, "max_failed_rows")
         stop = args.get("stop")
         if not (
             stop is None
@@ -239,7 +250,9 @@ class PromptStepBase(Step):
         generations), so it must yield the same prompts each time. With
         ``response_format`` the LLM returns validated JSON text, or None where the
         output did not parse (counted in ``stats``, never raised); then
-        ``post_process`` runs. LLM failures raise :class:`PromptStepError`.
+        ``post_process`` runs on the rows that did not fail. Failed rows follow the
+        step's ``max_failed_rows`` (see :mod:`~dreamer_dagster.steps.row_failures`).
+        LLM failures raise :class:`PromptStepError`.
         """
         args = self.run_args(context) if args is None else args
         llm = context.model(self.args["llm"])
@@ -250,6 +263,12 @@ class PromptStepBase(Step):
             post_process = args.get("post_process")
         if args.get("response_format") is not None:
             context.stats[PARSE_FAILURES] += 0
+        failures = RowFailures(self, args.get("max_failed_rows"), total, context.stats)
+        failed_kind = (
+            "failed response_format validation or were refused"
+            if args.get("response_format") is not None
+            else "were refused"
+        )
         done = 0
         try:
             generations = iter(llm.run(prompts(), return_generator=True, **kwargs))
@@ -270,11 +289,18 @@ class PromptStepBase(Step):
                     examples = context.stats.setdefault(PARSED_EXAMPLES, [])
                     if len(examples) < PARSED_EXAMPLES_SHOWN:
                         examples.append(generation)
-                if post_process is not None:
-                    generation = post_process(generation)
+                if is_failed(generation):
+                    failures.add(done, failed_kind)
+                elif post_process is not None:
+                    try:
+                        generation = post_process(generation)
+                    except Exception as error:
+                        failures.post_process_error(done, error)
+                        generation = None
                 done += 1
                 yield prompt, generation
                 context.progress(done, total)
+            failures.finish(done)
         finally:
             close = getattr(generations, "close", None)
             if close is not None:
@@ -296,6 +322,13 @@ class PromptStepBase(Step):
             raise PromptStepError(
                 f"Step {self.name!r} ({type(self).__name__}): its inputs have different lengths: {lengths}."
             )
+        if lengths and not any(lengths.values()):
+            described = ", ".join(self.inputs[name].describe() for name in names)
+            raise PromptStepError(
+                f"Step {self.name!r} ({type(self).__name__}): its input {described} has no rows, so "
+                "there is nothing to prompt. Fix: check the step that makes it (a filter that removed "
+                "every row?)."
+            )
         return next(iter(lengths.values())) if lengths else 0
 
     def iter_input(self, context: StepRunContext, name: str, chunk: int = 1000) -> Iterator[Any]:
@@ -311,8 +344,19 @@ def iter_column(context: StepRunContext, ref: ColumnRef, chunk: int = 1000) -> I
             f"Step {context.step.name!r}: step {ref.step.name!r} has no column {ref.column!r} "
             f"(it has {dataset.column_names})."
         )
+    index = 0
     for batch in dataset.select_columns([ref.column]).iter(batch_size=chunk):
-        yield from batch[ref.column]
+        for value in batch[ref.column]:
+            if value is None or isinstance(value, (list, dict, bytes)):
+                what = "None (a failed row upstream?)" if value is None else f"a {type(value).__name__}"
+                raise PromptStepError(
+                    f"Step {context.step.name!r} ({type(context.step).__name__}), input "
+                    f"{ref.describe()}: row {index} is {what}, not text. Fix: give a column of "
+                    "strings (drop empty rows first, e.g. .filter(lambda row: row[...] is not None), "
+                    "or turn the values into text with .map(...))."
+                )
+            index += 1
+            yield value
 
 
 def is_deferred(value: Any) -> bool:

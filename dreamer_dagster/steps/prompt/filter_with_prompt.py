@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...cards import CITATION
 from ...citations import LLM_AS_A_JUDGE_CITATION
+from ..user_code import call_user
 from .process_with_prompt import ProcessWithPrompt
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ class FilterWithPrompt(ProcessWithPrompt):
     with the ``instruction`` (as in ``ProcessWithPrompt``) and the row is kept when
     ``filter_func(generation)`` is true (default: the generation says "yes").
 
-    Writes every column of the input's step, only the kept rows, in their order.
+    Writes every column of the input's step, only the kept rows, in their order
+    (a failed row, see ``max_failed_rows``, is removed).
     """
 
     OUTPUTS: ClassVar = None
@@ -50,7 +52,10 @@ class FilterWithPrompt(ProcessWithPrompt):
         args = self.run_args(context)
         keep = args["filter_func"] or says_yes
         kept = [
-            index for index, (_, _, generation) in enumerate(self.pairs(context, args)) if keep(generation)
+            index
+            for index, (_, _, generation) in enumerate(self.pairs(context, args))
+            # A failed row (None) is removed, never passed to filter_func.
+            if generation is not None and call_user(self, "filter_func", index, keep, generation)
         ]
         context.stats["rows_kept"] += len(kept)
         context.stats["rows_removed"] += self.input_length(context, "inputs") - len(kept)
