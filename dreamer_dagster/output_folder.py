@@ -427,11 +427,9 @@ def dataset_data_version(dataset_path: Path) -> str:
     """
     digest = hashlib.sha256()
     info = _read_json(dataset_path / "dataset_info.json") or {}
-    digest.update(json.dumps(info.get("features"), sort_keys=True).encode())
+    _update_framed(digest, json.dumps(info.get("features"), sort_keys=True).encode())
     for arrow in sorted(dataset_path.glob("*.arrow")):
-        with open(arrow, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
+        _update_file(digest, arrow)
     return digest.hexdigest()[:16]
 
 
@@ -439,8 +437,20 @@ def folder_data_version(path: Path) -> str:
     """A hash of every file under ``path`` (for a trained model folder)."""
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(path)).encode())
-        with open(file, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
+        _update_framed(digest, str(file.relative_to(path)).encode("utf-8", "surrogateescape"))
+        _update_file(digest, file)
     return digest.hexdigest()[:16]
+
+
+def _update_framed(digest: Any, data: bytes) -> None:
+    """Hash ``data`` with its length first, so no two sequences of fields hash alike."""
+    digest.update(len(data).to_bytes(8, "big"))
+    digest.update(data)
+
+
+def _update_file(digest: Any, path: Path) -> None:
+    """Hash a file's content with its length first (see :func:`_update_framed`)."""
+    digest.update(path.stat().st_size.to_bytes(8, "big"))
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)

@@ -14,8 +14,8 @@ Everything else lives here, the same for every backend:
   is complete, and at most a bounded window of prompts is ahead of the output,
   so a 200,000-prompt run streams with bounded memory;
 - counters in ``stats``: ``model_calls``, ``cache_hits``, ``prompt_tokens``,
-  ``completion_tokens``, ``estimated_cost_usd`` and
-  ``response_format_failures``.
+  ``completion_tokens``, ``estimated_cost_usd``, ``response_format_failures``
+  and ``refusals`` (answers the model refused to give: None, cached as such).
 """
 
 from __future__ import annotations
@@ -386,6 +386,9 @@ class LLM(Model):
             prompt_tokens = sum(result.prompt_tokens for _, result in done)
             completion_tokens = sum(result.completion_tokens for _, result in done)
             stats["model_calls"] += len(done)
+            refused = sum(text is None for _, result in done for text in result.texts)
+            if refused:
+                stats["refusals"] += refused
             stats["prompt_tokens"] += prompt_tokens
             stats["completion_tokens"] += completion_tokens
             cost = self._estimate_cost(prompt_tokens, completion_tokens)

@@ -326,15 +326,17 @@ class OpenAI(LLM):
             texts = [(choice.get("message") or {}).get("content") for choice in choices]
         else:
             texts = [choice.get("text") for choice in choices]
-        if len(texts) != params["n"] or any(text is None for text in texts):
+        # A refusal (``message.refusal``, or a content filter) is an answer: None, cached as such.
+        refused = [text is None and _refused(choice) for text, choice in zip(texts, choices)]
+        if len(texts) != params["n"] or any(t is None and not r for t, r in zip(texts, refused)):
             raise MalformedResponse(f"expected {params['n']} choices with text, got {texts!r}")
         usage = data.get("usage") or {}
-        completion = [self._apply_stop(text, params["stop"]) for text in texts]
+        completion = [None if text is None else self._apply_stop(text, params["stop"]) for text in texts]
         return GenerationResult(
             completion,
             prompt_tokens=int(usage.get("prompt_tokens") or request.prompt_tokens),
             completion_tokens=int(
-                usage.get("completion_tokens") or sum(estimate_tokens(t) for t in completion)
+                usage.get("completion_tokens") or sum(estimate_tokens(t) for t in completion if t is not None)
             ),
         )
 
@@ -409,3 +411,9 @@ def _fine_tuned_model_name(model_dir: Any) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir} holds no trained_model_name.json: it is no OpenAI fine-tune.")
     return str(json.loads(path.read_text()))
+
+
+def _refused(choice: dict) -> bool:
+    """Whether a choice without text is the model refusing (not a malformed response)."""
+    message = choice.get("message") or {}
+    return bool(message.get("refusal")) or choice.get("finish_reason") == "content_filter"

@@ -24,6 +24,8 @@ Answers:
   ``" [choice i]"``; ``max_tokens`` keeps that many words; ``stop`` cuts;
 - ``response_format`` ``json_schema``: a JSON object with a value of the right
   type for each property (a prompt containing ``[[badjson]]`` gets broken JSON);
+- chat: a prompt containing ``[[refuse]]`` gets a refusal (``content`` None,
+  ``refusal`` set), as OpenAI's structured outputs answer what they will not do;
 - embeddings: unit vectors from a hash of the text (``dimensions``, default 8).
 
 Faults, first matching wins: ``fail_next(kind, count)`` fails the next ``count``
@@ -279,14 +281,10 @@ class FakeOpenAIServer:
         content = _content_text(user[-1]["content"]) if user else ""
         choices = []
         for i, text in enumerate(self._answers("Echo: " + content, body, content)):
-            choices.append(
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                    "logprobs": None,
-                }
-            )
+            message = {"role": "assistant", "content": text}
+            if "[[refuse]]" in content:
+                message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
+            choices.append({"index": i, "message": message, "finish_reason": "stop", "logprobs": None})
         prompt_words = sum(len(_content_text(m.get("content", "")).split()) for m in body["messages"])
         return FakeResponse(200, self._completion_body("chat.completion", body, choices, prompt_words))
 

@@ -1,0 +1,169 @@
+"""``dreamer verify``: an output folder checked against its declarations, no model run.
+
+For every step the definitions declare (an asset carrying ``dreamer/fingerprint``):
+
+- its finished folder's fingerprint (``step.json``) equals the declared one;
+- its ``_dataset`` still hashes to the data version ``step.json`` recorded
+  (``_model`` for a trainer);
+- its data card lists every upstream step;
+- a folder with a ``step.json`` that is not a finished step (truncated,
+  hand-edited, its ``_dataset`` deleted) is drift too.
+
+A step never materialized, an unfinished run and a folder no declared step owns
+(left by a renamed step) are reported but are not drift. Nothing is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from .io_manager import IO_MANAGER_KEY
+from .output_folder import BACKUPS, IN_PROGRESS, OutputFolder, dataset_data_version, folder_data_version
+
+__all__ = ["Finding", "VerifyReport", "declared_steps", "verify_definitions"]
+
+OK = "ok"
+DRIFT = "drift"
+MISSING = "missing"
+UNFINISHED = "unfinished"
+UNDECLARED = "undeclared"
+
+
+@dataclass(frozen=True)
+class DeclaredStep:
+    """What the definitions say of one step: its key, name, fingerprint and upstream steps."""
+
+    key: str
+    name: str
+    fingerprint: str
+    upstream: tuple[str, ...]  # upstream step names
+
+
+@dataclass
+class Finding:
+    """One step's verdict: ``ok``, ``drift``, ``missing``, ``unfinished`` or ``undeclared``."""
+
+    key: str
+    status: str
+    details: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VerifyReport:
+    """Every finding for one output folder; ``drifted`` is what makes ``verify`` fail."""
+
+    output_folder: Path
+    findings: list[Finding]
+
+    @property
+    def drifted(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.status == DRIFT]
+
+    def lines(self) -> list[str]:
+        width = max([len(f.key) for f in self.findings] + [4])
+        lines = [f"Output folder: {self.output_folder}"]
+        for finding in self.findings:
+            text = "; ".join(finding.details)
+            lines.append(f"{finding.status.upper():<10} {finding.key:<{width}}  {text}".rstrip())
+        counts: dict[str, int] = {}
+        for finding in self.findings:
+            counts[finding.status] = counts.get(finding.status, 0) + 1
+        summary = ", ".join(f"{count} {status}" for status, count in counts.items())
+        verdict = "drift found" if self.drifted else "no drift"
+        lines.append(f"{len(self.findings)} checked: {summary or 'nothing'}. {verdict}.")
+        return lines
+
+
+def declared_steps(defs: dg.Definitions) -> list[DeclaredStep]:
+    """The steps of ``defs`` (assets with a ``dreamer/fingerprint``), upstream first."""
+    graph = defs.resolve_asset_graph()
+    found: dict[dg.AssetKey, DeclaredStep] = {}
+    names: dict[dg.AssetKey, str] = {}
+    for key in graph.get_all_asset_keys():
+        metadata = graph.get(key).metadata or {}
+        if _value(metadata.get("dreamer/fingerprint")) is not None:
+            names[key] = str(_value(metadata.get("dreamer/step_name")) or key.to_user_string())
+    for key in graph.toposorted_asset_keys:
+        if key not in names:
+            continue
+        node = graph.get(key)
+        upstream = tuple(names[parent] for parent in sorted(node.parent_keys) if parent in names)
+        found[key] = DeclaredStep(
+            key="_".join(key.path),
+            name=names[key],
+            fingerprint=str(_value(node.metadata["dreamer/fingerprint"])),
+            upstream=upstream,
+        )
+    return list(found.values())
+
+
+def verify_definitions(defs: dg.Definitions, output_folder: str | Path | None = None) -> VerifyReport:
+    """Check the output folder of ``defs`` (or ``output_folder``) against its steps."""
+    if output_folder is None:
+        resource = (defs.resources or {}).get(IO_MANAGER_KEY)
+        if resource is None or not hasattr(resource, "output_folder"):
+            raise ValueError(
+                "These definitions have no DreamerIOManager, so their output folder is not known. "
+                "Fix: pass --output-folder."
+            )
+        output_folder = resource.output_folder
+    folder = OutputFolder(output_folder)
+    steps = declared_steps(defs)
+    findings = [_verify_step(folder, step) for step in steps]
+    declared = {step.key for step in steps}
+    if folder.root.is_dir():
+        for child in sorted(folder.root.iterdir()):
+            owned = child.name in declared or child.name.startswith((".", BACKUPS))
+            is_step = (child / "step.json").exists() or (child / IN_PROGRESS).exists()
+            if child.is_dir() and is_step and not owned:
+                findings.append(
+                    Finding(
+                        child.name,
+                        UNDECLARED,
+                        ["a step folder no declared step owns (a renamed or removed step?); left as is"],
+                    )
+                )
+    return VerifyReport(folder.root, findings)
+
+
+def _verify_step(folder: OutputFolder, step: DeclaredStep) -> Finding:
+    step_folder = folder.step(step.key)
+    if not step_folder.step_json_path.exists():
+        if (step_folder.path / IN_PROGRESS).exists():
+            return Finding(step.key, UNFINISHED, ["a run started and did not finish; materialize it"])
+        return Finding(step.key, MISSING, ["not materialized"])
+    problem = step_folder.problem()
+    if problem is not None:
+        return Finding(step.key, DRIFT, [f"not a finished step: {problem}"])
+    record = step_folder.step_json() or {}
+    details: list[str] = []
+    if record.get("fingerprint") != step.fingerprint:
+        details.append(
+            f"fingerprint {record.get('fingerprint')} on disk, {step.fingerprint} declared "
+            "(the declaration changed since it ran: materialize it)"
+        )
+    model = bool(record.get("model"))
+    path = step_folder.model_path if model else step_folder.dataset_path
+    current = folder_data_version(path) if model else dataset_data_version(path)
+    if current != record.get("data_version"):
+        details.append(
+            f"{path.name} changed after it was written (it hashes to {current}, step.json recorded "
+            f"{record.get('data_version')})"
+        )
+    card = record.get("data_card") or {}
+    missing = [name for name in step.upstream if name not in card]
+    if missing:
+        details.append(f"its data card does not list the upstream steps {missing}")
+    if details:
+        return Finding(step.key, DRIFT, details)
+    rows = record.get("num_rows")
+    summary = f"fingerprint {step.fingerprint}" + (f", {rows} rows" if rows is not None else "")
+    return Finding(step.key, OK, [summary])
+
+
+def _value(value: Any) -> Any:
+    return getattr(value, "value", value)
