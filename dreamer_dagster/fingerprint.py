@@ -8,6 +8,10 @@ shows as a step's args, so what is hashed is what is documented.
 What each kind of value contributes:
 
 - plain data: itself (dict keys sorted; tuples as lists; floats by ``repr``);
+  a dict with a key that is not a string is a sorted list of ``[key, value]``
+  pairs (``{1: x}`` and ``{"1": x}`` stay apart), and a dict shaped like one
+  of the tagged forms below (``{"set": ...}``, ``{"file": ..., "sha256": ...}``)
+  is wrapped as ``{"dict": ...}``, so no plain value encodes like another kind;
 - objects with ``fingerprint_identity()`` (models, trainers, column references,
   deferred values): what that method returns; it never holds a secret;
 - callables: their source text and the values they capture (closure cells,
@@ -51,13 +55,51 @@ class FingerprintError(TypeError):
 
 
 class DataFile:
-    """A file whose *content* enters the fingerprint (data sources use it)."""
+    """A file whose *content* enters the fingerprint (data sources use it); ``sha256``
+    is its content hash when already known."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, sha256: str | None = None):
         self.path = Path(path)
+        self.sha256 = sha256
 
     def fingerprint_identity(self) -> dict:
-        return {"file": self.path.name, "sha256": hash_file(self.path)}
+        return {"file": self.path.name, "sha256": self.sha256 or hash_file(self.path)}
+
+
+# The key sets of the tagged forms ``canonical`` builds for values that are not
+# plain data (and of the identities of steps, column references and deferred
+# values); a plain dict with one of these key sets is wrapped as {"dict": ...}.
+_TAG_KEYS = frozenset(
+    frozenset(keys)
+    for keys in (
+        {"float"},
+        {"bytes_sha256"},
+        {"set"},
+        {"file", "sha256"},
+        {"path"},
+        {"pydantic_schema"},
+        {"dataset"},
+        {"class"},
+        {"module"},
+        {"builtin"},
+        {"peft_config"},
+        {"opaque"},
+        {"dict"},
+        {"dict_items"},
+        {"callable_object", "source", "state"},
+        {"method", "self", "function"},
+        {"step"},
+        {"step", "column"},
+        {"step", "deferred"},
+    )
+)
+_FUNCTION_KEYS = frozenset(
+    {"function", "source", "bytecode", "consts", "defaults", "kwdefaults", "captured", "globals"}
+)
+
+
+def _looks_tagged(keys: frozenset) -> bool:
+    return keys in _TAG_KEYS or ("function" in keys and keys <= _FUNCTION_KEYS)
 
 
 # Content hashes by (path, inode, size, mtime, ctime): `dagster dev` re-declares
@@ -102,14 +144,13 @@ def canonical(obj: Any, where: str = "value") -> Any:  # noqa: C901 - one dispat
         return {"bytes_sha256": hashlib.sha256(obj).hexdigest()}
     identity = getattr(obj, "fingerprint_identity", None)
     if identity is not None and callable(identity) and not isinstance(obj, type):
-        return canonical(identity(), where)
+        described = identity()
+        if isinstance(described, Mapping) and all(isinstance(key, str) for key in described):
+            # An object's own identity: a tagged form, never wrapped.
+            return {key: canonical(value, f"{where}[{key!r}]") for key, value in described.items()}
+        return canonical(described, where)
     if isinstance(obj, Mapping):
-        out = {}
-        for key, value in obj.items():
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                raise FingerprintError(f"{where}: dict key {key!r} is not a string or number.")
-            out[str(key)] = canonical(value, f"{where}[{key!r}]")
-        return out
+        return _canonical_mapping(obj, where)
     if isinstance(obj, (list, tuple)):
         return [canonical(item, f"{where}[{i}]") for i, item in enumerate(obj)]
     if isinstance(obj, (set, frozenset)):
@@ -143,6 +184,19 @@ def canonical(obj: Any, where: str = "value") -> Any:  # noqa: C901 - one dispat
         "Pass plain data (str, numbers, lists, dicts), a function, a file path, a model "
         "object from dreamer_dagster, or a column reference instead."
     )
+
+
+def _canonical_mapping(obj: Mapping, where: str) -> Any:
+    if all(isinstance(key, str) for key in obj):
+        out = {key: canonical(value, f"{where}[{key!r}]") for key, value in obj.items()}
+        return {"dict": out} if _looks_tagged(frozenset(out)) else out
+    pairs = []
+    for key, value in obj.items():
+        if not isinstance(key, (str, int, float, bool, bytes, tuple, frozenset)) and key is not None:
+            raise FingerprintError(f"{where}: dict key {key!r} is not a string or number.")
+        pairs.append([canonical(key, f"{where} key"), canonical(value, f"{where}[{key!r}]")])
+    pairs.sort(key=lambda pair: json.dumps(pair[0], sort_keys=True))
+    return {"dict_items": pairs}
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from ...cards import DATASET_NAME, URL
 from ...errors import DataFileError
-from ...fingerprint import hash_file
+from ...fingerprint import DataFile, hash_file
 from ..step import Step
 from .data_source import DataSource
 
@@ -149,9 +149,7 @@ class FileDataSource(DataSource):
 
     def fingerprint_content(self) -> dict:
         content = super().fingerprint_content()
-        content["data_files"] = [
-            {"file": path.name, "sha256": self.data_file_hashes[path]} for path in self.data_file_paths
-        ]
+        content["data_files"] = [DataFile(path, self.data_file_hashes[path]) for path in self.data_file_paths]
         return content
 
     def check_files_unchanged(self) -> None:
