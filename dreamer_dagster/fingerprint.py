@@ -171,7 +171,9 @@ def canonical(obj: Any, where: str = "value") -> Any:  # noqa: C901 - one dispat
     if isinstance(obj, (types.FunctionType, types.MethodType, *_BUILTIN_CALLABLES)):
         return _canonical_callable(obj, where)
     if hasattr(obj, "to_dict") and type(obj).__module__.startswith("peft"):
-        return {"peft_config": canonical(_jsonable(obj.to_dict()), where)}
+        from .library_defaults import normalize_peft_config
+
+        return {"peft_config": canonical(normalize_peft_config(obj), where)}
     if callable(obj) and hasattr(obj, "__dict__"):
         # A callable object: its class source plus its attributes.
         return {
@@ -197,18 +199,6 @@ def _canonical_mapping(obj: Mapping, where: str) -> Any:
         pairs.append([canonical(key, f"{where} key"), canonical(value, f"{where}[{key!r}]")])
     pairs.sort(key=lambda pair: json.dumps(pair[0], sort_keys=True))
     return {"dict_items": pairs}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=str)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "value") and type(value).__mro__[-2].__name__ == "Enum":
-        return value.value
-    return value
 
 
 def _is_pydantic_model_class(obj: Any) -> bool:

@@ -231,3 +231,54 @@ def test_a_distributed_worker_gets_a_picklable_trainer_and_run(tmp_path: Path) -
     assert worker.args["device"] == [0, 1] and worker.is_distributed
     assert copied.log is None and copied.split("train")["input"] == ["a"]
     assert trainer.inputs  # the declared trainer is untouched
+
+
+def test_equal_peft_configs_fingerprint_equally_however_spelled() -> None:
+    from peft import LoraConfig, PromptTuningConfig
+
+    spellings = [
+        LoraConfig(r=8),  # 8 is LoRA's default rank
+        {"r": 8},
+        {},
+        {"r": 8, "lora_alpha": 8, "peft_type": "LORA", "peft_version": "0.0.1"},
+    ]
+    assert len({fine_tune(pairs(), peft_config=value).fingerprint for value in spellings}) == 1
+    modules = [
+        LoraConfig(target_modules=["v_proj", "q_proj"], task_type="CAUSAL_LM"),
+        {"target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM"},
+        {"target_modules": ("v_proj", "q_proj", "q_proj"), "task_type": "CAUSAL_LM"},
+    ]
+    assert len({fine_tune(pairs(), peft_config=value).fingerprint for value in modules}) == 1
+    assert (
+        fine_tune(pairs(), peft_config={"r": 16}).fingerprint
+        != fine_tune(pairs(), peft_config={}).fingerprint
+    )
+    # another peft config class: by its own non-default fields, never its library version
+    prompt = PromptTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM")
+    assert (
+        fine_tune(pairs(), peft_config=prompt).fingerprint
+        == fine_tune(pairs(), peft_config=prompt).fingerprint
+    )
+
+
+def test_lora_defaults_table_matches_the_installed_peft() -> None:
+    from peft import LoraConfig
+
+    from dreamer_dagster.library_defaults import LORA_CONFIG_DEFAULTS, _plain
+
+    installed = {
+        k: _plain(v) for k, v in LoraConfig().to_dict().items() if k not in ("peft_type", "peft_version")
+    }
+    assert installed == LORA_CONFIG_DEFAULTS
+
+
+def test_declaring_with_a_peft_dict_imports_no_peft() -> None:
+    code = (
+        "import sys; from tests.test_trainers_base import fine_tune, pairs;"
+        "fine_tune(pairs(), peft_config={'r': 8, 'target_modules': ['q_proj']});"
+        "print('peft' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True, timeout=120
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False"

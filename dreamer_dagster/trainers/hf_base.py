@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 
 from ..citations import HF_TRANSFORMERS_CITATION, PEFT_CITATION
 from ..deferred import Deferred
+from ..library_defaults import normalize_peft_config
 from ..model import dtype_name
 from ..steps.step import REQUIRED, Step
 from .base import MODEL_DIR_INFO, Trainer, TrainingRun
@@ -165,9 +166,9 @@ class HFTrainer(Trainer):
                     "peft_config",
                 )
             if type(peft_config).__name__ == "LoraConfig":
-                self._model_args["peft_config"] = _lora_fields(peft_config)
+                self._model_args["peft_config"] = normalize_peft_config(peft_config)
         elif isinstance(peft_config, Mapping):
-            self._model_args["peft_config"] = dict(peft_config)
+            self._model_args["peft_config"] = normalize_peft_config(peft_config)
 
     def declare_training(self, inputs: Mapping[str, Any], args: Mapping[str, Any]) -> Trainer:
         args = dict(args)
@@ -557,22 +558,3 @@ def _restored_environ() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-def _lora_fields(config: Any) -> dict:
-    """A ``LoraConfig`` as the dict of fields that differ from the defaults.
-
-    ``{"r": 8}`` and ``LoraConfig(r=8)`` then declare the same training, with
-    the same fingerprint (a dict becomes a ``LoraConfig`` when training starts).
-    """
-    defaults = type(config)().to_dict()
-    fields = {}
-    for name, value in config.to_dict().items():
-        if name == "peft_type" or value == defaults.get(name):
-            continue
-        if isinstance(value, (set, frozenset)):
-            value = sorted(value)
-        if hasattr(value, "value") and not isinstance(value, (str, int, float)):
-            value = value.value  # an enum such as TaskType
-        fields[name] = value
-    return fields
