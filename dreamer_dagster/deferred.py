@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .steps.step import Step
 
-__all__ = ["ColumnRef", "Deferred", "resolve", "upstream_steps"]
+__all__ = ["ColumnRef", "Deferred", "DeferredValueError", "resolve", "upstream_steps"]
+
+
+class DeferredValueError(ValueError):
+    """A deferred value's expression failed when the pipeline ran."""
 
 
 class ColumnRef:
@@ -96,13 +100,21 @@ class Deferred:
 
     def evaluate(self, base: Any) -> Any:
         value = base
-        for op in self.ops:
-            if op[0] == "getitem":
-                value = value[op[1]]
-            elif op[0] == "getattr":
-                value = getattr(value, op[1])
-            else:
-                value = value(*op[1], **dict(op[2]))
+        try:
+            for op in self.ops:
+                if op[0] == "getitem":
+                    value = value[op[1]]
+                elif op[0] == "getattr":
+                    value = getattr(value, op[1])
+                else:
+                    value = value(*op[1], **dict(op[2]))
+        except Exception as error:
+            size = f" (the column has {len(base)} rows)" if isinstance(base, list) else ""
+            raise DeferredValueError(
+                f"the deferred value {self.describe()} failed at run time: {type(error).__name__}: "
+                f"{error}{size}. Fix: change the expression, or the step that makes "
+                f"{self.step.name!r}."
+            ) from error
         return value
 
     def __repr__(self) -> str:

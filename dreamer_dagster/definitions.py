@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -65,6 +66,12 @@ def dreamer_definitions(
     for step in steps:
         if not isinstance(step, Step):
             raise TypeError(f"dreamer_definitions: {step!r} is not a step.")
+    folder = Path(str(output_folder)).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(
+            f"dreamer_definitions: output_folder {str(folder.resolve())!r} is a file, not a folder. Fix: "
+            "pass a folder path (it is made when a step first runs), or move the file away."
+        )
     collected = all_steps(steps)
     assets = [step.asset for step in collected] + list(kwargs.pop("assets", None) or [])
     resources = {IO_MANAGER_KEY: DreamerIOManager(output_folder=str(output_folder))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from ..fingerprint import canonical
@@ -67,6 +68,13 @@ class HFTransformers(LLM):
         self.adapter_kwargs = dict(adapter_kwargs) if adapter_kwargs else None
         self.cache_folder_path = cache_folder_path
         self.kwargs = kwargs
+        for name, value in (("model_name", model_name), ("adapter_name", adapter_name)):
+            if looks_like_missing_path(value):
+                raise ValueError(
+                    f"HFTransformers: {name}={value!r} is a local path, and there is no folder "
+                    f"{str(Path(value).expanduser().resolve())!r}. Fix: pass an existing folder (relative "
+                    "paths are read from the working directory) or a model name."
+                )
         # Where the weights are read from when not from ``model_name`` (the embedded
         # default model): a callable giving a local folder, outside the identity.
         self._weights_folder: Any = None
@@ -191,7 +199,14 @@ class HFTransformers(LLM):
         if self.adapter_name is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, self.adapter_name, **(self.adapter_kwargs or {}))
+            try:
+                model = PeftModel.from_pretrained(model, self.adapter_name, **(self.adapter_kwargs or {}))
+            except (RuntimeError, ValueError, KeyError) as error:
+                raise ValueError(
+                    f"HFTransformers({self.model_name!r}): the adapter {self.adapter_name!r} does not fit "
+                    f"this model; it was made for {_adapter_base_name(self.adapter_name)!r}. Fix: pass "
+                    f"that base model as model_name, or an adapter trained on this one. ({error})"
+                ) from error
         if self.device_map is None and self.quantization_config is None:
             model = model.to(self._device(torch))
         model.eval()
@@ -223,7 +238,19 @@ class HFTransformers(LLM):
             messages = [{"role": "user", "content": prompt}]
             if self.system_prompt is not None:
                 messages.insert(0, {"role": "system", "content": self.system_prompt})
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            try:
+                return self.tokenizer.apply_chat_template(
+                    messages, tokenize=False, add_generation_prompt=True
+                )
+            except Exception as error:  # a jinja TemplateError, or whatever the template raises
+                raise ValueError(
+                    f"HFTransformers({self.model_name!r}): the tokenizer's chat template failed to render "
+                    f"({type(error).__name__}: {error})"
+                    + (" with a system prompt" if self.system_prompt is not None else "")
+                    + ". Fix: pass chat_prompt_template='...{{prompt}}...' to use your own template"
+                    + (", or drop system_prompt" if self.system_prompt is not None else "")
+                    + "."
+                ) from error
         return f"{self.system_prompt}\n\n{prompt}" if self.system_prompt else prompt
 
     def _count_text_tokens(self, text: str) -> int:
@@ -311,6 +338,23 @@ class HFTransformers(LLM):
                 row_texts, completion = row_texts * n, completion * n
             results.append(GenerationResult(row_texts, request.prompt_tokens, completion))
         return results
+
+
+def looks_like_missing_path(value: Any) -> bool:
+    """A string that is clearly a local path (``/``, ``./``, ``../``, ``~``) naming nothing."""
+    if not isinstance(value, (str, Path)):
+        return False
+    text = str(value)
+    is_path = isinstance(value, Path) or text.startswith(("/", "./", "../", "~"))
+    return is_path and not Path(text).expanduser().exists()
+
+
+def _adapter_base_name(adapter: Any) -> str:
+    try:
+        with open(Path(str(adapter)) / "adapter_config.json") as handle:
+            return str(json.load(handle).get("base_model_name_or_path") or "another model")
+    except (OSError, ValueError):
+        return "another model"
 
 
 def _row_seed(seed: int, sample: int) -> int:

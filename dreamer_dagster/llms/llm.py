@@ -80,6 +80,11 @@ class LLM(Model):
     def _open_stream(self, params: dict, batch_size: int) -> GenerationStream:
         raise NotImplementedError(f"{type(self).__name__}._open_stream")
 
+    def known_context_length(self) -> int | None:
+        """The context length when it is known without loading anything (declaration
+        checks use it); None otherwise."""
+        return None
+
     def _format_text(self, prompt: str) -> str:
         """The text sent for ``prompt``: the chat template applied (``{{system_prompt}}``,
         ``{{prompt}}``) when there is one."""

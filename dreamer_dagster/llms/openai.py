@@ -194,6 +194,9 @@ class OpenAI(LLM):
                 return length
         return None
 
+    def known_context_length(self) -> int | None:
+        return self._context_length()
+
     def _estimate_cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         if self.base_url is not None or not isinstance(self.model_name, str):
             return None

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..deferred import ColumnRef, Deferred, resolve
+from ..deferred import ColumnRef, Deferred, DeferredValueError, resolve
 
 if TYPE_CHECKING:
     from ..output_folder import OutputFolder, StepFolder
@@ -107,7 +107,12 @@ class StepRunContext:
 
     def resolve(self, value: Any) -> Any:
         """``value`` with every deferred part computed from the loaded inputs."""
-        return resolve(value, self)
+        try:
+            return resolve(value, self)
+        except DeferredValueError as error:
+            raise DeferredValueError(f"Step {self.step.name!r} ({type(self.step).__name__}): {error}") from (
+                error.__cause__
+            )
 
     def model(self, model: Any) -> Any:
         """A declared model made ready for this run: deferred parts resolved, bound

@@ -57,13 +57,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..cards import CITATION, DATASET_NAME, LICENSE, MODEL_NAME, card_markdown, card_values, merge_cards
 from ..deferred import Deferred
+from ..errors import NonRetryableError
 from ..steps.step import REQUIRED, Step, StepDeclarationError
 from .publishing import TrainerPublishing
 
 if TYPE_CHECKING:
     from ..steps.run_context import StepRunContext
 
-__all__ = ["MODEL_DIR_INFO", "Trainer", "TrainingRun", "latest_checkpoint"]
+__all__ = ["MODEL_DIR_INFO", "Trainer", "TrainingDataError", "TrainingRun", "latest_checkpoint"]
 
 #: A JSON file in every ``_model`` folder saying what trained it (read by the
 #: models that load a trained model: task, base model, adapter or not, labels).
@@ -87,6 +88,10 @@ def latest_checkpoint(checkpoints_dir: str | Path) -> str | None:
         if match and child.is_dir() and (child / "trainer_state.json").is_file():
             found.append((int(match.group(1)), child))
     return str(max(found)[1]) if found else None
+
+
+class TrainingDataError(NonRetryableError):
+    """A trainer's data cannot train a model (no rows, one class...); the message says why."""
 
 
 @dataclass
@@ -351,6 +356,13 @@ class Trainer(TrainerPublishing, Step):
         datasets = {}
         for split in self.SPLITS:
             dataset = self.split_dataset(context, split)
+            if dataset is not None and len(dataset) == 0 and split == self.SPLITS[0]:
+                names = [ref.describe() for name, ref in self.inputs.items() if name.startswith(f"{split}_")]
+                raise TrainingDataError(
+                    f"Step {self.name!r} ({type(self).__name__}): the {split} inputs {names} have no rows, "
+                    "so there is nothing to train on. Fix: check the steps that make them (a filter "
+                    "that removed every row? an empty split?)."
+                )
             if dataset is not None:
                 # A private copy: tokenizing it caches files beside it, which must
                 # never land in an upstream step's _dataset folder.
@@ -386,7 +398,10 @@ class Trainer(TrainerPublishing, Step):
             return None
         lengths = {column.column_names[0]: len(column) for column in columns}
         if len(set(lengths.values())) > 1:
-            raise ValueError(f"Trainer {self.name!r}: the {split} columns differ in length: {lengths}.")
+            raise TrainingDataError(
+                f"Step {self.name!r} ({type(self).__name__}): the {split} columns have different lengths: "
+                f"{lengths}. Fix: give columns of one step (or of steps with as many rows)."
+            )
         return datasets.concatenate_datasets(columns, axis=1) if len(columns) > 1 else columns[0]
 
     def run_training(self, run: TrainingRun) -> dict:

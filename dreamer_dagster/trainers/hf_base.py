@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 from ..citations import HF_TRANSFORMERS_CITATION, PEFT_CITATION
 from ..deferred import Deferred
 from ..library_defaults import normalize_peft_config
+from ..llms.hf_transformers import looks_like_missing_path
 from ..model import dtype_name
 from ..steps.step import REQUIRED, Step
 from .base import MODEL_DIR_INFO, Trainer, TrainingRun
@@ -151,6 +152,13 @@ class HFTrainer(Trainer):
             raise self.error(
                 f"got {type(model).__name__}; give a model name, a local folder, a trainer or "
                 "trainer.model_path.",
+                "model_name",
+            )
+        if looks_like_missing_path(model):
+            raise self.error(
+                f"{str(model)!r} is a local path, and there is no folder "
+                f"{str(Path(model).expanduser().resolve())!r}. Fix: pass an existing folder (relative "
+                "paths are read from the working directory), a model name, or a trainer.",
                 "model_name",
             )
         if isinstance(model, Path):

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .base import TrainingRun
+from .base import TrainingDataError, TrainingRun
 from .hf_base import HFTrainer
 from .input_output import InputOutputTraining
 
@@ -39,6 +39,13 @@ class TrainHFClassifier(InputOutputTraining, HFTrainer):
 
         splits = {name: run.split(name) for name in ("train", "validation") if run.split(name) is not None}
         label2id, multi_label = label_maps([ds["output"] for ds in splits.values()])
+        if len(label2id) < 2 and not multi_label:
+            raise TrainingDataError(
+                f"Step {run.step_name!r} (TrainHFClassifier), input 'train_output': the labels hold "
+                f"{len(label2id)} class{'es' if len(label2id) != 1 else ''} "
+                f"({sorted(label2id)}); a classifier needs at least 2. Fix: check the label column "
+                "(a filter that kept one class? a constant column?)."
+            )
         id2label = {index: label for label, index in label2id.items()}
         tokenizer = self.load_tokenizer(run)
         max_length = run.args.get("max_length") or (

@@ -81,6 +81,12 @@ class FileDataSource(DataSource):
 
     def validate(self) -> None:
         self.data_file_paths = self._resolve_files()
+        for path in self.data_file_paths:
+            if path.stat().st_size == 0:
+                raise self.error(
+                    f"the data file {str(path)!r} is empty. Fix: give a file with rows, or leave it out.",
+                    "data_files",
+                )
         #: Each file's content hash when declared: what the fingerprint promises.
         self.data_file_hashes = {path: hash_file(path) for path in self.data_file_paths}
 

@@ -163,6 +163,14 @@ class PromptStepBase(Step):
         if "n" in self.LLM_ARGS:
             self.check_int("n", minimum=1)
         self.check_int("max_new_tokens", minimum=1, optional=True)
+        max_new_tokens = args.get("max_new_tokens")
+        known = llm.known_context_length()
+        if isinstance(max_new_tokens, int) and known is not None and max_new_tokens >= known:
+            raise self.error(
+                f"{max_new_tokens} is more than {type(llm).__name__} {llm.model_name!r} can generate: "
+                f"its context length is {known} tokens, prompt included. Fix: lower max_new_tokens.",
+                "max_new_tokens",
+            )
         self.check_number("temperature", minimum=0.0)
         self.check_number("top_p", minimum=0.0, maximum=1.0)
         self.check_number("repetition_penalty", minimum=0.0)
