@@ -183,16 +183,18 @@ class ModelCache:
                 )
 
         try:
-            self._retry(set_up, connection)
-            stored = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+            # The schema is read before anything is written: a newer file stays as it is.
+            stored = self._retry(lambda: _schema_version(connection), connection)
+            if stored is None or not _newer(stored):
+                self._retry(set_up, connection)
         except BaseException:
             connection.close()
             raise
-        if stored is not None and _newer(stored[0]):
+        if stored is not None and _newer(stored):
             connection.close()
             raise CacheFileError(
                 f"The model cache file {self.path} was written by a newer dreamer_dagster (cache "
-                f"schema {stored[0]}; this version reads schema {SCHEMA_VERSION}). The file was not "
+                f"schema {stored}; this version reads schema {SCHEMA_VERSION}). The file was not "
                 "changed. Fix: upgrade dreamer_dagster, or give this pipeline another output folder."
             )
         return connection
@@ -242,6 +244,17 @@ class ModelCache:
                     conn.execute("ROLLBACK")
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
+
+
+def _schema_version(connection: sqlite3.Connection) -> str | None:
+    """The schema version a cache file records; None for a new (or pre-versioned) file."""
+    try:
+        row = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return None
+        raise
+    return None if row is None else str(row[0])
 
 
 def _inode(path: Path) -> int | None:

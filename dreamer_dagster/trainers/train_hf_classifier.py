@@ -35,8 +35,6 @@ class TrainHFClassifier(InputOutputTraining, HFTrainer):
     # -- run time -------------------------------------------------------------------
 
     def train_model(self, run: TrainingRun) -> dict:
-        from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer
-
         splits = {name: run.split(name) for name in ("train", "validation") if run.split(name) is not None}
         label2id, multi_label = label_maps([ds["output"] for ds in splits.values()])
         if len(label2id) < 2 and not multi_label:
@@ -47,6 +45,8 @@ class TrainHFClassifier(InputOutputTraining, HFTrainer):
                 "(a filter that kept one class? a constant column?)."
             )
         id2label = {index: label for label, index in label2id.items()}
+        from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer
+
         tokenizer = self.load_tokenizer(run)
         max_length = run.args.get("max_length") or (
             min(int(tokenizer.model_max_length or 512), 4096) if run.args.get("truncate", True) else None
