@@ -73,7 +73,8 @@ def materialize_step(step: Step, context: dg.AssetExecutionContext, loaded: dict
     output_folder = io_manager.folder()
     step_folder = output_folder.step(step.key)
 
-    output_folder.check_writable(step.key)
+    if step.force or step_folder.finished_fingerprint() != step.fingerprint:
+        output_folder.check_writable(step.key)  # reusing a finished step writes nothing
     problem = step_folder.problem()
     if problem is not None:
         context.log.warning(
