@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from .automation import DEFAULT_SCHEDULE_NAME, stale_schedule
 from .io_manager import IO_MANAGER_KEY, DreamerIOManager
+from .translator import DreamerTranslator, SpecFunctionTranslator
 
 if TYPE_CHECKING:
     from .steps.step import Step
 
-__all__ = ["PIPELINE_JOB_NAME", "all_steps", "dreamer_definitions"]
+__all__ = ["PIPELINE_JOB_NAME", "all_steps", "dreamer_definitions", "make_translator"]
 
 PIPELINE_JOB_NAME = "dreamer_pipeline"
 
@@ -52,14 +54,46 @@ def all_steps(steps: Iterable[Step]) -> list[Step]:
     return ordered
 
 
+def make_translator(
+    translator: DreamerTranslator | None = None,
+    asset_spec: Callable[[Step, dg.AssetSpec], dg.AssetSpec] | None = None,
+) -> DreamerTranslator:
+    """``translator`` (default: ``DreamerTranslator()``), with ``asset_spec(step, spec)`` applied
+    to its specs when given."""
+    if translator is not None and not isinstance(translator, DreamerTranslator):
+        raise TypeError(f"translator must be a DreamerTranslator (or a subclass), got {translator!r}.")
+    base = translator or DreamerTranslator()
+    if asset_spec is None:
+        return base
+    if not callable(asset_spec):
+        raise TypeError(f"asset_spec must be a function (step, spec) -> spec, got {asset_spec!r}.")
+    return SpecFunctionTranslator(base=base, function=asset_spec)
+
+
 def dreamer_definitions(
-    steps: Iterable[Step], output_folder: str = "./output", **kwargs: Any
+    steps: Iterable[Step],
+    output_folder: str = "./output",
+    *,
+    translator: DreamerTranslator | None = None,
+    asset_spec: Callable[[Step, dg.AssetSpec], dg.AssetSpec] | None = None,
+    io_manager_key: str = IO_MANAGER_KEY,
+    job_name: str | None = None,
+    schedule: str | dg.ScheduleDefinition | None = None,
+    **kwargs: Any,
 ) -> dg.Definitions:
     """A ``dg.Definitions`` holding ``steps``, every step upstream of them, the IO manager
-    (``DreamerIOManager(output_folder=...)``) and a ``dreamer_pipeline`` job that
-    materializes them all. Other kwargs (``schedules``, ``sensors``, ``executor``,
-    ``resources``, more ``assets`` or ``jobs``) pass through to ``dg.Definitions``.
+    (``DreamerIOManager(output_folder=...)`` under ``io_manager_key``) and a job that
+    materializes them all (``dreamer_pipeline``, or ``dreamer_pipeline_<io_manager_key>``
+    for another IO manager key, so two pipelines with two output folders fit one code
+    location: ``dg.Definitions.merge(a.definitions(), b.definitions())``).
+
+    ``translator`` / ``asset_spec`` set each step's asset spec and op settings (see
+    :mod:`~dreamer_dagster.translator`); ``schedule`` (a cron string) adds a
+    :func:`~dreamer_dagster.stale_schedule` over the steps. Other kwargs
+    (``schedules``, ``sensors``, ``executor``, ``resources`` such as an
+    ``OpenAIResource``, more ``assets`` or ``jobs``) pass through to ``dg.Definitions``.
     """
+    from .steps.asset_factory import build_step_asset
     from .steps.step import Step
 
     steps = list(steps)
@@ -72,14 +106,46 @@ def dreamer_definitions(
             f"dreamer_definitions: output_folder {str(folder.resolve())!r} is a file, not a folder. Fix: "
             "pass a folder path (it is made when a step first runs), or move the file away."
         )
-    collected = all_steps(steps)
-    assets = [step.asset for step in collected] + list(kwargs.pop("assets", None) or [])
-    resources = {IO_MANAGER_KEY: DreamerIOManager(output_folder=str(output_folder))}
+    translator = make_translator(translator, asset_spec)
+    resources: dict[str, Any] = {io_manager_key: DreamerIOManager(output_folder=str(output_folder))}
     resources.update(kwargs.pop("resources", None) or {})
+    client_keys = sorted(key for key, resource in resources.items() if _is_client_resource(resource))
+
+    collected = all_steps(steps)
+    upstream_keys: dict[str, dg.AssetKey] = {}
+    step_assets = []
+    for step in collected:
+        asset = build_step_asset(step, translator, io_manager_key, upstream_keys, client_keys)
+        upstream_keys[step.key] = asset.key
+        step_assets.append(asset)
+    assets = step_assets + list(kwargs.pop("assets", None) or [])
+
+    default_names = io_manager_key == IO_MANAGER_KEY
     job = dg.define_asset_job(
-        PIPELINE_JOB_NAME,
-        selection=dg.AssetSelection.assets(*[step.asset_key for step in collected]),
+        job_name or (PIPELINE_JOB_NAME if default_names else f"{PIPELINE_JOB_NAME}_{io_manager_key}"),
+        selection=dg.AssetSelection.assets(*upstream_keys.values()),
         description="Materialize every step of the pipeline.",
     )
     jobs = [job] + list(kwargs.pop("jobs", None) or [])
-    return dg.Definitions(assets=assets, resources=resources, jobs=jobs, **kwargs)
+    schedules = list(kwargs.pop("schedules", None) or [])
+    if schedule is not None:
+        if isinstance(schedule, str):
+            name = DEFAULT_SCHEDULE_NAME if default_names else f"{DEFAULT_SCHEDULE_NAME}_{io_manager_key}"
+            schedule = stale_schedule(
+                schedule, selection=dg.AssetSelection.assets(*upstream_keys.values()), name=name
+            )
+        if not isinstance(schedule, dg.ScheduleDefinition):
+            raise TypeError(
+                f"schedule must be a cron string (such as '0 3 * * *') or a dg.ScheduleDefinition, got {schedule!r}."
+            )
+        schedules.append(schedule)
+    return dg.Definitions(
+        assets=assets, resources=resources, jobs=jobs, schedules=schedules or None, **kwargs
+    )
+
+
+def _is_client_resource(resource: Any) -> bool:
+    """A resource that gives models their run-time client settings (``OpenAIResource``)."""
+    return isinstance(resource, dg.ConfigurableResource) and callable(
+        getattr(resource, "configure_model", None)
+    )

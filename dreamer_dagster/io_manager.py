@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
-from .cards import card_markdown
+from . import metadata as keys
+from .metadata import step_metadata
 from .output_folder import OutputFolder, StepFolder, dataset_data_version, folder_errors
 
 __all__ = ["IO_MANAGER_KEY", "CommittedStep", "DreamerIOManager", "StagedStep", "step_metadata"]
@@ -28,11 +30,15 @@ IO_MANAGER_KEY = "dreamer_io_manager"
 
 @dataclass
 class StagedStep:
-    """A step's finished work in a staging folder, waiting to be committed."""
+    """A step's finished work in a staging folder, waiting to be committed.
+
+    ``lock`` is the step folder's lock, held since the run began; committing releases it.
+    """
 
     folder: StepFolder
     staged: Path
     record: dict
+    lock: Any = None
 
 
 @dataclass
@@ -41,36 +47,7 @@ class CommittedStep:
 
     folder: StepFolder
     record: dict = field(default_factory=dict)
-
-
-def step_metadata(folder: StepFolder, record: dict) -> dict[str, Any]:
-    """Materialization metadata: row count, schema, fingerprint, path, card, stats."""
-    metadata: dict[str, Any] = {
-        "dreamer/fingerprint": record.get("fingerprint"),
-        "dreamer/path": dg.MetadataValue.path(str(folder.path)),
-    }
-    if record.get("num_rows") is not None:
-        metadata["dagster/row_count"] = record["num_rows"]
-    if record.get("schema"):
-        metadata["dagster/column_schema"] = dg.TableSchema(
-            columns=[dg.TableColumn(name=name, type=kind) for name, kind in record["schema"].items()]
-        )
-    if record.get("data_card"):
-        metadata["dreamer/data_card"] = dg.MetadataValue.md(card_markdown(record["data_card"]))
-    for name, value in (record.get("stats") or {}).items():
-        metadata[f"dreamer/{name}"] = value
-    if record.get("metrics_table"):
-        rows = record["metrics_table"]
-        columns = sorted({key for row in rows for key in row})
-        metadata["dreamer/metrics"] = dg.MetadataValue.md(_markdown_table(columns, rows))
-    return metadata
-
-
-def _markdown_table(columns: list[str], rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
-    return "\n".join(lines)
+    lock: Any = None
 
 
 def dataset_schema(dataset: Any) -> dict[str, str]:
@@ -83,9 +60,19 @@ class DreamerIOManager(dg.ConfigurableIOManager):
     ``<asset>/_dataset`` is ``save_to_disk`` output, ``<asset>/_model`` a trained
     model, and ``<asset>/step.json`` is written last, atomically: a folder without
     it is never loaded as finished.
+
+    One run at a time works in a step folder: a second run of the same step
+    waits for the first (``lock_timeout`` seconds at most; None waits as long
+    as it takes, 0 fails at once naming the run holding it), then reuses its
+    finished output.
     """
 
-    output_folder: str = "./output"
+    output_folder: str = Field(default="./output", description="The pipeline's output folder.")
+    lock_timeout: float | None = Field(
+        default=None,
+        description="Seconds a run waits for another run of the same step (None: as long as it "
+        "takes; 0: fail at once naming the run that holds it).",
+    )
 
     def folder(self) -> OutputFolder:
         return OutputFolder(self.output_folder)
@@ -97,15 +84,18 @@ class DreamerIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
-        if isinstance(obj, StagedStep):
+        if isinstance(obj, (StagedStep, CommittedStep)):
             try:
-                with folder_errors(obj.folder.root, obj.folder.name):
-                    obj.folder.commit(obj.staged, obj.record)
-            except BaseException:
-                shutil.rmtree(obj.staged, ignore_errors=True)
-                raise
-            return
-        if isinstance(obj, CommittedStep):
+                if isinstance(obj, StagedStep):
+                    try:
+                        with folder_errors(obj.folder.root, obj.folder.name):
+                            obj.folder.commit(obj.staged, obj.record)
+                    except BaseException:
+                        shutil.rmtree(obj.staged, ignore_errors=True)
+                        raise
+            finally:
+                if obj.lock is not None:
+                    obj.lock.release()  # the next run of this step may now start
             return
         self._write_plain_asset(context, obj)
 
@@ -131,7 +121,7 @@ class DreamerIOManager(dg.ConfigurableIOManager):
         record = {
             "name": name,
             "type": "asset",
-            "fingerprint": context.definition_metadata.get("dreamer/fingerprint")
+            "fingerprint": context.definition_metadata.get(keys.FINGERPRINT)
             if context.definition_metadata
             else None,
             "version": _library_version(),
@@ -149,8 +139,7 @@ class DreamerIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(step_metadata(step_folder, record))
 
     def load_input(self, context: dg.InputContext) -> Any:
-        key = context.upstream_output.asset_key if context.upstream_output else context.asset_key
-        name = "_".join(key.path)
+        name = _folder_name(context)
         step_folder = self.folder().step(name)
         record = step_folder.step_json()
         if record is None:
@@ -172,8 +161,22 @@ class DreamerIOManager(dg.ConfigurableIOManager):
         return step_folder.load_dataset()
 
 
+def _folder_name(context: dg.InputContext) -> str:
+    """The upstream step's folder: its safe name (whatever key prefix its asset has), or the
+    asset key joined by ``_`` for a plain asset."""
+    folder = _upstream_metadata(context, keys.FOLDER)
+    if folder is not None:
+        return folder
+    key = context.upstream_output.asset_key if context.upstream_output else context.asset_key
+    return "_".join(key.path)
+
+
 def _declared_fingerprint(context: dg.InputContext) -> str | None:
     """The upstream step's declared fingerprint (its asset's metadata), if it is a step."""
+    return _upstream_metadata(context, keys.FINGERPRINT)
+
+
+def _upstream_metadata(context: dg.InputContext, key: str) -> str | None:
     upstream = context.upstream_output
     if upstream is None:
         return None
@@ -181,7 +184,7 @@ def _declared_fingerprint(context: dg.InputContext) -> str | None:
         metadata = upstream.definition_metadata or {}
     except Exception:  # an upstream output context without definition metadata
         return None
-    value = metadata.get("dreamer/fingerprint")
+    value = metadata.get(key)
     value = getattr(value, "value", value)
     return value if isinstance(value, str) else None
 

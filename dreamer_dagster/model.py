@@ -10,7 +10,10 @@ is loaded then. It has:
 - dependencies: the trainer steps it stands on (``HFTransformers(trainer)``),
   which add the dependency edge to any step that uses it;
 - a run-time copy (``for_run``), made by the step that uses it, holding the
-  cache folder and the counters; a model never knows which step it serves.
+  cache folder and the counters; a model never knows which step it serves;
+- a Dagster concurrency pool (``default_pool()``: its API endpoint or local
+  device; ``with_pool(name)`` overrides it) and kinds (``KINDS``: the icons a
+  step using it shows in the web UI). Neither is part of the identity.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from __future__ import annotations
 import copy
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .deferred import resolve, upstream_steps
 from .fingerprint import fingerprint
+from .pools import check_pool, device_pool, endpoint_pool, pool_name
 
-__all__ = ["Model", "dtype_name"]
+__all__ = ["ClientSettings", "Model", "dtype_name"]
 
 
 def dtype_name(dtype: Any) -> str | None:
@@ -47,6 +51,10 @@ class Model:
     #: run (``<step>/_model_state``), and the step's logger. None outside a step.
     state_folder: Path | None = None
     log: Any = None
+    #: Dagster kinds of the steps that use this model (``openai``, ``huggingface``...).
+    KINDS: ClassVar[tuple[str, ...]] = ()
+    #: The Dagster pool set by ``with_pool``; None: ``default_pool()``.
+    pool: str | None = None
 
     def identity(self) -> dict:
         """What makes this model's outputs what they are (never a secret)."""
@@ -104,8 +112,61 @@ class Model:
         """Data card entries for steps that use this model (Model Name, License...)."""
         return {}
 
+    # -- Dagster settings -----------------------------------------------------------
+
+    def with_pool(self, pool: str) -> Model:
+        """Run the steps that use this model in Dagster concurrency pool ``pool``
+        instead of :meth:`default_pool`'s; returns the model (chainable)."""
+        try:
+            self.pool = check_pool(pool)
+        except ValueError as error:
+            raise ValueError(f"{type(self).__name__}.with_pool: {error}") from None
+        return self
+
+    def default_pool(self) -> str | None:
+        """The pool of the steps that use this model: one per API endpoint for a model
+        with a ``base_url`` (``anthropic_api``, ``anthropic_127_0_0_1_8000``), else one per
+        local device (``local_cpu``, ``local_cuda_0``, ``local`` for the default device)."""
+        if "base_url" in vars(self):
+            provider = getattr(self, "PROVIDER", None) or type(self).__name__
+            return endpoint_pool(provider, vars(self)["base_url"], "api")
+        return device_pool(getattr(self, "device", None))
+
+    def dagster_kinds(self) -> tuple[str, ...]:
+        """The kinds (UI icons) of the steps that use this model: ``KINDS``, else its provider's
+        name (``openai``, ``anthropic``)."""
+        if self.KINDS:
+            return self.KINDS
+        provider = getattr(self, "PROVIDER", None)
+        return (pool_name(provider),) if provider else ()
+
+    def dagster_pool(self) -> str | None:
+        """The pool this model's steps run in: ``with_pool``'s, else :meth:`default_pool`'s."""
+        return self.pool or self.default_pool()
+
     def unload_model(self) -> None:
         """Free loaded weights; harmless when nothing is loaded (or while declaring)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.identity()})"
+
+
+class ClientSettings:
+    """Mixin of models that call an API with a key: they take the key, organization and
+    timeout from a Dagster resource (``OpenAIResource``) at run time. None of these is
+    part of the identity."""
+
+    _api_key: str | None = None
+    organization: str | None = None
+    timeout: float | None = None
+
+    def use_client_settings(
+        self, api_key: str | None = None, organization: str | None = None, timeout: float | None = None
+    ) -> None:
+        """Set on the run-time copy of the model; values left None keep the model's own."""
+        if api_key:
+            self._api_key = api_key
+        if organization:
+            self.organization = organization
+        if timeout is not None:
+            self.timeout = timeout

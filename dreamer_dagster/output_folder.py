@@ -10,6 +10,7 @@
       <step>/_in_progress.json    a started, unfinished run: its fingerprint
       .cache/<model>.db           SQLite model cache (see cache.py)
       .staging/                   work folders, renamed into place when finished
+      .locks/<step>.lock          held (flock) by the one run working on <step>
       _backups/<step>/<fingerprint>/   a step folder whose configuration was replaced
 
 A step folder counts as finished only when ``step.json`` is there, parses,
@@ -41,8 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OutputFolderError
+from .step_lock import StepLock, StepLocked
 
-__all__ = ["OutputFolder", "Preparation", "StepFolder", "folder_errors", "output_folder_error"]
+__all__ = ["OutputFolder", "Preparation", "StepFolder", "StepLocked", "folder_errors", "output_folder_error"]
 
 STEP_JSON = "step.json"
 IN_PROGRESS = "_in_progress.json"
@@ -54,6 +56,7 @@ MODEL_STATE = "_model_state"
 BACKUPS = "_backups"
 CACHE = ".cache"
 STAGING = ".staging"
+LOCKS = ".locks"
 
 
 class Preparation(Enum):
@@ -93,6 +96,11 @@ class StepFolder:
     @property
     def path(self) -> Path:
         return self.root / self.name
+
+    @property
+    def uri(self) -> str:
+        """The folder as a URI (``file:///...``)."""
+        return self.path.as_uri()
 
     @property
     def step_json_path(self) -> Path:
@@ -165,6 +173,11 @@ class StepFolder:
         return load_from_disk(str(self.dataset_path))
 
     # -- before a run -------------------------------------------------------------
+
+    def lock(self) -> StepLock:
+        """The lock one run holds from :meth:`prepare` to :meth:`commit`, so two runs
+        never work in this folder at once (``acquire``, ``holder``, ``release``)."""
+        return StepLock(self.root / LOCKS / f"{self.name}.lock", self.name)
 
     def prepare(self, fingerprint: str) -> Preparation:
         """Apply the reuse / back up / restore rules for ``fingerprint``.

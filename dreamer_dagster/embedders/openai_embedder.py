@@ -7,12 +7,14 @@ from typing import Any, ClassVar
 
 from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
 from ..citations import OPENAI_EMBEDDINGS_CITATION
+from ..model import ClientSettings
+from ..pools import endpoint_pool
 from .embedder import Embedder
 
 __all__ = ["OpenAIEmbedder"]
 
 
-class OpenAIEmbedder(Embedder):
+class OpenAIEmbedder(ClientSettings, Embedder):
     """Embeds texts with the OpenAI embeddings API (``/v1/embeddings``).
 
     ``base_url`` points it at any OpenAI-compatible server (vLLM, Ollama, a
@@ -31,6 +33,7 @@ class OpenAIEmbedder(Embedder):
     #: The key's environment variable and the default base URL (a provider's subclass sets its own).
     API_KEY_ENV: ClassVar[str] = "OPENAI_API_KEY"
     DEFAULT_BASE_URL: ClassVar[str | None] = None
+    KINDS = ("openai",)
 
     def __init__(
         self,
@@ -72,6 +75,10 @@ class OpenAIEmbedder(Embedder):
             "dimensions": self.dimensions,
             "kwargs": self.kwargs,
         }
+
+    def default_pool(self) -> str:
+        """One Dagster pool per endpoint, shared with the ``OpenAI`` LLMs on it."""
+        return endpoint_pool(getattr(self, "PROVIDER", "OpenAI"), self.base_url, "api.openai.com")
 
     @property
     def client(self) -> Any:

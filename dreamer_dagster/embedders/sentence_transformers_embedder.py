@@ -47,6 +47,8 @@ class SentenceTransformersEmbedder(Embedder):
     ``<output>/.cache/SentenceTransformersEmbedder-<name>-<hash>.db``.
     """
 
+    KINDS = ("huggingface",)
+
     DEFAULT_RUN_KWARGS = {"normalize_embeddings": True}
 
     def __init__(

@@ -32,6 +32,8 @@ class HFTransformers(LLM):
     identity and freed by ``unload_model()``. Writes generations to the model cache.
     """
 
+    KINDS = ("huggingface",)
+
     def __init__(
         self,
         model_name: Any,

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 
 from ..errors import NonRetryableError
 from ..fingerprint import canonical
+from ..model import ClientSettings
+from ..pools import endpoint_pool
 from .api_retry import MalformedResponse, RetryPolicy, call_with_retries
 from .async_stream import AsyncStream
 from .generation_result import GenerationResult
@@ -42,7 +44,7 @@ _CONTEXT_LENGTHS = (
 )
 
 
-class OpenAI(LLM):
+class OpenAI(ClientSettings, LLM):
     """A model behind the OpenAI API (or Azure OpenAI, or any OpenAI-compatible server), chat or completion.
 
     Arguments in DataDreamer's order: ``OpenAI(model_name, system_prompt,
@@ -172,6 +174,11 @@ class OpenAI(LLM):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_name={self.model_name!r}, base_url={self.base_url!r})"
+
+    def default_pool(self) -> str:
+        """One Dagster pool per endpoint: ``openai_api_openai_com``, ``openai_127_0_0_1_8000``,
+        ``together_api_together_xyz``..."""
+        return endpoint_pool(self.PROVIDER, self.base_url, "api.openai.com")
 
     # -- tokens and context -------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..pools import device_pool
 from .llm import LLM
 from .parallel_stream import ParallelStream
 
@@ -49,6 +50,16 @@ class ParallelLLM(LLM):
 
     def card_entries(self) -> dict[str, list[str]]:
         return self.llms[0].card_entries()
+
+    def default_pool(self) -> str | None:
+        """The models' common pool; for local copies on several devices, one pool for them all."""
+        pools = list(dict.fromkeys(llm.dagster_pool() for llm in self.llms))
+        if len(pools) == 1:
+            return pools[0]
+        return device_pool([getattr(llm, "device", None) for llm in self.llms])
+
+    def dagster_kinds(self) -> tuple[str, ...]:
+        return self.llms[0].dagster_kinds()
 
     def count_tokens(self, value: str) -> int:
         return self.llms[0].count_tokens(value)

@@ -33,6 +33,8 @@ class VLLM(LLM):
     Writes generations to the model cache.
     """
 
+    KINDS = ("vllm",)
+
     def __init__(
         self,
         model_name: Any,

@@ -1,36 +1,45 @@
 """The asset factory: one step declaration -> one Dagster asset.
 
-The asset's key is the step's safe name, its ``code_version`` the step's
-fingerprint, its inputs the upstream steps (loaded by the IO manager), and its
-body applies the output folder's reuse / back up / restore rules before it
-runs the step at all.
+The asset's spec comes from :func:`~dreamer_dagster.translator.build_step_spec`
+(key, ``code_version`` = the fingerprint, deps, kinds, metadata...), its op's
+pool, retry policy and tags from the translator's ``get_op_settings``, its
+checks from :mod:`~dreamer_dagster.checks`. The body (:func:`materialize_step`)
+takes the step folder's lock, applies the output folder's reuse / back up /
+restore rules, runs the step if it must, hands the staged output to the IO
+manager (which commits it), then reports the checks.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import shutil
+import socket
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from .. import metadata as keys
 from ..cards import DATETIME, merge_cards
-from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema, step_metadata
-from ..output_folder import Preparation, dataset_data_version, folder_errors
+from ..checks import build_check_specs, check_results, generation_columns, generation_counts
+from ..errors import is_retryable
+from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema
+from ..metadata import sample_rows, step_metadata
+from ..output_folder import Preparation, StepLocked, dataset_data_version, folder_errors
+from ..translator import DreamerTranslator, build_step_spec
 from .run_context import StepRunContext
 
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["GROUP_NAME", "build_asset", "input_name"]
+__all__ = ["build_step_asset", "input_name", "materialize_step"]
 
 # Output(data_version=...) is how a materialization records a data version
 # derived from its output; Dagster marks the parameter beta.
 warnings.filterwarnings("ignore", message=".*data_version.*", category=dg.BetaWarning)
-
-GROUP_NAME = "dreamer"
 
 
 def input_name(step: Step) -> str:
@@ -38,84 +47,159 @@ def input_name(step: Step) -> str:
     return f"in_{step.key}"
 
 
-def build_asset(step: Step) -> dg.AssetsDefinition:
-    upstream = step.upstream()
-    ins = {input_name(parent): dg.AssetIn(key=parent.asset_key) for parent in upstream}
-    doc = (type(step).__doc__ or "").strip().splitlines()
-    description = f"{step.name} — {type(step).__name__}" + (f": {doc[0]}" if doc else "")
-    metadata = {
-        "dreamer/step_type": type(step).__name__,
-        "dreamer/step_name": step.name,
-        "dreamer/fingerprint": step.fingerprint,
-        "dreamer/args": dg.MetadataValue.json(_jsonable(step.describe_args())),
+def build_step_asset(
+    step: Step,
+    translator: DreamerTranslator | None = None,
+    io_manager_key: str = IO_MANAGER_KEY,
+    upstream_keys: Mapping[str, dg.AssetKey] | None = None,
+    resource_keys: Sequence[str] = (),
+) -> dg.AssetsDefinition:
+    """The step's asset: its spec and op settings from ``translator``, loaded and written
+    by the IO manager under ``io_manager_key``; ``resource_keys`` name the API client
+    resources (``OpenAIResource``) its models take settings from at run time."""
+    translator = translator or DreamerTranslator()
+    spec = build_step_spec(step, translator, upstream_keys)
+    op_settings = translator.get_op_settings(step)
+    ins = {
+        input_name(parent): dg.AssetIn(key=dep.asset_key)
+        for parent, dep in zip(step.upstream(), spec.deps, strict=True)
     }
+    resource_keys = tuple(resource_keys)
 
-    @dg.asset(
-        name=step.key,
+    @dg.multi_asset(
+        name="__".join(spec.key.path),
+        specs=[spec.with_io_manager_key(io_manager_key)],
         ins=ins,
-        code_version=step.fingerprint,
-        description=description,
-        group_name=getattr(step, "group_name", None) or GROUP_NAME,
-        io_manager_key=IO_MANAGER_KEY,
-        required_resource_keys={IO_MANAGER_KEY},
-        metadata=metadata,
-        kinds={step.KIND},
+        check_specs=build_check_specs(step, spec.key),
+        pool=op_settings.pool,
+        retry_policy=op_settings.retry_policy,
+        op_tags=dict(op_settings.op_tags) or None,
+        required_resource_keys={io_manager_key, *resource_keys},
+        can_subset=True,  # a run may select the step without its checks, or only its checks
     )
-    def _step_asset(context, **loaded):  # noqa: ANN001 - Dagster reads the annotation
-        return materialize_step(step, context, loaded)
+    def _step_asset(context, **loaded):  # noqa: ANN001, ANN202 - Dagster reads an annotation as a type
+        resources = [getattr(context.resources, key) for key in resource_keys]
+        yield from materialize_step(step, context, loaded, spec.key, io_manager_key, resources)
 
     return _step_asset
 
 
-def materialize_step(step: Step, context: dg.AssetExecutionContext, loaded: dict[str, Any]) -> dg.Output:
-    """The asset body: reuse, restore, or run the step and stage its output."""
-    io_manager = getattr(context.resources, IO_MANAGER_KEY)
+def materialize_step(
+    step: Step,
+    context: dg.AssetExecutionContext,
+    loaded: dict[str, Any],
+    asset_key: dg.AssetKey,
+    io_manager_key: str = IO_MANAGER_KEY,
+    resources: Sequence[Any] = (),
+) -> Iterator[Any]:
+    """The asset body: lock the step folder, reuse, restore, or run the step and stage its
+    output, yield it (the IO manager commits it), then yield the selected checks' results."""
+    io_manager = getattr(context.resources, io_manager_key)
     output_folder = io_manager.folder()
     step_folder = output_folder.step(step.key)
+    if asset_key not in context.selected_asset_keys:
+        yield from _check_finished_output(step, context, asset_key, step_folder)
+        return
+    lock = step_folder.lock()
+    owner = f"run {context.run_id} (pid {os.getpid()} on {socket.gethostname()})"
 
-    if step.force or step_folder.finished_fingerprint() != step.fingerprint:
-        output_folder.check_writable(step.key)  # reusing a finished step writes nothing
-    problem = step_folder.problem()
-    if problem is not None:
-        context.log.warning(
-            f"{step.name!r}: its folder is not a finished step ({problem}); it runs again, and every "
-            "model call the cache holds is read from it, not paid again."
+    def waiting(holder: str | None) -> None:
+        context.log.info(
+            f"Step {step.name!r} is being materialized by another run ({holder or 'holder unknown'}); "
+            "waiting for it, to reuse its output."
         )
-    with folder_errors(output_folder.root, step.key):
-        preparation = step_folder.prepare(step.fingerprint)
-    if preparation in (Preparation.FINISHED, Preparation.RESTORED) and not step.force:
-        record = step_folder.step_json() or {}
-        verb = "Reused" if preparation is Preparation.FINISHED else "Restored from _backups"
-        context.log.info(f"{verb} the finished output of {step.name!r} (fingerprint {step.fingerprint}).")
+
+    will_write = step.force or step_folder.finished_fingerprint() != step.fingerprint
+    if will_write:
+        output_folder.check_writable(step.key)  # reusing a finished step writes nothing
+    try:
+        lock.acquire(owner, timeout=io_manager.lock_timeout, on_wait=waiting)
+    except StepLocked as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+    except PermissionError:
+        if will_write:
+            raise
+        lock = None  # a read-only output folder: reading a finished step needs no lock
+    try:
+        problem = step_folder.problem()
+        if problem is not None:
+            context.log.warning(
+                f"{step.name!r}: its folder is not a finished step ({problem}); it runs again, and every "
+                "model call the cache holds is read from it, not paid again."
+            )
+        with folder_errors(output_folder.root, step.key):
+            preparation = step_folder.prepare(step.fingerprint)
+        if preparation in (Preparation.FINISHED, Preparation.RESTORED) and not step.force:
+            record = step_folder.step_json() or {}
+            verb = "Reused" if preparation is Preparation.FINISHED else "Restored from _backups"
+            context.log.info(f"{verb} the finished output of {step.name!r} (fingerprint {step.fingerprint}).")
+            output: Any = CommittedStep(step_folder, record, lock)
+            reused = True
+        else:
+            record, staged = _run(step, context, loaded, output_folder, step_folder, resources)
+            output = StagedStep(step_folder, staged, record, lock)
+            reused = False
         metadata = step_metadata(step_folder, record)
-        metadata["dreamer/reused"] = True
-        return dg.Output(
-            CommittedStep(step_folder, record),
+        metadata[keys.REUSED] = reused
+        yield dg.Output(
+            output,
+            output_name=asset_key.to_python_identifier(),
             data_version=dg.DataVersion(record["data_version"]),
             metadata=metadata,
         )
+        # The IO manager has committed the folder (and released the lock) by now.
+        if reused:
+            record = _with_generation_counts(step, record, step_folder)
+        yield from check_results(step, asset_key, record, context.selected_asset_check_keys)
+    finally:
+        if lock is not None:
+            lock.release()  # when the step failed before its output reached the IO manager
 
+
+def _check_finished_output(
+    step: Step, context: dg.AssetExecutionContext, asset_key: dg.AssetKey, step_folder: Any
+) -> Iterator[Any]:
+    """Only the step's checks were selected: evaluate them on its finished output."""
+    record = step_folder.step_json()
+    if record is None or record.get("fingerprint") != step.fingerprint:
+        raise dg.Failure(
+            description=f"Step {step.name!r} has no finished output of its declared configuration in "
+            f"{step_folder.path} to check. Fix: materialize the step (its checks run with it).",
+            allow_retries=False,
+        )
+    record = _with_generation_counts(step, record, step_folder)
+    yield from check_results(step, asset_key, record, context.selected_asset_check_keys)
+
+
+def _run(
+    step: Step,
+    context: dg.AssetExecutionContext,
+    loaded: dict[str, Any],
+    output_folder: Any,
+    step_folder: Any,
+    resources: Sequence[Any],
+) -> tuple[dict, Any]:
+    """Run the step into a staging folder; return its record and the staging folder."""
     with folder_errors(output_folder.root, step.key):
         step_folder.start(step.fingerprint)
         staged = output_folder.staging(step.key)
     upstream = {parent.key: loaded[input_name(parent)] for parent in step.upstream()}
-    run_context = StepRunContext(step, output_folder, upstream, staged, log=context.log)
+    run_context = StepRunContext(step, output_folder, upstream, staged, log=context.log, resources=resources)
     try:
         with folder_errors(output_folder.root, step.key):
             produced = step.execute(run_context)
             record = {**_common_record(step, run_context), **produced}
-    except BaseException:
+    except BaseException as error:
         # Nothing half-written stays behind (a full disk gets its space back); the
         # answers already received are in the model cache.
         shutil.rmtree(staged, ignore_errors=True)
-        raise
-    metadata = step_metadata(step_folder, record)
-    metadata["dreamer/reused"] = False
-    return dg.Output(
-        StagedStep(step_folder, staged, record),
-        data_version=dg.DataVersion(record["data_version"]),
-        metadata=metadata,
-    )
+        if isinstance(error, Exception) and not is_retryable(error):
+            raise dg.Failure(
+                description=f"Step {step.name!r} failed, and running it again cannot fix it: {error}",
+                allow_retries=False,
+            ) from error
+        raise  # the step's retry policy runs it again; the model cache keeps what was answered
+    return record, staged
 
 
 def execute_dataset_step(step: Step, context: StepRunContext) -> dict:
@@ -128,12 +212,24 @@ def execute_dataset_step(step: Step, context: StepRunContext) -> dict:
             f"Step {step.name!r} produced columns {dataset.column_names}, but declared {declared}."
         )
     context.progress(dataset.num_rows, dataset.num_rows, force=True)
+    context.stats.update(generation_counts(dataset, generation_columns(step)))
     return {
         "outputs": dataset.column_names,
         "num_rows": dataset.num_rows,
         "schema": dataset_schema(dataset),
+        "sample": sample_rows(dataset),
         "data_version": dataset_data_version(context.staged / "_dataset"),
     }
+
+
+def _with_generation_counts(step: Step, record: dict, step_folder: Any) -> dict:
+    """A reused record, with the generation counts its checks need if it predates them."""
+    columns = generation_columns(step)
+    stats = record.get("stats") or {}
+    if not columns or "generations" in stats or not step_folder.dataset_path.exists():
+        return record
+    counts = generation_counts(step_folder.load_dataset(), columns)
+    return {**record, "stats": {**stats, **counts}}
 
 
 def _common_record(step: Step, context: StepRunContext) -> dict:

@@ -24,7 +24,9 @@ class StepRunContext:
     for it: a ``datasets.Dataset`` for a step, the ``_model`` folder path for a
     trainer. Models read ``cache_path`` to find the SQLite model cache and add
     to ``stats`` (model calls, cache hits, tokens), which become the
-    materialization's metadata.
+    materialization's metadata. ``resources`` are the API client resources of
+    the definitions (``OpenAIResource``): each model bound by :meth:`model`
+    takes its run-time client settings (key, organization, timeout) from them.
     """
 
     def __init__(
@@ -34,6 +36,7 @@ class StepRunContext:
         upstream: dict[str, Any],
         staged: Path,
         log: Any = None,
+        resources: Iterable[Any] = (),
     ):
         self.step = step
         self.output_folder = output_folder
@@ -41,6 +44,7 @@ class StepRunContext:
         self.upstream = upstream
         self.staged = staged
         self.log = log
+        self.resources = list(resources)
         self.stats: Counter = Counter()
         self.card: dict[str, list[str]] = {}
         self._started = time.monotonic()
@@ -116,11 +120,14 @@ class StepRunContext:
 
     def model(self, model: Any) -> Any:
         """A declared model made ready for this run: deferred parts resolved, bound
-        to the output folder's model cache, to this step's counters and log, and to
-        the step folder's ``_model_state`` (what a model keeps across a killed run)."""
+        to the output folder's model cache, to this step's counters and log, to the
+        step folder's ``_model_state`` (what a model keeps across a killed run), and to
+        the client settings of the resource that serves it, if any."""
         bound = self.resolve(model).for_run(cache_folder=self.cache_path, stats=self.stats)
         bound.state_folder = self.step_folder.model_state_path
         bound.log = self.log
+        for resource in self.resources:
+            resource.configure_model(bound)
         return bound
 
     # -- reporting ------------------------------------------------------------------

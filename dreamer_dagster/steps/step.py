@@ -11,12 +11,20 @@ A subclass says what it takes and gives with four class attributes and
 implements ``run(context)``, which returns the output rows (an iterable of
 dicts, a dict of columns, or a ``datasets.Dataset``) under the internal output
 names; renaming to the user's ``outputs=`` names happens here, once.
+
+Every step and trainer also takes the Dagster settings of
+:mod:`~dreamer_dagster.steps.settings` as keyword arguments (``pool=``,
+``retry_policy=``, ``checks=``, ``automation_condition=``, ``budget_usd=``,
+``owners=``, ``tags=``, ``op_tags=``, ``group_name=``), whatever its own
+signature; ``step.configure(...)`` sets them later. None is fingerprinted.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..deferred import ColumnRef, Deferred, upstream_steps
@@ -24,6 +32,7 @@ from ..fingerprint import FingerprintError, canonical, fingerprint
 from ..names import safe_name
 from .export import ExportMethods
 from .operation_methods import OperationMethods
+from .settings import SETTING_NAMES, SettingError, check_settings, merge_setting
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -45,7 +54,35 @@ class StepDeclarationError(ValueError):
     """A step was declared with bad arguments; the message names step, argument and fix."""
 
 
-class Step(OperationMethods, ExportMethods):
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+class _StepType(type):
+    """Takes the Dagster settings (``pool=``, ``checks=``...) off any step's or trainer's
+    constructor call, so every one accepts them while its own signature stays
+    DataDreamer's, and records where the step was declared (for the web UI)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        settings = {name: kwargs.pop(name) for name in SETTING_NAMES if name in kwargs}
+        declared_at = _caller_location()
+        step = super().__call__(*args, **kwargs)
+        step.declared_at = declared_at
+        if settings:
+            step.configure(**settings)
+        return step
+
+
+def _caller_location() -> tuple[str, int] | None:
+    """The file and line, outside this package, that declared a step."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+    if frame is None or frame.f_code.co_filename.startswith("<"):
+        return None
+    return str(Path(frame.f_code.co_filename).resolve()), frame.f_lineno
+
+
+class Step(OperationMethods, ExportMethods, metaclass=_StepType):
     """Base of every step: one Dagster asset that writes ``<output>/<step>/``.
 
     Subclasses set:
@@ -62,8 +99,26 @@ class Step(OperationMethods, ExportMethods):
     OUTPUTS: ClassVar[tuple[str, ...] | None] = ()
     UNFINGERPRINTED_ARGS: ClassVar[frozenset[str]] = frozenset()
     KIND: ClassVar[str] = "step"
+    #: More Dagster kinds (web UI icons) than ``KIND`` and the models' own.
+    KINDS: ClassVar[tuple[str, ...]] = ()
+    #: Whether the step keeps a subset of its input's rows (it gets the ``kept_ratio`` check).
+    FILTERS_ROWS: ClassVar[bool] = False
     #: The output folder of the ``Pipeline`` block the step was declared in.
     pipeline_output_folder: str | None = None
+    #: The ``Pipeline`` block the step was declared in (its translator, IO manager key).
+    pipeline: Any = None
+    #: The file and line that declared the step (``dagster/code_references``).
+    declared_at: tuple[str, int] | None = None
+    # The Dagster settings (see steps/settings.py); None: the pipeline's, else the default.
+    automation_condition: Any = None
+    pool: str | None = None
+    retry_policy: Any = None
+    checks: Any = None
+    budget_usd: float | None = None
+    owners: list[str] | None = None
+    tags: dict[str, str] | None = None
+    op_tags: dict[str, Any] | None = None
+    group_name: str | None = None
 
     def __init__(
         self,
@@ -177,6 +232,41 @@ class Step(OperationMethods, ExportMethods):
     def validate(self) -> None:
         """Subclass hook: check argument values; raise ``self.error(...)``."""
 
+    def configure(self, **settings: Any) -> Step:
+        """Set Dagster settings (``pool=``, ``retry_policy=``, ``checks=``,
+        ``automation_condition=``, ``budget_usd=``, ``owners=``, ``tags=``, ``op_tags=``,
+        ``group_name=``); returns the step. None of them changes the fingerprint."""
+        if "asset" in self.__dict__:
+            raise self.error(
+                "its asset is already built, so its Dagster settings can no longer change. "
+                "Fix: configure the step before using step.asset or building the definitions.",
+                next(iter(settings), None),
+            )
+        try:
+            checked = check_settings(settings)
+        except SettingError as error:
+            raise self.error(str(error), error.argument) from None
+        if isinstance(checked.get("checks"), dict) and self._declared:
+            from ..checks import applicable_checks
+
+            applicable = applicable_checks(self)
+            for name in checked["checks"]:
+                if name not in applicable:
+                    raise self.error(
+                        f"the check {name!r} does not apply to a {type(self).__name__}; "
+                        f"its checks are {applicable}.",
+                        "checks",
+                    )
+        for name, value in checked.items():
+            setattr(self, name, merge_setting(name, getattr(self, name), value))
+        return self
+
+    def apply_defaults(self, defaults: Mapping[str, Any]) -> None:
+        """Fill the Dagster settings this step does not set from ``defaults`` (a pipeline's)."""
+        for name, value in defaults.items():
+            if value is not None:
+                setattr(self, name, merge_setting(name, value, getattr(self, name)))
+
     def declared_columns(self) -> list[str] | None:
         """The internal output column names, or None when only the data knows them."""
         return None if self.OUTPUTS is None else list(self.OUTPUTS)
@@ -218,6 +308,28 @@ class Step(OperationMethods, ExportMethods):
     def source_steps(self) -> list[Step]:
         """Whole steps this step reads (operations); column inputs are separate."""
         return []
+
+    def models(self) -> list[Any]:
+        """The models among this step's args (LLMs, embedders...), in order, each once."""
+        from ..model import Model
+
+        found: dict[int, Any] = {}
+        for value in _walk(getattr(self, "args", None) or {}):
+            if isinstance(value, Model):
+                found.setdefault(id(value), value)
+        return list(found.values())
+
+    def default_pool(self) -> str | None:
+        """The Dagster pool of a step without ``pool=``: its first model's (None: no pool)."""
+        models = self.models()
+        return models[0].dagster_pool() if models else None
+
+    def dagster_kinds(self) -> set[str]:
+        """The asset's kinds (web UI icons): the step's kind and its models' (``openai``...)."""
+        kinds = [self.KIND, *self.KINDS]
+        for model in self.models():
+            kinds.extend(model.dagster_kinds())
+        return set(list(dict.fromkeys(kinds))[:10])  # Dagster allows ten
 
     def upstream(self) -> list[Step]:
         """Every step this one depends on, in a stable order."""
@@ -269,16 +381,18 @@ class Step(OperationMethods, ExportMethods):
 
     @cached_property
     def asset(self) -> dg.AssetsDefinition:
-        """The Dagster asset for this step."""
-        from .asset_factory import build_asset
+        """The Dagster asset for this step (with its ``Pipeline``'s translator and IO manager key)."""
+        from .asset_factory import build_step_asset
 
-        return build_asset(self)
+        pipeline = self.pipeline
+        if pipeline is None:
+            return build_step_asset(self)
+        return build_step_asset(self, pipeline.translator, io_manager_key=pipeline.io_manager_key)
 
     @property
     def asset_key(self) -> dg.AssetKey:
-        import dagster as dg
-
-        return dg.AssetKey([self.key])
+        """The key of :attr:`asset` (the step's safe name, after any translator prefix)."""
+        return self.asset.key
 
     def unload_model(self) -> None:
         """Harmless in a declaration (DataDreamer scripts call it between steps)."""

@@ -26,6 +26,8 @@ class HFClassificationTaskModel(TaskModel):
     ``<output>/.cache/HFClassificationTaskModel-<name>-<hash>.db``.
     """
 
+    KINDS = ("huggingface",)
+
     def __init__(
         self,
         model_name: Any,

@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..cards import CITATION, DATASET_NAME, LICENSE, MODEL_NAME, card_markdown, card_values, merge_cards
 from ..deferred import Deferred
 from ..errors import NonRetryableError
+from ..pools import trainer_pool
 from ..steps.step import REQUIRED, Step, StepDeclarationError
 from .publishing import TrainerPublishing
 
@@ -292,6 +293,10 @@ class Trainer(TrainerPublishing, Step):
             for name in self.DISTRIBUTED_ARGS:
                 args.pop(name, None)
         return content
+
+    def default_pool(self) -> str | None:
+        """Trainers run in the ``gpu`` pool, or ``cpu`` when pinned to the CPU."""
+        return trainer_pool(self._model_args.get("device"))
 
     def base_model_name(self) -> str:
         """The base model as the model card names it."""

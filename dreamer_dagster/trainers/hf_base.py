@@ -72,6 +72,8 @@ class HFTrainer(Trainer):
     ``dreamer_trainer.json`` (``task``, ``base_model``, ``adapter``).
     """
 
+    KINDS: ClassVar[tuple[str, ...]] = ("huggingface", "pytorch")
+
     MODEL_ARGS: ClassVar[Mapping[str, Any]] = {
         "model_name": REQUIRED,
         "revision": None,

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..pools import endpoint_pool
 from ..steps.step import REQUIRED
 from .base import Trainer, TrainingRun
 
@@ -44,6 +45,8 @@ class TrainOpenAIFineTune(Trainer):
     client. The API key is ``api_key`` or ``OPENAI_API_KEY``, read when the job
     runs and never stored. ``OpenAI(trainer)`` generates with the fine-tuned model.
     """
+
+    KINDS: ClassVar[tuple[str, ...]] = ("openai",)
 
     INPUTS: ClassVar = {
         "train_input": True,
@@ -108,6 +111,10 @@ class TrainOpenAIFineTune(Trainer):
             verbose=verbose,
             log_level=log_level,
         )
+
+    def default_pool(self) -> str | None:
+        """Training runs at the API: the endpoint's pool, shared with its ``OpenAI`` models."""
+        return endpoint_pool("openai", self._model_args.get("base_url"), "api.openai.com")
 
     def validate_model_args(self) -> None:
         if not isinstance(self._model_args["model_name"], str) or not self._model_args["model_name"]:

@@ -153,6 +153,7 @@ class Filter(OperationStep):
     """Keeps the rows for which ``function`` returns true (``datasets.Dataset.filter``)."""
 
     OPERATION = "filter"
+    FILTERS_ROWS = True
     ARGS = {
         "function": None,
         "with_indices": False,
@@ -166,7 +167,7 @@ class Filter(OperationStep):
         _check_function(self)
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
-        return datasets[0].filter(
+        kept = datasets[0].filter(
             with_row_index(
                 self, "function", self.args["function"], self.args["batched"], self.args["with_indices"]
             ),
@@ -177,6 +178,9 @@ class Filter(OperationStep):
             keep_in_memory=True,
             new_fingerprint=self.fingerprint,
         )
+        context.stats["rows_kept"] += len(kept)
+        context.stats["rows_removed"] += len(datasets[0]) - len(kept)
+        return kept
 
 
 class Map(OperationStep):

@@ -33,6 +33,7 @@ class FilterWithPrompt(ProcessWithPrompt):
     """
 
     OUTPUTS: ClassVar = None
+    FILTERS_ROWS: ClassVar = True
     ARGS: ClassVar = {**ProcessWithPrompt.ARGS, "filter_func": None}
 
     def validate(self) -> None:
