@@ -1,0 +1,188 @@
+"""Two `dagster asset materialize` processes at once, against the loopback server (a thread of
+the test process): a pool of limit 1 keeps requests in flight within one model's
+max_concurrency; two runs of one step never work in its folder together, and no call is paid
+twice. Also the step lock itself: exclusive, named, and gone with a killed holder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import datasets
+import pytest
+
+from dreamer_dagster.output_folder import OutputFolder, StepLocked
+from tests.support.openai_server import FakeOpenAIServer
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
+MAX_CONCURRENCY = 4
+
+DEFINITIONS = textwrap.dedent(
+    """
+    import os
+
+    from dreamer_dagster import Pipeline
+    from dreamer_dagster.llms import OpenAI
+    from dreamer_dagster.steps import DataSource, ProcessWithPrompt
+
+    llm = OpenAI("fake-chat", base_url=os.environ["FAKE_OPENAI_BASE_URL"], max_concurrency={max_concurrency})
+
+    with Pipeline({output!r}) as pipeline:
+        source = DataSource("Inputs", {{"text": [f"text {{i}}" for i in range({rows})]}})
+        for name in ("Step A", "Step B"):
+            ProcessWithPrompt(name, inputs={{"inputs": source.output["text"]}}, args={{"llm": llm, "instruction": name}})
+
+    defs = pipeline.definitions()
+    """
+)
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAIServer(latency=0.2) as fake:
+        yield fake
+
+
+def setup(folder: Path, server: FakeOpenAIServer, rows: int) -> tuple[Path, dict]:
+    definitions = folder / "definitions.py"
+    definitions.write_text(
+        DEFINITIONS.format(output=str(folder / "output"), rows=rows, max_concurrency=MAX_CONCURRENCY)
+    )
+    home = folder / "dagster_home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "FAKE_OPENAI_BASE_URL": server.base_url,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO),
+    }
+    dagster(["asset", "materialize", "-f", str(definitions), "--select", "inputs"], folder, env)
+    return definitions, env
+
+
+def dagster(args: list[str], folder: Path, env: dict) -> str:
+    result = subprocess.run(
+        [str(BIN / "dagster"), *args], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def together(commands: list[list[str]], folder: Path, env: dict) -> list[str]:
+    """Start the ``dagster`` commands at once; wait for all; each must succeed."""
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "dagster"), *args],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for args in commands
+    ]
+    outputs = []
+    for process in processes:
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output[-3000:]
+        outputs.append(output)
+    return outputs
+
+
+def test_a_pool_of_limit_one_keeps_two_runs_within_one_models_concurrency(tmp_path, server):
+    rows = 60  # 60 prompts x 0.2 s / 4 in flight: 3 s a step, so two runs would overlap
+    definitions, env = setup(tmp_path, server, rows)
+    pool = f"openai_127_0_0_1_{server.port}"
+    materialize = [
+        ["asset", "materialize", "-f", str(definitions), "--select", key] for key in ("step_a", "step_b")
+    ]
+
+    # Without a limit on the pool, the two runs overlap at the server...
+    server.reset()
+    together(materialize, tmp_path, env)
+    assert server.stats()["requests"] == 2 * rows
+    assert server.max_in_flight > MAX_CONCURRENCY
+
+    # ...with the pool set to 1, one step at a time: never more than one model's max_concurrency.
+    dagster(["instance", "concurrency", "set", pool, "1"], tmp_path, env)
+    _forget_outputs(tmp_path / "output", ["step_a", "step_b"])  # so both run and call the server again
+    server.reset()
+    outputs = together(materialize, tmp_path, env)
+    assert server.stats()["requests"] == 2 * rows
+    assert server.max_in_flight <= MAX_CONCURRENCY
+    assert any(f"blocked by limit for pool {pool}" in output for output in outputs)
+
+
+def test_two_runs_of_one_step_share_one_folder_and_pay_each_call_once(tmp_path, server):
+    rows = 40  # 40 prompts x 0.2 s / 4 in flight: 2 s, while the other run waits
+    definitions, env = setup(tmp_path, server, rows)
+    server.reset()
+    outputs = together(
+        [["asset", "materialize", "-f", str(definitions), "--select", "step_a"]] * 2, tmp_path, env
+    )
+    assert server.stats()["requests"] == rows  # no call paid twice
+    joined = "\n".join(outputs)
+    assert "Reused the finished output of 'Step A'" in joined
+    assert sum("Reused the finished output of 'Step A'" in output for output in outputs) == 1
+
+    output = tmp_path / "output" / "step_a"
+    record = json.loads((output / "step.json").read_text())
+    dataset = datasets.load_from_disk(str(output / "_dataset"))
+    assert record["num_rows"] == dataset.num_rows == rows
+    assert [row["inputs"] for row in dataset] == [f"text {i}" for i in range(rows)]
+    assert not (output / "_in_progress.json").exists() and not (tmp_path / "output" / "_backups").exists()
+    assert list((tmp_path / "output" / ".staging").iterdir()) == []
+
+
+def test_the_step_lock_names_its_holder_and_dies_with_it(tmp_path):
+    folder = OutputFolder(tmp_path / "output").step("held_step")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from dreamer_dagster.output_folder import OutputFolder; "
+            "lock = OutputFolder(Path(sys.argv[1])).step('held_step').lock(); lock.acquire('run abc123 (test)'); "
+            "print('HELD', flush=True); time.sleep(60)",
+            str(tmp_path / "output"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "HELD"
+        lock = folder.lock()
+        assert lock.holder() == "run abc123 (test)"
+        with pytest.raises(
+            StepLocked, match=r"Step 'held_step' is locked by another run \(run abc123 \(test\)\)"
+        ):
+            lock.acquire("run def456", timeout=0)
+        waited = []
+        with pytest.raises(StepLocked, match="after waiting"):
+            lock.acquire("run def456", timeout=1.0, on_wait=waited.append)
+        assert waited == ["run abc123 (test)"]
+        holder.send_signal(signal.SIGKILL)  # a dead process leaves no lock behind
+        holder.wait(timeout=10)
+        started = time.monotonic()
+        lock.acquire("run def456", timeout=5)
+        assert time.monotonic() - started < 1 and lock.holder() == "run def456"
+        lock.release()
+    finally:
+        holder.kill()
+
+
+def _forget_outputs(output: Path, folders: list[str]) -> None:
+    """Delete step folders and the model cache: the next runs must call the server again."""
+    import shutil
+
+    for folder in folders:
+        shutil.rmtree(output / folder)
+    shutil.rmtree(output / ".cache")
