@@ -115,7 +115,9 @@ def dreamer_definitions(
     upstream_keys: dict[str, dg.AssetKey] = {}
     step_assets = []
     for step in collected:
-        asset = build_step_asset(step, translator, io_manager_key, upstream_keys, client_keys)
+        asset = build_step_asset(
+            step, translator, io_manager_key, upstream_keys, client_keys, str(output_folder)
+        )
         upstream_keys[step.key] = asset.key
         step_assets.append(asset)
     assets = step_assets + list(kwargs.pop("assets", None) or [])

@@ -28,7 +28,7 @@ from ..checks import build_check_specs, check_results, generation_columns, gener
 from ..errors import is_retryable
 from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema
 from ..metadata import sample_rows, step_metadata
-from ..output_folder import Preparation, StepLocked, dataset_data_version, folder_errors
+from ..output_folder import OutputFolder, Preparation, StepLocked, dataset_data_version, folder_errors
 from ..translator import DreamerTranslator, build_step_spec
 from .run_context import StepRunContext
 
@@ -53,12 +53,16 @@ def build_step_asset(
     io_manager_key: str = IO_MANAGER_KEY,
     upstream_keys: Mapping[str, dg.AssetKey] | None = None,
     resource_keys: Sequence[str] = (),
+    output_folder: str | None = None,
 ) -> dg.AssetsDefinition:
     """The step's asset: its spec and op settings from ``translator``, loaded and written
     by the IO manager under ``io_manager_key``; ``resource_keys`` name the API client
-    resources (``OpenAIResource``) its models take settings from at run time."""
+    resources (``OpenAIResource``) its models take settings from at run time;
+    ``output_folder`` (when known) gives the asset its folder's ``dagster/uri``."""
     translator = translator or DreamerTranslator()
     spec = build_step_spec(step, translator, upstream_keys)
+    if output_folder is not None:
+        spec = spec.merge_attributes(metadata={keys.URI: OutputFolder(output_folder).step(step.key).uri})
     op_settings = translator.get_op_settings(step)
     ins = {
         input_name(parent): dg.AssetIn(key=dep.asset_key)

@@ -387,7 +387,12 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
         pipeline = self.pipeline
         if pipeline is None:
             return build_step_asset(self)
-        return build_step_asset(self, pipeline.translator, io_manager_key=pipeline.io_manager_key)
+        return build_step_asset(
+            self,
+            pipeline.translator,
+            io_manager_key=pipeline.io_manager_key,
+            output_folder=pipeline.output_folder,
+        )
 
     @property
     def asset_key(self) -> dg.AssetKey:
