@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install main test lint dev
+.PHONY: install main test lint dev system-packages
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) || command -v python3) -m venv $(VENV)
@@ -26,7 +26,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# Debian packages some tests need (chromium for the browser test); never fails.
+system-packages:
+	bash scripts/install-system-packages.sh
+
+test: lint system-packages
 	$(BIN)/pytest
 
 dev: install

@@ -82,3 +82,16 @@ def _materialize_quietly(steps, instance, output) -> dg.ExecuteInProcessResult:
         selection=selection,
         raise_on_error=False,
     )
+
+
+def test_the_sample_dagster_yaml_sets_run_retries_monitoring_and_pools(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+    assert not instance.run_retries_retry_on_asset_or_op_failure  # steps retry by their RetryPolicy
+    assert instance.run_monitoring_enabled and instance.run_monitoring_max_runtime_seconds == 86400
+    pools = instance.get_concurrency_config().pool_config
+    assert pools.default_pool_limit == 1 and pools.pool_granularity.value == "op"
