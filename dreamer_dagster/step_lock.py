@@ -37,8 +37,8 @@ class StepLocked(RuntimeError):
 
 
 class StepLock:
-    """An exclusive ``flock`` on ``path``, re-entrant for nobody: hold it across a whole
-    materialization (prepare, run, commit), then release it."""
+    """An exclusive ``flock`` on ``path``, held across one whole materialization of the
+    step (prepare, run, commit) and then released; not re-entrant, even in one process."""
 
     POLL_SECONDS = 0.2
 

@@ -284,3 +284,23 @@ def test_asset_shows_description_code_reference_uri_rows_schema_card_stats_and_s
     assert sample[0] == "| inputs | prompts | generations |" and len(sample) == 2 + 5
     assert all(len(cell.strip()) <= 80 for row in sample[2:] for cell in row.strip("|").split(" | "))
     assert "…" in sample[2]
+
+
+def test_automation_is_opt_in_and_its_sensor_starts_stopped(tmp_path, instance):
+    with Pipeline(str(tmp_path / "output")) as plain:
+        DataSource("Texts", {"text": ["a"]})
+    assert not any(
+        sensor.name == "default_automation_condition_sensor" for sensor in plain.definitions().sensors or []
+    )
+    repository = plain.definitions().get_repository_def()
+    assert not repository.has_sensor_def("default_automation_condition_sensor")
+
+    condition = dg.AutomationCondition.code_version_changed() | dg.AutomationCondition.missing()
+    with Pipeline(str(tmp_path / "output"), automation_condition=condition) as automated:
+        source = DataSource("Texts", {"text": ["a"]})
+    defs = automated.definitions()
+    sensor = defs.get_repository_def().get_sensor_def("default_automation_condition_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    # Dagster's own evaluation of the condition: the never-materialized step is requested.
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert result.get_requested_partitions(source.asset_key) == {None}
