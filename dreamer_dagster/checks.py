@@ -8,7 +8,7 @@ count, stats, metrics), never by a second pass over a model:
 ============================  ======================================  =====================
 check                         measures                                default: warn / error
 ============================  ======================================  =====================
-``row_count``                 rows produced (fails *below*)           error below 1, blocking
+``row_count``                 rows produced (fails *below*)           error below 1 row
 ``empty_generations``         share of empty or None generations      above 10 % / 50 %
 ``duplicate_generations``     exact-duplicate share of generations    above 20 % / 50 %
 ``response_format_failures``  share of rows whose JSON did not parse  above 5 % / 50 %
@@ -25,7 +25,9 @@ steps)::
             "empty_generations": False}        # off;  checks=False: no checks at all
 
 A failed check with ``blocking=True`` and ERROR severity stops the steps
-downstream of it in the same run (a trainer never starts on it).
+downstream of it in the same run (a trainer never starts on it). No check
+blocks by default: a step downstream of an empty output fails with its own
+message, or passes the emptiness on.
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ CHECKS: dict[str, _Check] = {
             "row_count",
             "The step produced rows (fails below the thresholds; no rows is an error).",
             "below",
-            CheckThresholds(warn=None, error=1, blocking=True),
+            CheckThresholds(warn=None, error=1),
             lambda step: type(step).KIND != "trainer",
             _row_count,
         ),

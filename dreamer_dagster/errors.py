@@ -25,6 +25,7 @@ __all__ = [
     "RowFailureError",
     "UserCodeError",
     "is_retryable",
+    "is_transient",
 ]
 
 
@@ -67,3 +68,37 @@ def is_retryable(error: BaseException) -> bool:
             return False
         current = current.__cause__ or current.__context__
     return True
+
+
+#: Packages whose errors are about reaching a model (a refused connection, a 5xx, a 429 that
+#: outlasted the client's own retries): a later attempt can succeed.
+_TRANSIENT_PACKAGES = frozenset(
+    {"openai", "anthropic", "httpx", "httpcore", "aiohttp", "requests", "urllib3"}
+)
+#: OS errors that say something about the files, which a retry finds the same.
+_LASTING_OS_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when ``error``'s chain holds an error a later attempt may not meet: a network
+    or provider error, a timeout, an OS error other than a missing or forbidden file.
+    A step that fails with anything else (a bad input, a bug in a user's function) would
+    fail the same way again, so the asset body does not retry it."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ConnectionError, TimeoutError)):
+            return True
+        if isinstance(current, OSError) and not isinstance(current, _LASTING_OS_ERRORS):
+            return True
+        if type(current).__module__.split(".")[0] in _TRANSIENT_PACKAGES:
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -102,9 +102,18 @@ def test_a_filter_that_keeps_nothing_fails_row_count_and_warns_kept_ratio(tmp_pa
     assert found["none_kept:row_count"].severity == dg.AssetCheckSeverity.ERROR
     assert not found["none_kept:kept_ratio"].passed
     assert found["none_kept:kept_ratio"].metadata["removed"].value == 4
-    # row_count blocks by default: nothing downstream ran on the empty output.
-    assert not result.success and "after_none:row_count" not in found
-    assert not (tmp_path / "output" / "after_none").exists()
+    # Not blocking by default: the step downstream ran (and found nothing either).
+    assert result.success and not found["after_none:row_count"].passed
+
+    blocked = (
+        DataSource("Numbers", {"n": [1, 2, 3, 4]})
+        .filter(lambda row: row["n"] > 10, name="None Kept")
+        .configure(checks={"row_count": {"blocking": True}})
+    )
+    after = blocked.take(1, name="After Blocked")
+    result = run([after], instance, tmp_path / "blocked")
+    assert not result.success and "after_blocked:row_count" not in evaluations(result)
+    assert not (tmp_path / "blocked" / "after_blocked").exists()
 
 
 def test_response_format_failures_and_thresholds_per_step(tmp_path, instance, openai_server):

@@ -25,7 +25,7 @@ import dagster as dg
 from .. import metadata as keys
 from ..cards import DATETIME, merge_cards
 from ..checks import build_check_specs, check_results, generation_columns, generation_counts
-from ..errors import is_retryable
+from ..errors import is_retryable, is_transient
 from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema
 from ..metadata import sample_rows, step_metadata
 from ..output_folder import OutputFolder, Preparation, StepLocked, dataset_data_version, folder_errors
@@ -197,12 +197,13 @@ def _run(
         # Nothing half-written stays behind (a full disk gets its space back); the
         # answers already received are in the model cache.
         shutil.rmtree(staged, ignore_errors=True)
-        if isinstance(error, Exception) and not is_retryable(error):
+        if isinstance(error, Exception) and not (is_retryable(error) and is_transient(error)):
             raise dg.Failure(
                 description=f"Step {step.name!r} failed, and running it again cannot fix it: {error}",
                 allow_retries=False,
             ) from error
-        raise  # the step's retry policy runs it again; the model cache keeps what was answered
+        raise  # a transient failure: the step's retry policy runs it again, paying only for
+        # the calls the model cache does not hold
     return record, staged
 
 

@@ -15,13 +15,22 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...deferred import ColumnRef, Deferred
+from ...errors import NonRetryableError
 from ..row_failures import RowFailures, check_max_failed_rows, is_failed
 from ..step import REQUIRED, Step
 
 if TYPE_CHECKING:
     from ..run_context import StepRunContext
 
-__all__ = ["PromptStepBase", "PromptStepError", "is_deferred", "iter_column", "join_prompt", "labeled"]
+__all__ = [
+    "PromptInputError",
+    "PromptStepBase",
+    "PromptStepError",
+    "is_deferred",
+    "iter_column",
+    "join_prompt",
+    "labeled",
+]
 
 #: Arguments of ``LLM.run`` that a step sets itself.
 RESERVED_RUN_ARGS = frozenset({"prompts", "return_generator", "total_num_prompts", "self"})
@@ -77,6 +86,11 @@ PARSED_EXAMPLES_SHOWN = 3
 
 class PromptStepError(RuntimeError):
     """A prompt step failed while running; the message names the step and the model."""
+
+
+class PromptInputError(PromptStepError, NonRetryableError):
+    """A prompt step's input cannot be prompted (no rows, mismatched lengths, a non-text
+    value): a retry would read the same input, so it is not retried."""
 
 
 def labeled(label: str | None, text: str) -> str:
@@ -327,12 +341,12 @@ class PromptStepBase(Step):
         """The common row count of the named inputs (an error if they differ)."""
         lengths = {name: len(context.dataset(self.inputs[name].step)) for name in names}
         if len(set(lengths.values())) > 1:
-            raise PromptStepError(
+            raise PromptInputError(
                 f"Step {self.name!r} ({type(self).__name__}): its inputs have different lengths: {lengths}."
             )
         if lengths and not any(lengths.values()):
             described = ", ".join(self.inputs[name].describe() for name in names)
-            raise PromptStepError(
+            raise PromptInputError(
                 f"Step {self.name!r} ({type(self).__name__}): its input {described} has no rows, so "
                 "there is nothing to prompt. Fix: check the step that makes it (a filter that removed "
                 "every row?)."
@@ -357,7 +371,7 @@ def iter_column(context: StepRunContext, ref: ColumnRef, chunk: int = 1000) -> I
         for value in batch[ref.column]:
             if value is None or isinstance(value, (list, dict, bytes)):
                 what = "None (a failed row upstream?)" if value is None else f"a {type(value).__name__}"
-                raise PromptStepError(
+                raise PromptInputError(
                     f"Step {context.step.name!r} ({type(context.step).__name__}), input "
                     f"{ref.describe()}: row {index} is {what}, not text. Fix: give a column of "
                     "strings (drop empty rows first, e.g. .filter(lambda row: row[...] is not None), "
