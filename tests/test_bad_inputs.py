@@ -65,10 +65,13 @@ class Env:
         return DataSource(name, {"text": [f"{prefix} {i}" for i in range(rows)]})
 
     def process(self, inputs: Any, name: str = "Processed", **args: Any) -> ProcessWithPrompt:
+        # Each bad input is judged on its first attempt: step retries (a model step retries
+        # transient failures, such as an unreachable server) are tested in test_retries.py.
         return ProcessWithPrompt(
             name,
             inputs={"inputs": inputs.output["text"] if isinstance(inputs, DataSource) else inputs},
             args={"llm": args.pop("llm", None) or self.llm(), "instruction": "Shorten it.", **args},
+            retry_policy=False,
         )
 
     def materialize(self, steps: list, only: list | None = None, output: Path | None = None) -> Any:
