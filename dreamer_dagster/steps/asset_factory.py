@@ -83,7 +83,9 @@ def build_step_asset(
     )
     def _step_asset(context, **loaded):  # noqa: ANN001, ANN202 - Dagster reads an annotation as a type
         resources = [getattr(context.resources, key) for key in resource_keys]
-        yield from materialize_step(step, context, loaded, spec.key, io_manager_key, resources)
+        yield from materialize_step(
+            step, context, loaded, spec.key, io_manager_key, resources, op_settings.retry_policy is not None
+        )
 
     return _step_asset
 
@@ -95,6 +97,7 @@ def materialize_step(
     asset_key: dg.AssetKey,
     io_manager_key: str = IO_MANAGER_KEY,
     resources: Sequence[Any] = (),
+    retries: bool = False,
 ) -> Iterator[Any]:
     """The asset body: lock the step folder, reuse, restore, or run the step and stage its
     output, yield it (the IO manager commits it), then yield the selected checks' results."""
@@ -140,7 +143,7 @@ def materialize_step(
             output: Any = CommittedStep(step_folder, record, lock)
             reused = True
         else:
-            record, staged = _run(step, context, loaded, output_folder, step_folder, resources)
+            record, staged = _run(step, context, loaded, output_folder, step_folder, resources, retries)
             output = StagedStep(step_folder, staged, record, lock)
             reused = False
         metadata = step_metadata(step_folder, record)
@@ -182,8 +185,10 @@ def _run(
     output_folder: Any,
     step_folder: Any,
     resources: Sequence[Any],
+    retries: bool,
 ) -> tuple[dict, Any]:
-    """Run the step into a staging folder; return its record and the staging folder."""
+    """Run the step into a staging folder; return its record and the staging folder. With a
+    retry policy, a failure a retry cannot fix becomes ``dg.Failure(allow_retries=False)``."""
     with folder_errors(output_folder.root, step.key):
         step_folder.start(step.fingerprint)
         staged = output_folder.staging(step.key)
@@ -197,7 +202,7 @@ def _run(
         # Nothing half-written stays behind (a full disk gets its space back); the
         # answers already received are in the model cache.
         shutil.rmtree(staged, ignore_errors=True)
-        if isinstance(error, Exception) and not (is_retryable(error) and is_transient(error)):
+        if retries and isinstance(error, Exception) and not (is_retryable(error) and is_transient(error)):
             raise dg.Failure(
                 description=f"Step {step.name!r} failed, and running it again cannot fix it: {error}",
                 allow_retries=False,
