@@ -30,9 +30,25 @@ Answers:
 
 Faults, first matching wins: ``fail_next(kind, count)`` fails the next ``count``
 model requests; a prompt containing ``[[fail:KIND:COUNT]]`` fails its first
-``COUNT`` requests. KIND is an HTTP status (429 carries ``Retry-After``), or
-``malformed`` (a 200 whose body is not JSON), or ``disconnect``. A prompt
-containing ``[[sleep:SECONDS]]`` is answered after that long.
+``COUNT`` requests; ``fault_mix({"429": 0.1, ...}, seed=1)`` fails a seeded
+random share of all model requests. KIND is an HTTP status (429 carries
+``Retry-After``), or ``malformed`` (a 200 whose body is not JSON), or
+``disconnect`` (the connection dropped unanswered), or ``timeout`` (no answer
+for ``timeout_after`` seconds, then dropped). A prompt containing
+``[[sleep:SECONDS]]`` is answered after that long.
+
+Load: ``latency_per_in_flight`` adds that many seconds per request in flight
+beyond ``latency_knee`` (a server that slows down as it fills, as a
+self-hosted one does); ``overload_above=K`` answers 429 to any request that
+arrives while more than K are in flight (a rate-limited endpoint). The listen
+backlog takes bursts of ~1,000 connections.
+
+Usage counts words as tokens; ``reasoning_tokens`` / ``cached_prompt_tokens``
+add the details a reasoning model / a prompt cache reports.
+
+Records: ``requests`` (each with ``in_flight`` at arrival), ``statuses``,
+``max_in_flight``, and ``answered`` (a Counter of good 200 answers per prompt
+text: what a provider would bill).
 """
 
 from __future__ import annotations
@@ -41,6 +57,7 @@ import argparse
 import hashlib
 import json
 import math
+import random
 import re
 import socket
 import subprocess
@@ -104,6 +121,12 @@ class FakeOpenAIServer:
         self.host = host
         self.port = port
         self.latency = latency
+        self.latency_per_in_flight = 0.0
+        self.latency_knee = 0
+        self.overload_above: int | None = None
+        self.timeout_after = 1.0
+        self.reasoning_tokens = 0  # added to each answer's usage (completion_tokens_details)
+        self.cached_prompt_tokens = 0  # reported in each answer's usage (prompt_tokens_details)
         self.models = list(models)
         self.retry_after = retry_after
         self._lock = threading.Lock()
@@ -128,11 +151,23 @@ class FakeOpenAIServer:
             self.statuses: Counter = Counter()
             self._faults: list[list] = []  # [kind, remaining]
             self._marker_seen: Counter = Counter()
+            self._mix: list[tuple[str, float]] = []
+            self._mix_random = random.Random(0)
+            self.answered: Counter = Counter()
 
     def fail_next(self, kind: int | str, count: int = 1) -> None:
         """Fail the next ``count`` model requests with ``kind`` (a status, ``malformed``, ``disconnect``)."""
         with self._lock:
             self._faults.append([str(kind), int(count)])
+
+    def fault_mix(self, rates: dict[str, float], seed: int = 0) -> None:
+        """Fail a seeded random share of model requests: ``{"429": 0.1, "500": 0.05,
+        "malformed": 0.03, "timeout": 0.02, "disconnect": 0.01}``."""
+        if sum(rates.values()) > 1:
+            raise ValueError(f"fault rates add up to more than 1: {rates}")
+        with self._lock:
+            self._mix = [(str(kind), float(rate)) for kind, rate in rates.items()]
+            self._mix_random = random.Random(seed)
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:
         """Serve ``method`` requests whose path fully matches the regex ``path`` (later routes win)."""
@@ -149,6 +184,9 @@ class FakeOpenAIServer:
                 "max_in_flight": self.max_in_flight,
                 "in_flight": self.in_flight,
                 "statuses": {str(k): v for k, v in self.statuses.items()},
+                "answered": sum(self.answered.values()),
+                "answered_prompts": len(self.answered),
+                "most_answers_for_one_prompt": max(self.answered.values(), default=0),
             }
 
     @property
@@ -166,7 +204,9 @@ class FakeOpenAIServer:
         self._httpd = _QuietServer((self.host, self.port), RequestHandler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -187,30 +227,44 @@ class FakeOpenAIServer:
         if request.path.startswith("/_"):
             return self._control(request)
         with self._lock:
+            self.in_flight += 1
+            in_flight = self.in_flight
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.requests.append(
                 {
                     "method": request.method,
                     "path": request.path,
                     "body": request.body,
                     "headers": request.headers,
+                    "in_flight": in_flight,
                 }
             )
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        text = _prompt_text(request.body)
         try:
-            text = _prompt_text(request.body)
-            delay = self.latency
-            if found := _SLEEP_MARKER.search(text):
-                delay = float(found.group(1))
-            if delay:
-                time.sleep(delay)
-            fault = self._take_fault(text)
-            response = self._fault_response(fault) if fault else self._route(request)
+            if self.overload_above is not None and in_flight > self.overload_above:
+                response: FakeResponse | str = self._fault_response("429")
+            else:
+                delay = self.latency + self.latency_per_in_flight * max(0, in_flight - self.latency_knee)
+                if found := _SLEEP_MARKER.search(text):
+                    delay = float(found.group(1))
+                fault = self._take_fault(text)
+                if fault == "timeout":
+                    delay = max(delay, self.timeout_after)
+                if delay:
+                    time.sleep(delay)
+                response = self._fault_response(fault) if fault else self._route(request)
         finally:
             with self._lock:
                 self.in_flight -= 1
         with self._lock:
-            self.statuses["disconnect" if isinstance(response, str) else response.status] += 1
+            self.statuses[response if isinstance(response, str) else response.status] += 1
+            if (
+                isinstance(response, FakeResponse)
+                and response.status == 200
+                and not isinstance(response.body, bytes)
+                and request.path.endswith(("/completions", "/embeddings"))
+            ):
+                self.answered[text] += 1
         return response
 
     def _route(self, request: FakeRequest) -> FakeResponse:
@@ -234,11 +288,17 @@ class FakeOpenAIServer:
                 if self._marker_seen[(marker, text)] < int(found.group(2)):
                     self._marker_seen[(marker, text)] += 1
                     return found.group(1)
+            if self._mix:
+                draw = self._mix_random.random()
+                for kind, rate in self._mix:
+                    if draw < rate:
+                        return kind
+                    draw -= rate
         return None
 
     def _fault_response(self, kind: str) -> FakeResponse | str:
-        if kind == "disconnect":
-            return "disconnect"
+        if kind in ("disconnect", "timeout"):
+            return kind
         if kind == "malformed":
             return FakeResponse(
                 200, b'{"id": "chatcmpl-broken", "choices": [', {"Content-Type": "application/json"}
@@ -265,8 +325,17 @@ class FakeOpenAIServer:
             return FakeResponse(200, {"ok": True})
         if request.path == "/_configure":
             body = request.body or {}
-            if "latency" in body:
-                self.latency = float(body["latency"])
+            for name in ("latency", "latency_per_in_flight", "timeout_after"):
+                if name in body:
+                    setattr(self, name, float(body[name]))
+            if "latency_knee" in body:
+                self.latency_knee = int(body["latency_knee"])
+            if "overload_above" in body:
+                self.overload_above = None if body["overload_above"] is None else int(body["overload_above"])
+            if "retry_after" in body:
+                self.retry_after = str(body["retry_after"])
+            if "fault_mix" in body:
+                self.fault_mix(body["fault_mix"], int(body.get("seed", 0)))
             for kind, count in body.get("faults", []):
                 self.fail_next(kind, count)
             return FakeResponse(200, {"ok": True})
@@ -332,12 +401,22 @@ class FakeOpenAIServer:
             "created": 1_700_000_000,
             "model": body["model"],
             "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_words,
-                "completion_tokens": completion_words,
-                "total_tokens": prompt_words + completion_words,
-            },
+            "usage": self._usage(prompt_words, completion_words),
         }
+
+    def _usage(self, prompt_words: int, completion_words: int) -> dict:
+        """Words count as tokens; reasoning tokens are billed inside completion_tokens, as OpenAI does."""
+        completion = completion_words + self.reasoning_tokens
+        usage: dict = {
+            "prompt_tokens": prompt_words,
+            "completion_tokens": completion,
+            "total_tokens": prompt_words + completion,
+        }
+        if self.reasoning_tokens:
+            usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        if self.cached_prompt_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": min(self.cached_prompt_tokens, prompt_words)}
+        return usage
 
     def _list_models(self, request: FakeRequest) -> FakeResponse:
         data = [
@@ -597,6 +676,7 @@ def _error(status: int, message: str, code: str) -> FakeResponse:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # the listen backlog: bursts of new connections are queued, not refused
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that drop connections (timeouts, "disconnect" faults) are expected.
@@ -621,7 +701,7 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         headers = {k.lower(): v for k, v in self.headers.items()}
         response = self.owner.handle(FakeRequest(self.command, path, headers, body, query=query))
-        if isinstance(response, str):  # "disconnect": drop the connection unanswered
+        if isinstance(response, str):  # "disconnect" / "timeout": drop the connection unanswered
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
@@ -696,8 +776,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--latency-per-in-flight", type=float, default=0.0)
+    parser.add_argument("--latency-knee", type=int, default=0)
+    parser.add_argument("--overload-above", type=int, default=None)
     args = parser.parse_args(argv)
-    server = FakeOpenAIServer(args.host, args.port, latency=args.latency).start()
+    server = FakeOpenAIServer(args.host, args.port, latency=args.latency)
+    server.latency_per_in_flight = args.latency_per_in_flight
+    server.latency_knee = args.latency_knee
+    server.overload_above = args.overload_above
+    server.start()
     print(f"READY {server.base_url}", flush=True)
     try:
         while True:
