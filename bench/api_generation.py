@@ -2,8 +2,9 @@
 
 Both talk to the same OpenAI-compatible server (tests/support/openai_server.py,
 a subprocess on loopback) with a fixed latency, N prompts and C requests in
-flight. Prints our throughput as a ratio of the bare loop's (target >= 0.9)
-and the most requests the server saw in flight (must be <= C).
+flight. Prints our throughput as a ratio of the bare loop's (target >= 0.9),
+the most requests the server saw in flight (must be <= C), and where the
+adaptive concurrency limit went (on this healthy server it should stay at C).
 
     python bench/api_generation.py [--prompts 1000] [--concurrency 32] [--latency 0.05]
 """
@@ -53,14 +54,14 @@ def bare(base_url: str, prompts: list[str], concurrency: int) -> float:
     return elapsed
 
 
-def ours(base_url: str, prompts: list[str], concurrency: int, cache: Path) -> float:
+def ours(base_url: str, prompts: list[str], concurrency: int, cache: Path) -> tuple[float, Counter]:
     llm = OpenAI("fake-chat", base_url=base_url, max_concurrency=concurrency, system_prompt="")
     bound = llm.for_run(cache_folder=cache, stats=Counter())
     started = time.perf_counter()
     results = list(bound.run(prompts, max_new_tokens=16, return_generator=True))
     elapsed = time.perf_counter() - started
     assert len(results) == len(prompts) and bound.stats["model_calls"] == len(prompts)
-    return elapsed
+    return elapsed, bound.stats
 
 
 def main() -> None:
@@ -73,14 +74,16 @@ def main() -> None:
     with start_server_process(latency=args.latency) as base_url, tempfile.TemporaryDirectory() as folder:
         ours(base_url, ["warm-up"], 1, Path(folder) / "warm")
         bare(base_url, ["warm-up"], 1)
-        floor_times, our_times, max_in_flight = [], [], 0
+        floor_times, our_times, max_in_flight, lowest_limit = [], [], 0, args.concurrency
         for round_ in range(args.rounds):
             prompts = [f"round {round_} prompt {i}" for i in range(args.prompts)]
             control(base_url, "/_reset", {})
             floor_times.append(bare(base_url, prompts, args.concurrency))
             control(base_url, "/_reset", {})
             # A fresh cache each round: every prompt is a model call.
-            our_times.append(ours(base_url, prompts, args.concurrency, Path(folder) / f"cache{round_}"))
+            elapsed, stats = ours(base_url, prompts, args.concurrency, Path(folder) / f"cache{round_}")
+            our_times.append(elapsed)
+            lowest_limit = min(lowest_limit, stats["concurrency_limit_min"])
             max_in_flight = max(max_in_flight, control(base_url, "/_stats")["max_in_flight"])
     floor = args.prompts / min(floor_times)
     ours_rate = args.prompts / min(our_times)
@@ -94,6 +97,7 @@ def main() -> None:
         f"max in flight {max_in_flight} (limit {args.concurrency}) "
         f"{'OK' if max_in_flight <= args.concurrency else 'OVER LIMIT'}"
     )
+    print(f"adaptive concurrency limit: lowest {lowest_limit} of {args.concurrency}")
 
 
 if __name__ == "__main__":

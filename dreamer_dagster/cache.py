@@ -78,6 +78,11 @@ class ModelCache:
         self._connection = self._connect()
         self._inode = _inode(self.path)
 
+    @staticmethod
+    def exists(folder: str | Path, name: str) -> bool:
+        """Whether the cache file of ``name`` exists in ``folder`` (without creating it)."""
+        return (Path(folder) / f"{name}.db").exists()
+
     # -- keys -------------------------------------------------------------------------
 
     def prefix(self, request: dict) -> bytes:

@@ -161,20 +161,18 @@ def _print_plan(
 
 
 def _estimate_columns(step: Any, output_folder: str | None) -> str:
-    """ESTIMATE COLUMNS: the per-step cost estimate of a dry run plugs in here
-    (``dreamer_dagster.cost.estimate_step(step, output_folder)``: prompts not in the
-    cache and the estimated USD, None where the price is unknown). Until that module
-    exists, a dry run lists steps and causes only."""
-    try:
-        from .cost import estimate_step  # type: ignore[import-not-found]
-    except ImportError:
-        return ""
+    """A dry run's estimate of a step (:func:`~dreamer_dagster.cost.estimate_step`, offline):
+    the prompts the model cache does not hold and their estimated USD, ``null`` where not
+    known, with the reason."""
+    from .cost import estimate_step
+
     if step is None or output_folder is None:
         return ""
     estimate = estimate_step(step, output_folder)
-    usd = getattr(estimate, "estimated_usd", None)
-    prompts = getattr(estimate, "uncached_prompts", None)
-    return f"  [uncached prompts: {prompts if prompts is not None else 'null'}, est. USD: {usd if usd is not None else 'null'}]"
+    prompts = "null" if estimate.uncached_prompts is None else estimate.uncached_prompts
+    usd = "null" if estimate.estimated_usd is None else f"{estimate.estimated_usd:.4f}"
+    note = f" ({estimate.note})" if estimate.note else ""
+    return f"  [uncached prompts: {prompts}, est. USD: {usd}{note}]"
 
 
 def _output_folder(definitions: dg.Definitions) -> str | None:

@@ -18,10 +18,12 @@ on a retry. Each message names the step (or the file) and the fix.
 from __future__ import annotations
 
 __all__ = [
+    "BudgetExceededError",
     "CacheFileError",
     "DataFileError",
     "NonRetryableError",
     "OutputFolderError",
+    "RequestRejectedError",
     "RowFailureError",
     "UserCodeError",
     "is_retryable",
@@ -55,6 +57,22 @@ class CacheFileError(NonRetryableError):
 
 class RowFailureError(NonRetryableError):
     """More of a step's rows failed than its ``max_failed_rows`` allows, or every row did."""
+
+
+class RequestRejectedError(NonRetryableError):
+    """A provider refused a request (400/401/403/404/422...): sending it again gets the same answer.
+
+    The message names the model, the URL where it is not the provider's own,
+    the HTTP status and the provider's message; ``status`` holds the status.
+    """
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class BudgetExceededError(NonRetryableError):
+    """A step's ``budget_usd`` is (or would be) spent; answered calls stay in the model cache."""
 
 
 def is_retryable(error: BaseException) -> bool:

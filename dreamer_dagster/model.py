@@ -10,7 +10,9 @@ is loaded then. It has:
 - dependencies: the trainer steps it stands on (``HFTransformers(trainer)``),
   which add the dependency edge to any step that uses it;
 - a run-time copy (``for_run``), made by the step that uses it, holding the
-  cache folder and the counters; a model never knows which step it serves;
+  cache folder, the counters and the step run's
+  :class:`~dreamer_dagster.call_scope.CallScope` (log, budget, estimate-only
+  mode); a model never knows which step it serves;
 - a Dagster concurrency pool (``default_pool()``: its API endpoint or local
   device; ``with_pool(name)`` overrides it) and kinds (``KINDS``: the icons a
   step using it shows in the web UI). Neither is part of the identity.
@@ -21,11 +23,14 @@ from __future__ import annotations
 import copy
 from collections import Counter
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .deferred import resolve, upstream_steps
 from .fingerprint import fingerprint
 from .pools import check_pool, device_pool, endpoint_pool, pool_name
+
+if TYPE_CHECKING:
+    from .call_scope import CallScope
 
 __all__ = ["ClientSettings", "Model", "dtype_name"]
 
@@ -55,6 +60,8 @@ class Model:
     KINDS: ClassVar[tuple[str, ...]] = ()
     #: The Dagster pool set by ``with_pool``; None: ``default_pool()``.
     pool: str | None = None
+    #: The step run's log, budget and estimate-only mode (None outside a step).
+    scope: CallScope | None = None
 
     def identity(self) -> dict:
         """What makes this model's outputs what they are (never a secret)."""
@@ -87,7 +94,8 @@ class Model:
         return resolved
 
     def for_run(self, cache_folder: Path | None, stats: Counter | None) -> Model:
-        """A copy bound to a run: where its cache lives and where to count calls."""
+        """A copy bound to a run: where its cache lives and where to count calls (the step's
+        run context then sets ``scope``)."""
         bound = copy.copy(self)
         if self.cache_folder_path is not None and cache_folder is not None:
             cache_folder = Path(self.cache_folder_path).expanduser()

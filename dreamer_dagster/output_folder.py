@@ -167,6 +167,13 @@ class StepFolder:
         record = _read_json(self.path / IN_PROGRESS)
         return record.get("fingerprint") if record else None
 
+    def holds_finished(self, fingerprint: str) -> bool:
+        """Whether a run of ``fingerprint`` would reuse or restore a finished output (reads only)."""
+        if self.finished_fingerprint() == fingerprint:
+            return True
+        backup = _read_json(self.backup_path(fingerprint) / STEP_JSON)
+        return backup is not None and backup.get("fingerprint") == fingerprint
+
     def load_dataset(self) -> Any:
         from datasets import load_from_disk
 

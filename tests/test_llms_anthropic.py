@@ -41,7 +41,7 @@ def test_every_row_answered_once_under_429_and_529_faults_then_a_rerun_is_cached
     assert anthropic_server.statuses[429] == 2 and anthropic_server.statuses[529] == 2
     assert anthropic_server.answered == Counter(prompts)  # each row answered exactly once
     assert anthropic_server.max_in_flight <= 3
-    assert llm.stats["api_retries"] == 5 and llm.stats["model_calls"] == 12
+    assert llm.stats["retries"] == 5 and llm.stats["model_calls"] == 12
     assert _sent_key(anthropic_server.requests[0]) == SECRET
     sent = anthropic_server.requests[-1]["body"]
     assert sent["model"] == "claude-fake-1" and sent["max_tokens"] == 10 and sent["temperature"] == 0.0

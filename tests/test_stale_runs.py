@@ -137,6 +137,13 @@ def test_stale_cli_and_schedule_run_exactly_the_changed_step_and_downstream(tmp_
     lines = {line.split()[0]: line for line in dry.splitlines() if line.startswith("  ")}
     assert set(lines) == {"summary", "tweet"}
     assert "STALE" in lines["summary"] and "has a new code version" in lines["summary"]
+    # The cost columns, estimated offline: the new instruction's 3 prompts are not cached (the
+    # loopback model has no price); the downstream step's prompts wait on its new input.
+    assert "[uncached prompts: 3, est. USD: null (no price is known for OpenAI(" in lines["summary"]
+    assert (
+        "[uncached prompts: null, est. USD: null (upstream step 'Summary' is not materialized"
+        in lines["tweet"]
+    )
     assert count_materializations(instance, KEYS) == 4 and server.stats()["requests"] == 9
 
     # The same answer as Dagster's own stale status (the web UI's "unsynced").

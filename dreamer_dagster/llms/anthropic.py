@@ -198,14 +198,10 @@ class Anthropic(LLM):
                 self.retry_policy(),
                 self._label(),
                 (anthropic.APIError, MalformedResponse, ValueError),
-                on_retry=self._count_retry,
             )
             texts.append(self._apply_stop(text, params["stop"]))
             usage = getattr(response, "usage", None)
+            reported = usage is not None
             prompt_tokens += int(getattr(usage, "input_tokens", 0) or request.prompt_tokens)
             completion_tokens += int(getattr(usage, "output_tokens", 0) or estimate_tokens(text))
-        return GenerationResult(texts, prompt_tokens, completion_tokens)
-
-    def _count_retry(self, error: BaseException, attempt: int, delay: float) -> None:
-        if self.stats is not None:
-            self.stats["api_retries"] += 1
+        return GenerationResult(texts, prompt_tokens, completion_tokens, usage_reported=reported)

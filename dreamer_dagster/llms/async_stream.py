@@ -1,30 +1,45 @@
-"""A stream for API backends: an event loop thread with a fixed number of workers."""
+"""A stream for API backends: an event loop thread and an adaptive in-flight limit."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import queue
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .adaptive_concurrency import AdaptiveConcurrency, Ticket
+from .api_retry import NotSent, current_gate
 from .generation_result import GenerationResult
 from .request import GenerationRequest
 from .stream import GenerationStream
 
 __all__ = ["AsyncStream"]
 
+_NOT_SENT = NotSent()
+
 
 class AsyncStream(GenerationStream):
-    """Runs ``call(client, request)`` for each submitted request, ``max_concurrency`` at a time.
+    """Runs ``call(client, request)`` for each submitted request, at most ``max_concurrency`` at a time.
 
     An asyncio loop runs in a background thread; ``max_concurrency`` worker
     tasks take requests from one queue, so there is no batch barrier: as soon as
     one request finishes its worker starts the next, and a slow request holds up
     nothing but its own result. ``make_client`` runs inside the loop (clients are
-    bound to the loop that made them); ``close_client`` closes it. The first
-    error a worker raises is re-raised by ``poll``, and no queued request is
-    sent after it.
+    bound to the loop that made them); ``close_client`` closes it.
+
+    The stream is also the gate that
+    :func:`~dreamer_dagster.llms.api_retry.call_with_retries` finds in
+    :data:`~dreamer_dagster.llms.api_retry.current_gate` inside ``call``: each
+    attempt takes a slot under an
+    :class:`~dreamer_dagster.llms.adaptive_concurrency.AdaptiveConcurrency`
+    limit (never above ``max_concurrency``; ``adaptive=False`` keeps it there;
+    answers slower than ``latency_ceiling`` seconds count as overload), gives it
+    back while it waits to retry, and each retry is counted by cause
+    (:meth:`take_events`). The first error ``call`` raises is re-raised by
+    ``poll``, and no queued request is sent after it.
     """
 
     def __init__(
@@ -33,12 +48,26 @@ class AsyncStream(GenerationStream):
         max_concurrency: int,
         make_client: Callable[[], Any],
         close_client: Callable[[Any], Awaitable[None]] | None = None,
+        *,
+        adaptive: bool = True,
+        latency_ceiling: float | None = None,
     ):
         self._call = call
         self._make_client = make_client
         self._close_client = close_client
+        self.limit = AdaptiveConcurrency(
+            max(1, int(max_concurrency)), enabled=adaptive, latency_ceiling=latency_ceiling
+        )
         self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._unclaimed: list[tuple[GenerationRequest, GenerationResult]] = []
         self._pending = 0
+        self._events_lock = threading.Lock()
+        self._counts: Counter = Counter()
+        self._notes: list[str] = []
+        self._last_retry: str | None = None
+        self._in_flight = 0
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+        self.stopped = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="llm-requests", daemon=True)
         self._thread.start()
@@ -46,31 +75,81 @@ class AsyncStream(GenerationStream):
         self._workers: list[asyncio.Task] = []
         self._client: Any = None
         self._error: BaseException | None = None
-        asyncio.run_coroutine_threadsafe(self._start(max(1, int(max_concurrency))), self._loop).result()
+        asyncio.run_coroutine_threadsafe(self._start(self.limit.maximum), self._loop).result()
 
     async def _start(self, workers: int) -> None:
         self._queue = asyncio.Queue()
         self._client = self._make_client()
         self._workers = [asyncio.create_task(self._work()) for _ in range(workers)]
 
+    # -- the event loop's side -----------------------------------------------------------
+
     async def _work(self) -> None:
         assert self._queue is not None
+        current_gate.set(self)  # this task's context: call_with_retries finds the gate here
         while True:
             request = await self._queue.get()
-            if self._error is not None:
-                # The run has already failed (a 401, say): requests still queued are
-                # not sent, so a failing step pays for no call it cannot use.
-                self._done.put((request, None, self._error))
+            if self._error is not None or self.stopped:
+                # The run has failed (a 401, say) or stopped (its budget is spent): requests
+                # still queued are not sent, so a step pays for no call it cannot use.
+                self._done.put((request, None, self._error or _NOT_SENT))
                 continue
             try:
                 result = await self._call(self._client, request)
             except asyncio.CancelledError:
                 raise
+            except NotSent:
+                self._done.put((request, None, _NOT_SENT))
             except BaseException as error:  # handed to the caller's thread by poll()
-                self._error = error
+                if self._error is None:
+                    self._error = error
                 self._done.put((request, None, error))
             else:
                 self._done.put((request, result, None))
+
+    # -- the gate (used by call_with_retries, on the loop) -------------------------------
+
+    async def acquire(self) -> Ticket:
+        """Wait for an in-flight slot under the current limit; the ticket stamps the attempt."""
+        while self._in_flight >= self.limit.allowed:
+            waiter = self._loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
+        self._in_flight += 1
+        return self.limit.ticket()
+
+    def release(self) -> None:
+        self._in_flight -= 1
+        self._wake()
+
+    def answered(self, ticket: Ticket, latency: float, completion_tokens: int) -> None:
+        change = self.limit.answered(ticket, latency, completion_tokens)
+        if change is not None:
+            self._note(change)
+            self._wake()
+
+    def retried(self, ticket: Ticket, cause: str, overload: bool, message: str) -> None:
+        change = self.limit.overloaded(ticket, cause) if overload else None
+        with self._events_lock:
+            self._counts["retries"] += 1
+            self._counts[f"retries_{cause}"] += 1
+            self._last_retry = message
+            if change is not None:
+                self._notes.append(change)
+
+    def _wake(self) -> None:
+        free = self.limit.allowed - self._in_flight
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+    def _note(self, change: str) -> None:
+        with self._events_lock:
+            self._notes.append(change)
+
+    # -- the caller's side ---------------------------------------------------------------
 
     def submit(self, requests: list[GenerationRequest]) -> None:
         self._pending += len(requests)
@@ -96,10 +175,38 @@ class AsyncStream(GenerationStream):
             except queue.Empty:
                 break
         self._pending -= len(items)
+        done = [(request, result) for request, result, error in items if error is None]
         for _, _, error in items:
-            if error is not None:
+            if error is not None and error is not _NOT_SENT:
+                # Answers that came back beside the error are still answers: drain() hands them over.
+                self._unclaimed.extend(done)
                 raise error
-        return [(request, result) for request, result, _ in items]
+        return done
+
+    def drain(self) -> list[tuple[GenerationRequest, GenerationResult]]:
+        done, self._unclaimed = self._unclaimed, []
+        while True:
+            try:
+                request, result, error = self._done.get_nowait()
+            except queue.Empty:
+                break
+            self._pending -= 1
+            if error is None:
+                done.append((request, result))
+        return done
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def take_events(self) -> tuple[Counter, list[str], str | None]:
+        with self._events_lock:
+            counts, self._counts = self._counts, Counter()
+            notes, self._notes = self._notes, []
+            last, self._last_retry = self._last_retry, None
+        return counts, notes, last
+
+    def concurrency(self) -> tuple[int, int, int] | None:
+        return self.limit.allowed, self.limit.lowest, self.limit.maximum
 
     def close(self) -> None:
         if not self._thread.is_alive():

@@ -35,6 +35,9 @@ class BatchStream(GenerationStream):
         self.is_out_of_memory = is_out_of_memory or (lambda error: False)
         self.on_out_of_memory = on_out_of_memory
         self._buffer: list[GenerationRequest] = []
+        # Results of the group being generated: kept here until poll returns them, so a
+        # failure in a later batch of the group leaves them to drain().
+        self._finished: list[tuple[GenerationRequest, GenerationResult]] = []
 
     def submit(self, requests: list[GenerationRequest]) -> None:
         self._buffer.extend(requests)
@@ -51,7 +54,7 @@ class BatchStream(GenerationStream):
         else:
             return []
         group.sort(key=lambda request: (request.prompt_tokens, request.index))
-        done: list[tuple[GenerationRequest, GenerationResult]] = []
+        done = self._finished
         start = 0
         while start < len(group):
             batch = group[start : start + self.batch_size]
@@ -66,4 +69,12 @@ class BatchStream(GenerationStream):
                 continue
             done.extend(zip(batch, results))
             start += len(batch)
+        self._finished = []
         return done
+
+    def drain(self) -> list[tuple[GenerationRequest, GenerationResult]]:
+        done, self._finished = self._finished, []
+        return done
+
+    def stop(self) -> None:
+        self._buffer = []

@@ -13,13 +13,25 @@ Everything else lives here, the same for every backend:
 - order and memory: results are yielded in input order as soon as the prefix
   is complete, and at most a bounded window of prompts is ahead of the output,
   so a 200,000-prompt run streams with bounded memory;
-- counters in ``stats``: ``model_calls``, ``cache_hits``, ``prompt_tokens``,
-  ``completion_tokens``, ``estimated_cost_usd``, ``response_format_failures``
-  and ``refusals`` (answers the model refused to give: None, cached as such).
+- nothing answered is lost: whatever ends a run early (an error in the
+  caller's code, an interrupt, a closed generator), the answers already
+  received, collected or not, are written to the cache before it ends;
+- money: calls are counted at the model's price (``price()``) from the
+  provider's reported usage; with a step ``budget_usd`` (the bound
+  :class:`~dreamer_dagster.call_scope.CallScope`) nothing more is sent once the
+  step's spend reaches it, and the run fails with ``BudgetExceededError``;
+- estimate-only mode (``scope.estimating``): cached prompts are read, the
+  others are counted, not sent (see :mod:`~dreamer_dagster.cost`);
+- counters in ``stats`` (see :mod:`~dreamer_dagster.llms.call_report`):
+  ``model_calls``, ``cache_hits``, tokens, ``estimated_cost_usd``, retries,
+  concurrency limits, ``response_format_failures``,
+  ``response_format_retries`` and ``refusals`` (answers the model refused to
+  give: None, cached as such).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Generator, Iterable, Iterator
@@ -31,6 +43,9 @@ from ..cache import ModelCache, key_for, request_prefix
 from ..fingerprint import canonical
 from ..model import Model
 from . import response_format as response_formats
+from .call_report import CallReport
+from .estimate_stream import EstimateStream
+from .pricing import Price
 from .request import GenerationRequest
 from .stream import GenerationStream
 
@@ -102,7 +117,9 @@ class LLM(Model):
         """How many prompts may be in the backend or waiting in order beyond the output."""
         return 8 * max(batch_size, 64)
 
-    def _estimate_cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+    def price(self) -> Price | None:
+        """USD per million tokens of this model's calls, or None when unknown (local
+        models, servers behind a ``base_url``): then no cost is counted, never a guess."""
         return None
 
     #: Context length assumed where a backend does not know its model's.
@@ -254,6 +271,8 @@ class LLM(Model):
             force=bool(force), cache_only=bool(cache_only), retries=int(response_format_retries)
         )
         results = self._run(iter(prompts), params, int(batch_size), response_format, options)
+        if self.scope is not None:
+            self.scope.track(results)  # closed by the step if an error leaves it open
         return results if return_generator else list(results)
 
     def _generation_params(
@@ -313,19 +332,24 @@ class LLM(Model):
         options = options or RunOptions()
         identity = self.fingerprint_identity()
         prefix = request_prefix(identity, params)
-        cache = (
-            ModelCache(self.cache_folder, self.cache_name(), identity)
-            if self.cache_folder is not None
-            else None
-        )
+        scope = self.scope
+        estimating = scope is not None and scope.estimating
+        if estimating:
+            options = dataclasses.replace(options, retries=0, cache_only=False)  # empty answers never parse
+        cache = self._open_cache(estimating)
         stats = self.stats if self.stats is not None else Counter()
+        report = CallReport(repr(self), stats, scope, self.price())
         chunk_size = max(batch_size, 64)
         lookahead = max(self._lookahead(batch_size), 2 * chunk_size)
         occurrences: dict[str, int] = {}
         waiting: dict[int, Any] = {}  # input position -> the finished result
+        # Answered and not yet in the cache: written at once, and again in ``finally``
+        # if an interrupt lands between an answer's arrival and its write.
+        received: list = []
         next_out = 0
         stream: GenerationStream | None = None
         index = 0
+        stopped = False  # the step's budget is spent: nothing more is sent
 
         def lookup(requests: list[GenerationRequest]) -> list[Any]:
             if cache is None or options.force:
@@ -334,7 +358,7 @@ class LLM(Model):
 
         def send(misses: list[GenerationRequest]) -> None:
             nonlocal stream
-            if not misses:
+            if not misses or stopped:
                 return
             if options.cache_only:
                 raise RuntimeError(
@@ -342,8 +366,19 @@ class LLM(Model):
                     f"(the first: {misses[0].prompt[:80]!r}). Fix: run without cache_only."
                 )
             if stream is None:
-                stream = self._open_stream(params, batch_size)
+                stream = (
+                    EstimateStream(params, scope.notes if scope else None)
+                    if estimating
+                    else self._open_stream(params, batch_size)
+                )
             stream.submit([self._prepare(request, params, response_format) for request in misses])
+
+        def save(done: list) -> None:
+            received.extend(done)
+            if cache is not None and not estimating and received:
+                cache.put_many((request.key, result.texts) for request, result in received)
+            received.clear()
+            report.count(done)
 
         def accept(answered: list[tuple[GenerationRequest, list[str]]]) -> None:
             """Finish answered requests; an answer that does not parse is asked again."""
@@ -359,7 +394,7 @@ class LLM(Model):
                         fresh = iter(value for value in parsed if value is not None)
                         parsed = [value if value is not None else next(fresh, None) for value in earlier]
                     attempt = request.extra.get("retry", 0)
-                    if any(value is None for value in parsed) and attempt < options.retries:
+                    if any(value is None for value in parsed) and attempt < options.retries and not stopped:
                         stats["response_format_retries"] += 1
                         key = hashlib.sha256(f"{request.key}:retry".encode()).hexdigest()
                         retries.append(
@@ -382,27 +417,19 @@ class LLM(Model):
                 answered = [(request, value) for request, value in zip(retries, cached) if value is not None]
 
         def collect(block: bool) -> None:
+            nonlocal stopped
             assert stream is not None
             done = stream.poll(block)
-            if not done:
-                return
-            if cache is not None:
-                cache.put_many((request.key, result.texts) for request, result in done)
-            prompt_tokens = sum(result.prompt_tokens for _, result in done)
-            completion_tokens = sum(result.completion_tokens for _, result in done)
-            stats["model_calls"] += len(done)
-            refused = sum(text is None for _, result in done for text in result.texts)
-            if refused:
-                stats["refusals"] += refused
-            stats["prompt_tokens"] += prompt_tokens
-            stats["completion_tokens"] += completion_tokens
-            cost = self._estimate_cost(prompt_tokens, completion_tokens)
-            if cost is not None:
-                stats["estimated_cost_usd"] += cost
+            save(done)
             accept([(request, result.texts) for request, result in done])
+            report.events(stream)
+            if not stopped and not estimating and scope is not None and scope.over_budget():
+                stopped = True
+                stream.stop()
 
+        completed = False
         try:
-            while chunk := list(islice(prompts, chunk_size)):
+            while not stopped and (chunk := list(islice(prompts, chunk_size))):
                 while stream is not None and stream.pending and index - next_out >= lookahead:
                     collect(block=True)
                     while next_out in waiting:
@@ -432,13 +459,41 @@ class LLM(Model):
                 while next_out in waiting:
                     yield waiting.pop(next_out)
                     next_out += 1
+            if stopped:
+                assert scope is not None
+                raise scope.budget_error(repr(self), stats["model_calls"])
             if next_out != index:
                 raise RuntimeError(f"{self!r}: {index - next_out} prompts got no result from the backend.")
+            completed = True
         finally:
-            if stream is not None:
-                stream.close()
-            if cache is not None:
-                cache.close()
+            try:
+                if stream is not None:
+                    self._end_stream(stream, save, report, completed)
+            finally:
+                if cache is not None:
+                    cache.close()
+
+    def _end_stream(self, stream: GenerationStream, save: Any, report: CallReport, completed: bool) -> None:
+        """Close the stream (nothing more is sent), then commit what arrived and was not
+        collected, then report."""
+        try:
+            stream.close()
+        finally:
+            try:
+                save(stream.drain())
+            except Exception:
+                if completed:
+                    raise
+                # The run is already failing; its own error is the one to see.
+                report.scope.warning(f"{self!r}: could not save the answers received before the failure.")
+            report.events(stream, final=True)
+
+    def _open_cache(self, estimating: bool) -> ModelCache | None:
+        if self.cache_folder is None:
+            return None
+        if estimating and not ModelCache.exists(self.cache_folder, self.cache_name()):
+            return None  # an estimate writes nothing, not even an empty cache file
+        return ModelCache(self.cache_folder, self.cache_name(), self.fingerprint_identity())
 
     def _prepare(self, request: GenerationRequest, params: dict, response_format: Any) -> GenerationRequest:
         """Format a prompt that must be generated and check that it fits the context."""

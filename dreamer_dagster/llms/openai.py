@@ -14,7 +14,7 @@ from .api_retry import MalformedResponse, RetryPolicy, call_with_retries
 from .async_stream import AsyncStream
 from .generation_result import GenerationResult
 from .llm import LLM
-from .pricing import estimate_cost
+from .pricing import Price, price_of
 from .request import GenerationRequest
 from .token_estimate import estimate_tokens
 
@@ -56,15 +56,22 @@ class OpenAI(ClientSettings, LLM):
     trainer: the fine-tuned model it made (and the dependency edge).
 
     Requests run on an event loop with at most ``max_concurrency`` in flight and
-    no batch barrier; results are still returned in input order. Retries follow
+    no batch barrier; results are still returned in input order. Within
+    ``max_concurrency`` the number in flight adapts (``adaptive_concurrency``,
+    see :mod:`~dreamer_dagster.llms.adaptive_concurrency`): it drops on 429s,
+    503s, timeouts and answers slowing toward half the ``timeout``, and grows
+    back while answers are healthy. Retries follow
     :mod:`~dreamer_dagster.llms.api_retry`: 429 (honouring ``Retry-After``), 5xx,
     timeouts, dropped connections and malformed bodies are retried with
-    exponential backoff and jitter; any other 4xx fails at once as a
-    :class:`~dreamer_dagster.errors.NonRetryableError` naming the model. The API
-    key is read from ``OPENAI_API_KEY`` when a run starts (or taken from
-    ``api_key``) and is never part of the identity, a fingerprint, step.json or
-    the cache. Tokens are counted offline by estimate (see ``token_estimate``);
-    the server's ``usage`` figures are used where given. ``max_concurrency``,
+    exponential backoff and jitter, each one counted (``stats["retries"]``);
+    any other 4xx fails at once as a
+    :class:`~dreamer_dagster.errors.RequestRejectedError` naming the model, the
+    URL, the status and the provider's message. The API key is read from
+    ``OPENAI_API_KEY`` when a run starts (or taken from ``api_key``) and is
+    never part of the identity, a fingerprint, step.json or the cache. Tokens
+    and cost come from the server's ``usage`` (reasoning and cached tokens
+    apart) where given, else from an offline estimate (see ``token_estimate``);
+    only OpenAI's own models (no ``base_url``) have a price. ``max_concurrency``,
     ``timeout``, the retry settings and the client kwargs change how results are
     fetched, not what they are, so they are not part of the identity. With
     ``batch=True`` a step's uncached prompts go through the Batch API (half the
@@ -101,6 +108,7 @@ class OpenAI(ClientSettings, LLM):
         retry_max_delay: float = 30.0,
         batch: bool = False,
         batch_poll_interval: float = 30.0,
+        adaptive_concurrency: bool = True,
         **kwargs: Any,
     ):
         if base_url is not None and not isinstance(base_url, str):
@@ -131,6 +139,7 @@ class OpenAI(ClientSettings, LLM):
         self.retry_max_delay = retry_max_delay
         self.batch = bool(batch)
         self.batch_poll_interval = float(batch_poll_interval)
+        self.adaptive_concurrency = bool(adaptive_concurrency)
         self._api_key = api_key
         self._client_kwargs = dict(kwargs)
         if self.max_concurrency < 1:
@@ -204,11 +213,11 @@ class OpenAI(ClientSettings, LLM):
     def known_context_length(self) -> int | None:
         return self._context_length()
 
-    def _estimate_cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+    def price(self) -> Price | None:
         if self.base_url is not None or not isinstance(self.model_name, str):
             return None
-        cost = estimate_cost(self.model_name, prompt_tokens, completion_tokens)
-        return None if cost is None else cost * (0.5 if self.batch else 1.0)
+        price = price_of(self.model_name)
+        return price.scaled(0.5) if price is not None and self.batch else price  # the Batch API: half
 
     def _lookahead(self, batch_size: int) -> int:
         if self.batch:
@@ -284,7 +293,15 @@ class OpenAI(ClientSettings, LLM):
         async def call(client: Any, request: GenerationRequest) -> GenerationResult:
             return await self._call(client, request, params, arguments)
 
-        return AsyncStream(call, self.max_concurrency, lambda: self.make_client(api_key), close_client)
+        return AsyncStream(
+            call,
+            self.max_concurrency,
+            lambda: self.make_client(api_key),
+            close_client,
+            adaptive=self.adaptive_concurrency,
+            # Back off well before answers reach the timeout: a timed-out answer is paid, then lost.
+            latency_ceiling=self.timeout / 2 if isinstance(self.timeout, (int, float)) else None,
+        )
 
     def _request_arguments(self, params: dict) -> dict:
         arguments: dict[str, Any] = {
@@ -340,14 +357,22 @@ class OpenAI(ClientSettings, LLM):
         refused = [text is None and _refused(choice) for text, choice in zip(texts, choices)]
         if len(texts) != params["n"] or any(t is None and not r for t, r in zip(texts, refused)):
             raise MalformedResponse(f"expected {params['n']} choices with text, got {texts!r}")
-        usage = data.get("usage") or {}
         completion = [None if text is None else self._apply_stop(text, params["stop"]) for text in texts]
+        usage = data.get("usage")
+        if not usage:
+            return GenerationResult(
+                completion,
+                prompt_tokens=request.prompt_tokens,
+                completion_tokens=sum(estimate_tokens(t) for t in completion if t is not None),
+                usage_reported=False,
+            )
         return GenerationResult(
             completion,
-            prompt_tokens=int(usage.get("prompt_tokens") or request.prompt_tokens),
-            completion_tokens=int(
-                usage.get("completion_tokens") or sum(estimate_tokens(t) for t in completion if t is not None)
-            ),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            reasoning_tokens=int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0),
+            cached_prompt_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
+            usage_reported=True,
         )
 
     async def _call(
@@ -369,12 +394,7 @@ class OpenAI(ClientSettings, LLM):
             self.retry_policy(),
             self._label(),
             (openai.APIError, MalformedResponse, ValueError),  # ValueError: a body that is not JSON
-            on_retry=self._count_retry,
         )
-
-    def _count_retry(self, error: BaseException, attempt: int, delay: float) -> None:
-        if self.stats is not None:
-            self.stats["api_retries"] += 1
 
 
 #: Prompts a batch-mode run hands the Batch API at once (OpenAI takes up to 50,000 a job).

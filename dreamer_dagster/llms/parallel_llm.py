@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..pools import device_pool
 from .llm import LLM
 from .parallel_stream import ParallelStream
+from .pricing import Price
 
 __all__ = ["ParallelLLM"]
 
@@ -76,8 +77,8 @@ class ParallelLLM(LLM):
     def _prompts_for_response_format(self) -> bool:
         return self.llms[0]._prompts_for_response_format()
 
-    def _estimate_cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
-        return self.llms[0]._estimate_cost(prompt_tokens, completion_tokens)
+    def price(self) -> Price | None:
+        return self.llms[0].price()
 
     def _lookahead(self, batch_size: int) -> int:
         return sum(llm._lookahead(batch_size) for llm in self.llms)

@@ -29,6 +29,7 @@ class ParallelStream(GenerationStream):
         self._inboxes: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in streams]
         self._load = [0] * len(streams)
         self._pending = 0
+        self._unclaimed: list[tuple[GenerationRequest, GenerationResult]] = []
         self._threads = [
             threading.Thread(target=self._drive, args=(i,), name=f"parallel-llm-{i}", daemon=True)
             for i in range(len(streams))
@@ -76,13 +77,28 @@ class ParallelStream(GenerationStream):
                 items.append(self._done.get_nowait())
             except queue.Empty:
                 break
-        done = []
+        done, failure = [], None
         for index, request, result, error in items:
             if error is not None:
-                raise error
+                failure = failure or error
+                continue
             self._load[index] -= 1
             self._pending -= 1
             done.append((request, result))
+        if failure is not None:
+            self._unclaimed.extend(done)  # answers beside the error: drain() hands them over
+            raise failure
+        return done
+
+    def drain(self) -> list[tuple[GenerationRequest, GenerationResult]]:
+        done, self._unclaimed = self._unclaimed, []
+        while True:
+            try:
+                _, request, result, error = self._done.get_nowait()
+            except queue.Empty:
+                break
+            if error is None:
+                done.append((request, result))
         return done
 
     def close(self) -> None:

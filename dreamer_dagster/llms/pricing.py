@@ -1,34 +1,63 @@
-"""Estimated prices of OpenAI models, USD per million tokens (input, output).
+"""Prices of OpenAI's models, USD per million tokens, and the cost of a call.
 
-Used only for ``stats["estimated_cost_usd"]`` of runs against OpenAI itself
-(no ``base_url``); models missing here are not priced.
+The table is OpenAI's published list price (input, cached input, output). A
+model missing here, and any model behind a ``base_url`` (a self-hosted or
+third-party server), has no price: its cost is None, never a guess.
+Reasoning tokens are billed as output tokens (OpenAI counts them inside
+``completion_tokens``); cached input tokens are billed at the cached price
+where the table has one, else as plain input.
 """
 
 from __future__ import annotations
 
-__all__ = ["estimate_cost", "price_of"]
+from dataclasses import dataclass
 
-PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4-turbo": (10.00, 30.00),
-    "gpt-4": (30.00, 60.00),
-    "gpt-3.5-turbo": (0.50, 1.50),
-    "gpt-3.5-turbo-instruct": (1.50, 2.00),
-    "o1": (15.00, 60.00),
-    "o1-mini": (1.10, 4.40),
-    "o3": (2.00, 8.00),
-    "o3-mini": (1.10, 4.40),
-    "o4-mini": (1.10, 4.40),
-    "davinci-002": (2.00, 2.00),
-    "babbage-002": (0.40, 0.40),
+__all__ = ["PRICES_PER_MILLION", "Price", "estimate_cost", "price_of"]
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+    def scaled(self, factor: float) -> Price:
+        """This price times ``factor`` (the Batch API's half price)."""
+        cached = None if self.cached_input is None else self.cached_input * factor
+        return Price(self.input * factor, self.output * factor, cached)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0) -> float:
+        """USD for one call's usage (``cached_prompt_tokens`` are part of ``prompt_tokens``)."""
+        cached = min(max(0, cached_prompt_tokens), prompt_tokens)
+        cached_price = self.input if self.cached_input is None else self.cached_input
+        return (
+            (prompt_tokens - cached) * self.input + cached * cached_price + completion_tokens * self.output
+        ) / 1_000_000
+
+
+PRICES_PER_MILLION: dict[str, Price] = {
+    "gpt-4.1": Price(2.00, 8.00, 0.50),
+    "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
+    "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
+    "gpt-4o": Price(2.50, 10.00, 1.25),
+    "gpt-4o-mini": Price(0.15, 0.60, 0.075),
+    "gpt-4-turbo": Price(10.00, 30.00),
+    "gpt-4": Price(30.00, 60.00),
+    "gpt-3.5-turbo": Price(0.50, 1.50),
+    "gpt-3.5-turbo-instruct": Price(1.50, 2.00),
+    "o1": Price(15.00, 60.00, 7.50),
+    "o1-mini": Price(1.10, 4.40, 0.55),
+    "o3": Price(2.00, 8.00, 0.50),
+    "o3-mini": Price(1.10, 4.40, 0.55),
+    "o4-mini": Price(1.10, 4.40, 0.275),
+    "davinci-002": Price(2.00, 2.00),
+    "babbage-002": Price(0.40, 0.40),
 }
 
 
-def price_of(model_name: str) -> tuple[float, float] | None:
+def price_of(model_name: str) -> Price | None:
     """The price of a model or of its dated snapshot (``gpt-4o-2024-08-06`` is ``gpt-4o``)."""
     if model_name in PRICES_PER_MILLION:
         return PRICES_PER_MILLION[model_name]
@@ -40,7 +69,6 @@ def price_of(model_name: str) -> tuple[float, float] | None:
 
 
 def estimate_cost(model_name: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """USD for ``prompt_tokens`` in and ``completion_tokens`` out, or None when unpriced."""
     price = price_of(model_name)
-    if price is None:
-        return None
-    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+    return None if price is None else price.cost(prompt_tokens, completion_tokens)

@@ -25,6 +25,7 @@ import dagster as dg
 from .. import metadata as keys
 from ..cards import DATETIME, merge_cards
 from ..checks import build_check_specs, check_results, generation_columns, generation_counts
+from ..cost import budget_stats, check_budget
 from ..errors import is_retryable, is_transient
 from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema
 from ..metadata import sample_rows, step_metadata
@@ -188,20 +189,29 @@ def _run(
     retries: bool,
 ) -> tuple[dict, Any]:
     """Run the step into a staging folder; return its record and the staging folder. With a
-    retry policy, a failure a retry cannot fix becomes ``dg.Failure(allow_retries=False)``."""
-    with folder_errors(output_folder.root, step.key):
-        step_folder.start(step.fingerprint)
-        staged = output_folder.staging(step.key)
+    budget, its estimate is checked before anything is sent. With a retry policy, a failure
+    a retry cannot fix becomes ``dg.Failure(allow_retries=False)``."""
     upstream = {parent.key: loaded[input_name(parent)] for parent in step.upstream()}
-    run_context = StepRunContext(step, output_folder, upstream, staged, log=context.log, resources=resources)
+    run_context = StepRunContext(step, output_folder, upstream, None, log=context.log, resources=resources)
+    staged = None
     try:
+        check_budget(step, run_context)
         with folder_errors(output_folder.root, step.key):
-            produced = step.execute(run_context)
-            record = {**_common_record(step, run_context), **produced}
+            step_folder.start(step.fingerprint)
+            staged = run_context.staged = output_folder.staging(step.key)
+        try:
+            with folder_errors(output_folder.root, step.key):
+                produced = step.execute(run_context)
+        finally:
+            # Model generations a failure left open save the answers they received.
+            _close_model_calls(run_context)
+        budget_stats(step, run_context)
+        record = {**_common_record(step, run_context), **produced}
     except BaseException as error:
         # Nothing half-written stays behind (a full disk gets its space back); the
         # answers already received are in the model cache.
-        shutil.rmtree(staged, ignore_errors=True)
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
         if retries and isinstance(error, Exception) and not (is_retryable(error) and is_transient(error)):
             raise dg.Failure(
                 description=f"Step {step.name!r} failed, and running it again cannot fix it: {error}",
@@ -210,6 +220,13 @@ def _run(
         raise  # a transient failure: the step's retry policy runs it again, paying only for
         # the calls the model cache does not hold
     return record, staged
+
+
+def _close_model_calls(run_context: StepRunContext) -> None:
+    try:
+        run_context.close()
+    except Exception as error:  # noqa: BLE001 - the step's own outcome is the one to report
+        run_context.scope.warning(f"Step {run_context.step.name!r}: closing its model calls failed: {error}")
 
 
 def execute_dataset_step(step: Step, context: StepRunContext) -> dict:

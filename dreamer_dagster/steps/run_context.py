@@ -8,13 +8,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..call_scope import CallScope
 from ..deferred import ColumnRef, Deferred, DeferredValueError, resolve
 
 if TYPE_CHECKING:
     from ..output_folder import OutputFolder, StepFolder
     from .step import Step
 
-__all__ = ["StepRunContext"]
+__all__ = ["EstimateUnavailable", "StepRunContext"]
+
+
+class EstimateUnavailable(Exception):
+    """Raised while estimating a step whose calls cannot be counted without making them."""
 
 
 class StepRunContext:
@@ -27,6 +32,9 @@ class StepRunContext:
     materialization's metadata. ``resources`` are the API client resources of
     the definitions (``OpenAIResource``): each model bound by :meth:`model`
     takes its run-time client settings (key, organization, timeout) from them.
+    ``scope`` (a :class:`CallScope`) gives the bound models the step's log and
+    ``budget_usd``; with ``estimating`` it makes them count prompts instead of
+    sending them (``cost.estimate_step``).
     """
 
     def __init__(
@@ -34,9 +42,10 @@ class StepRunContext:
         step: Step,
         output_folder: OutputFolder,
         upstream: dict[str, Any],
-        staged: Path,
+        staged: Path | None,
         log: Any = None,
         resources: Iterable[Any] = (),
+        estimating: bool = False,
     ):
         self.step = step
         self.output_folder = output_folder
@@ -46,6 +55,13 @@ class StepRunContext:
         self.log = log
         self.resources = list(resources)
         self.stats: Counter = Counter()
+        self.scope = CallScope(
+            step.name,
+            self.stats,
+            log=log,
+            budget_usd=getattr(step, "budget_usd", None),
+            estimating=estimating,
+        )
         self.card: dict[str, list[str]] = {}
         self._started = time.monotonic()
         self._last_progress = self._started
@@ -118,17 +134,33 @@ class StepRunContext:
                 error.__cause__
             )
 
+    @property
+    def estimating(self) -> bool:
+        """True while ``cost.estimate_step`` runs the step: no model may be called."""
+        return self.scope.estimating
+
     def model(self, model: Any) -> Any:
         """A declared model made ready for this run: deferred parts resolved, bound
-        to the output folder's model cache, to this step's counters and log, to the
-        step folder's ``_model_state`` (what a model keeps across a killed run), and to
-        the client settings of the resource that serves it, if any."""
+        to the output folder's model cache, to this step's counters, log and scope
+        (budget, estimate-only mode), to the step folder's ``_model_state`` (what a
+        model keeps across a killed run), and to the client settings of the resource
+        that serves it, if any."""
+        if self.estimating:
+            from ..llms.llm import LLM
+
+            if not isinstance(model, LLM):
+                raise EstimateUnavailable(f"it uses {model!r}, whose calls are not estimated")
         bound = self.resolve(model).for_run(cache_folder=self.cache_path, stats=self.stats)
         bound.state_folder = self.step_folder.model_state_path
         bound.log = self.log
+        bound.scope = self.scope
         for resource in self.resources:
             resource.configure_model(bound)
         return bound
+
+    def close(self) -> None:
+        """End every model generation the step left open (each saves what it received)."""
+        self.scope.close()
 
     # -- reporting ------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ from ..model import dtype_name
 from ..steps.step import REQUIRED, Step
 from .base import MODEL_DIR_INFO, Trainer, TrainingRun
 from .distributed import launch_distributed, pinned_device
+from .interrupts import checkpoint_on_interrupt
 from .trained_models import adapter_base, merge_adapter
 
 __all__ = ["HFTrainer"]
@@ -410,7 +411,8 @@ class HFTrainer(Trainer):
             trainer.remove_callback(printer)
         resume = run.resume_from_checkpoint
         resumed_from = _checkpoint_step(resume) if resume else 0
-        output = trainer.train(resume_from_checkpoint=resume)
+        with checkpoint_on_interrupt(trainer, run.info):  # a terminated run keeps its progress
+            output = trainer.train(resume_from_checkpoint=resume)
         state = trainer.state
         history = list(state.log_history)
         metrics: dict[str, Any] = {

@@ -283,6 +283,8 @@ class PromptStepBase(Step):
         kwargs = self.llm_kwargs(args)
         if post_process is None:
             post_process = args.get("post_process")
+        if context.estimating:
+            post_process = None  # an estimate's answers are empty: user code would only trip on them
         if args.get("response_format") is not None:
             context.stats[PARSE_FAILURES] += 0
         failures = RowFailures(self, args.get("max_failed_rows"), total, context.stats)

@@ -1,0 +1,184 @@
+"""What a step would cost before it runs, estimated offline, and the budget check before it sends.
+
+:func:`estimate_step` runs the step's own prompt-building code against the
+finished outputs of its upstream steps, with its LLMs in estimate-only mode
+(:class:`~dreamer_dagster.call_scope.CallScope` ``estimating``): every prompt
+is looked up in the model cache; those it misses are counted, not sent, with
+their prompt tokens as the backend counts them and at most ``max_new_tokens``
+completion tokens per answer (256 assumed where ``max_new_tokens`` is not
+set). Prices come from the model's table (:mod:`~dreamer_dagster.llms.pricing`);
+where a price is unknown the cost is None, never a guess, and the note says
+why. Nothing is written: no cache file, no step folder.
+
+:func:`check_budget` is what the asset body runs before a step with
+``budget_usd`` sends anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import BudgetExceededError
+from .model import Model
+from .output_folder import OutputFolder
+
+if TYPE_CHECKING:
+    from .steps.run_context import StepRunContext
+    from .steps.step import Step
+
+__all__ = ["StepEstimate", "budget_stats", "check_budget", "estimate_step"]
+
+
+@dataclass
+class StepEstimate:
+    """A step's estimated model calls and cost (None where not known; ``note`` says why).
+
+    ``prompts``: prompts the step would send through its LLMs; ``uncached_prompts``:
+    those the model cache has no answer for, the calls a run would pay for;
+    ``prompt_tokens`` / ``completion_tokens``: of the uncached calls (completion at
+    most); ``estimated_usd``: their cost at the model's price.
+    """
+
+    step: str
+    prompts: int | None
+    uncached_prompts: int | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    estimated_usd: float | None
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def estimate_step(
+    step: Step, output_folder: str | Path | OutputFolder, upstream: Mapping[str, Any] | None = None
+) -> StepEstimate:
+    """Estimate ``step``'s uncached calls and cost without calling a model.
+
+    ``upstream`` maps upstream step keys to their loaded outputs (as the asset
+    body has them); without it they are read from ``output_folder``, and a step
+    whose upstream is not materialized (with its declared fingerprint) gets no
+    estimate, with a note naming that step.
+    """
+    from .steps.run_context import EstimateUnavailable, StepRunContext
+    from .steps.step import Step
+
+    folder = output_folder if isinstance(output_folder, OutputFolder) else OutputFolder(output_folder)
+
+    def unknown(note: str) -> StepEstimate:
+        return StepEstimate(step.name, None, None, None, None, None, note)
+
+    if not step.force and folder.step(step.key).holds_finished(step.fingerprint):
+        return StepEstimate(step.name, 0, 0, 0, 0, 0.0, "its finished output is reused")
+    models = list(_models(step.args))
+    if type(step).execute is not Step.execute:
+        return unknown(f"{type(step).__name__} is a trainer: training cost is not estimated")
+    if not models:
+        return StepEstimate(step.name, 0, 0, 0, 0, 0.0)
+    if upstream is None:
+        loaded = _load_upstream(step, folder)
+        if isinstance(loaded, str):
+            return unknown(loaded)
+        upstream = loaded
+    context = StepRunContext(step, folder, dict(upstream), staged=None, estimating=True)
+    try:
+        _consume(step.run(context))
+    except EstimateUnavailable as error:
+        return unknown(f"not estimated: {error}")
+    except Exception as error:  # noqa: BLE001 - an estimate reports, it never fails a run
+        return unknown(f"could not estimate: {type(error).__name__}: {error}")
+    finally:
+        context.close()
+    return _estimate_from(step, context)
+
+
+def check_budget(step: Step, context: StepRunContext) -> StepEstimate | None:
+    """Before ``step`` sends anything: raise :class:`BudgetExceededError` if its estimate is
+    over ``step.budget_usd``; log (and return) the estimate. None without a budget."""
+    budget = step.budget_usd
+    if budget is None:
+        return None
+    estimate = estimate_step(step, context.output_folder, context.upstream)
+    if estimate.estimated_usd is None:
+        context.scope.warning(
+            f"Step {step.name!r}: budget_usd={budget} cannot be checked before the run: "
+            f"{estimate.note or 'the cost is unknown'}."
+        )
+        return estimate
+    context.scope.info(
+        f"Step {step.name!r}: estimated ${estimate.estimated_usd:.4f} for {estimate.uncached_prompts} uncached "
+        f"prompts (budget_usd={budget})."
+    )
+    if estimate.estimated_usd > budget:
+        raise BudgetExceededError(
+            f"Step {step.name!r}: the estimated cost ${estimate.estimated_usd:.4f} of its "
+            f"{estimate.uncached_prompts} uncached prompts ({estimate.prompt_tokens} prompt tokens, "
+            f"at most {estimate.completion_tokens} completion tokens) is over its budget_usd={budget}; "
+            "nothing was sent. Fix: raise budget_usd, lower max_new_tokens or the number of prompts."
+        )
+    return estimate
+
+
+def budget_stats(step: Step, context: StepRunContext) -> None:
+    """After a run with a budget: ``budget_usd`` and, where a model had no price,
+    ``budget_note`` in the step's stats (so in its ``dreamer/...`` metadata)."""
+    if step.budget_usd is None:
+        return
+    context.stats["budget_usd"] = step.budget_usd
+    if context.scope.unpriced:
+        context.stats["budget_note"] = f"not checked for {', '.join(context.scope.unpriced)}: no known price"
+
+
+def _estimate_from(step: Step, context: StepRunContext) -> StepEstimate:
+    stats, scope = context.stats, context.scope
+    notes = list(scope.notes)
+    usd: float | None = round(float(stats.get("estimated_cost_usd", 0.0)), 6)
+    if scope.unpriced:
+        usd = None
+        notes.insert(0, f"no price is known for {', '.join(scope.unpriced)}")
+    return StepEstimate(
+        step.name,
+        prompts=int(stats.get("cache_hits", 0) + stats.get("model_calls", 0)),
+        uncached_prompts=int(stats.get("model_calls", 0)),
+        prompt_tokens=int(stats.get("prompt_tokens", 0)),
+        completion_tokens=int(stats.get("completion_tokens", 0)),
+        estimated_usd=usd,
+        note="; ".join(notes) or None,
+    )
+
+
+def _load_upstream(step: Step, folder: OutputFolder) -> dict[str, Any] | str:
+    """The finished outputs of ``step``'s upstream steps, or a note naming one that is not."""
+    loaded: dict[str, Any] = {}
+    for parent in step.upstream():
+        parent_folder = folder.step(parent.key)
+        record = parent_folder.step_json()
+        if record is None or record.get("fingerprint") != parent.fingerprint:
+            return f"upstream step {parent.name!r} is not materialized yet, so its prompts are not known"
+        loaded[parent.key] = (
+            str(parent_folder.model_path) if record.get("model") else parent_folder.load_dataset()
+        )
+    return loaded
+
+
+def _consume(result: Any) -> None:
+    if isinstance(result, Iterator) or (
+        hasattr(result, "__iter__") and not isinstance(result, Mapping) and type(result).__name__ != "Dataset"
+    ):
+        for _ in result:
+            pass
+
+
+def _models(value: Any) -> Iterator[Model]:
+    if isinstance(value, Model):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _models(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _models(item)
