@@ -14,6 +14,7 @@ from .api_retry import MalformedResponse, RetryPolicy, call_with_retries
 from .async_stream import AsyncStream
 from .generation_result import GenerationResult
 from .llm import LLM
+from .openai_http import APIConnectionError, APIStatusError, OpenAIHTTPClient
 from .pricing import Price, price_of
 from .request import GenerationRequest
 from .token_estimate import estimate_tokens
@@ -60,7 +61,9 @@ class OpenAI(ClientSettings, LLM):
     ``max_concurrency`` the number in flight adapts (``adaptive_concurrency``,
     see :mod:`~dreamer_dagster.llms.adaptive_concurrency`): it drops on 429s,
     503s, timeouts and answers slowing toward half the ``timeout``, and grows
-    back while answers are healthy. Retries follow
+    back while answers are healthy. They go as plain JSON through a lean aiohttp
+    client (:mod:`~dreamer_dagster.llms.openai_http`), or through the SDK for Azure
+    and for client kwargs other than ``default_headers`` and ``project``. Retries follow
     :mod:`~dreamer_dagster.llms.api_retry`: 429 (honouring ``Retry-After``), 5xx,
     timeouts, dropped connections and malformed bodies are retried with
     exponential backoff and jitter, each one counted (``stats["retries"]``);
@@ -251,8 +254,33 @@ class OpenAI(ClientSettings, LLM):
             self.retry_on_fail, self.max_retries, self.retry_initial_delay, self.retry_max_delay
         )
 
+    #: Client kwargs the lean request path (:mod:`~dreamer_dagster.llms.openai_http`) sends as
+    #: headers; any other kwarg, Azure (``api_version``) or ``batch=True`` takes the SDK.
+    LEAN_CLIENT_KWARGS: ClassVar[frozenset[str]] = frozenset({"default_headers", "project"})
+
+    def uses_lean_client(self) -> bool:
+        """Whether requests go through the lean JSON client rather than the SDK."""
+        return (
+            self.api_version is None
+            and not self.batch
+            and set(self._client_kwargs) <= self.LEAN_CLIENT_KWARGS
+        )
+
     def make_client(self, api_key: str, sync: bool = False) -> Any:
-        """The SDK client (async unless ``sync``), with the SDK's own retries off."""
+        """The async client for generation requests (the lean JSON client where it serves, else the
+        SDK's), or the SDK's sync client (``sync``); the SDK's own retries off."""
+        if not sync and self.uses_lean_client():
+            from .openai_http import OpenAIHTTPClient
+
+            return OpenAIHTTPClient(
+                self.base_url,
+                api_key,
+                organization=self.organization,
+                project=self._client_kwargs.get("project"),
+                default_headers=self._client_kwargs.get("default_headers"),
+                timeout=self.timeout,
+                max_connections=self.max_concurrency,
+            )
         import openai
 
         options: dict[str, Any] = {
@@ -378,22 +406,31 @@ class OpenAI(ClientSettings, LLM):
     async def _call(
         self, client: Any, request: GenerationRequest, params: dict, arguments: dict
     ) -> GenerationResult:
-        import openai
-
         body = self.request_body(request, params, arguments)
+        if isinstance(client, OpenAIHTTPClient):
+            path = "/chat/completions" if self.chat else "/completions"
+            api_errors: tuple[type[BaseException], ...] = (APIStatusError, APIConnectionError)
 
-        async def attempt() -> GenerationResult:
-            if self.chat:
-                response = await client.chat.completions.create(**body)
-            else:
-                response = await client.completions.create(**body)
-            return self.parse_response(response, request, params)
+            async def attempt() -> GenerationResult:
+                return self.parse_response(await client.post(path, body), request, params)
+
+        else:
+            import openai
+
+            api_errors = (openai.APIError,)
+
+            async def attempt() -> GenerationResult:
+                if self.chat:
+                    response = await client.chat.completions.create(**body)
+                else:
+                    response = await client.completions.create(**body)
+                return self.parse_response(response, request, params)
 
         return await call_with_retries(
             attempt,
             self.retry_policy(),
             self._label(),
-            (openai.APIError, MalformedResponse, ValueError),  # ValueError: a body that is not JSON
+            (*api_errors, MalformedResponse, ValueError),  # ValueError: a body that is not JSON
         )
 
 
