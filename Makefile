@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install main test lint dev system-packages
+.PHONY: install main test lint dev system-packages bench-peers
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) || command -v python3) -m venv $(VENV)
@@ -36,3 +36,9 @@ test: lint system-packages
 dev: install
 	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dagster dev -f definitions.py
+
+# DataDreamer, distilabel and Curator in side venvs under .bench-peers/ (built on
+# first use from the package registries), the same work through each, in one run.
+# Not part of `make test`.
+bench-peers: install
+	$(BIN)/python bench/peers.py
