@@ -391,8 +391,9 @@ def table(results: dict, clients: list[str]) -> str:
         if first is None or second is None:
             return "n/a"
         if "error" in second:
-            return "failed"
-        return f"{first['prompts_sent']} + {second['prompts_sent']}"
+            return f"{first['prompts_sent']} + " + ("hung" if "no result" in second["error"] else "failed")
+        missing = "" if second.get("correct") == second.get("rows") else f" ({second.get('correct')} right)"
+        return f"{first['prompts_sent']} + {second['prompts_sent']}{missing}"
 
     rows = [
         ("API, 50 ms, rows/s", [cell("fixed", c) for c in columns]),
@@ -503,8 +504,17 @@ def main() -> None:
         if "error" in result
     ]
     if failed:
-        print(f"failed runs: {', '.join(failed)} (logs in {HOME / 'logs'})")
-    sys.exit(0 if ok and not failed else 1)
+        print(f"runs without a result: {', '.join(failed)} (logs in {HOME / 'logs'})")
+    # A peer that fails or hangs is a finding about the peer; only this project's runs
+    # (and the measurements the target needs) decide the exit status.
+    ours_failed = [name for name in failed if name.endswith("/ours")] + [
+        f"{scenario}/ours (wrong rows)"
+        for scenario, by_client in results.items()
+        if "rows" in by_client.get("ours", {}) and by_client["ours"]["correct"] != by_client["ours"]["rows"]
+    ]
+    if ours_failed:
+        print(f"this project failed: {', '.join(ours_failed)}")
+    sys.exit(0 if ok and not ours_failed else 1)
 
 
 if __name__ == "__main__":
