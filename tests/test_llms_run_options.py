@@ -34,7 +34,9 @@ def cache_keys(folder: Path) -> set[str]:
 
 
 def bodies(server, start: int = 0) -> list[dict]:
-    return [request["body"] for request in server.requests[start:]]
+    """The request bodies from ``start`` on, in a fixed order (requests in flight together
+    reach the server in either order)."""
+    return sorted((request["body"] for request in server.requests[start:]), key=json.dumps)
 
 
 def test_run_settings_and_model_settings_leak_into_neither_key_nor_request(openai_server, tmp_path):
