@@ -118,5 +118,8 @@ def is_transient(error: BaseException) -> bool:
             return True
         if type(current).__module__.split(".")[0] in _TRANSIENT_PACKAGES:
             return True
+        status = getattr(current, "status_code", None)
+        if isinstance(status, int) and (status in (408, 409, 429) or status >= 500):
+            return True  # an HTTP answer that a later attempt may not get (any client's error)
         current = current.__cause__ or current.__context__
     return False

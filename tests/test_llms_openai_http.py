@@ -41,7 +41,7 @@ def test_the_lean_path_sends_the_sdks_bodies_and_reads_the_same_answers(openai_s
     # The same JSON bodies (a retried prompt is sent twice either way), in the same order.
     assert [r["body"] for r in lean_requests] == [r["body"] for r in sdk_requests]
     assert len(lean_requests) == len(PROMPTS) + 2
-    assert lean_stats["api_retries"] == sdk_stats["api_retries"] == 2
+    assert lean_stats["retries"] == sdk_stats["retries"] == 2
     assert lean_stats["prompt_tokens"] == sdk_stats["prompt_tokens"] > 0
     assert lean_stats["completion_tokens"] == sdk_stats["completion_tokens"] > 0
     assert lean_requests[0]["headers"]["user-agent"] == "dreamer-dagster"
@@ -128,6 +128,6 @@ def test_a_request_past_its_timeout_is_retried_and_counted(openai_server):
     started = time.monotonic()
     results, stats = run(llm, ["slow"])
     assert results == ["Echo: slow"]
-    assert stats["api_retries"] == 1 and stats["model_calls"] == 1
+    assert stats["retries"] == 1 and stats["model_calls"] == 1
     assert time.monotonic() - started < 1.5  # the timed-out attempt was not waited out
     assert openai_server.request_count == 2

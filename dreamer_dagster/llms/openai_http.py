@@ -41,7 +41,7 @@ class APIStatusError(Exception):
         self.response = response
 
 
-class APIConnectionError(Exception):
+class APIConnectionError(ConnectionError):
     """No answer: the connection failed, dropped or timed out."""
 
     status_code = None
