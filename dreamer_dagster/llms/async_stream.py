@@ -40,6 +40,11 @@ class AsyncStream(GenerationStream):
     back while it waits to retry, and each retry is counted by cause
     (:meth:`take_events`). The first error ``call`` raises is re-raised by
     ``poll``, and no queued request is sent after it.
+
+    With :meth:`write_answers_to`, answers are written to the model cache on the
+    loop as they arrive (the answers of one loop pass in one transaction), before
+    ``poll`` sees them: a process killed at any moment has paid twice for at most
+    the requests that were in flight.
     """
 
     def __init__(
@@ -75,6 +80,10 @@ class AsyncStream(GenerationStream):
         self._workers: list[asyncio.Task] = []
         self._client: Any = None
         self._error: BaseException | None = None
+        self._open_cache: Callable[[], Any] | None = None
+        self._cache: Any = None
+        self._to_write: list[tuple[GenerationRequest, GenerationResult]] = []
+        self._flush: asyncio.Future | None = None
         asyncio.run_coroutine_threadsafe(self._start(self.limit.maximum), self._loop).result()
 
     async def _start(self, workers: int) -> None:
@@ -105,7 +114,34 @@ class AsyncStream(GenerationStream):
                     self._error = error
                 self._done.put((request, None, error))
             else:
+                if self._open_cache is not None:
+                    await self._write(request, result)
                 self._done.put((request, result, None))
+
+    async def _write(self, request: GenerationRequest, result: GenerationResult) -> None:
+        """Queue an answer for the cache and wait for the write of this loop pass."""
+        self._to_write.append((request, result))
+        if self._flush is None:
+            self._flush = self._loop.create_future()
+            self._loop.call_soon(self._write_pending)
+        await asyncio.shield(self._flush)
+
+    def _write_pending(self) -> None:
+        items, self._to_write = self._to_write, []
+        flush, self._flush = self._flush, None
+        try:
+            if self._open_cache is not None:
+                if self._cache is None:
+                    self._cache = self._open_cache()
+                self._cache.put_many((request.key, result.texts) for request, result in items)
+                for _, result in items:
+                    result.in_cache = True
+        except Exception as error:  # LLM.run writes these itself, and raises the cache's error
+            self._open_cache = None
+            self._note(f"answers are written by the caller from now on: {error}")
+        finally:
+            if flush is not None:
+                flush.set_result(None)
 
     # -- the gate (used by call_with_retries, on the loop) -------------------------------
 
@@ -198,6 +234,10 @@ class AsyncStream(GenerationStream):
     def stop(self) -> None:
         self.stopped = True
 
+    def write_answers_to(self, open_cache: Callable[[], Any]) -> bool:
+        self._open_cache = open_cache
+        return True
+
     def take_events(self) -> tuple[Counter, list[str], str | None]:
         with self._events_lock:
             counts, self._counts = self._counts, Counter()
@@ -216,6 +256,10 @@ class AsyncStream(GenerationStream):
             for worker in self._workers:
                 worker.cancel()
             await asyncio.gather(*self._workers, return_exceptions=True)
+            if self._to_write:
+                self._write_pending()
+            if self._cache is not None:
+                self._cache.close()  # opened on this loop's thread, closed there
             if self._close_client is not None and self._client is not None:
                 await self._close_client(self._client)
 

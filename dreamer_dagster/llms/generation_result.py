@@ -15,7 +15,8 @@ class GenerationResult:
     response's ``usage``), false when an API answer carried none and they are
     estimated offline, None for backends that count their own tokens. Reasoning
     tokens are part of ``completion_tokens`` (billed as output) and reported
-    apart; cached prompt tokens are part of ``prompt_tokens``.
+    apart; cached prompt tokens are part of ``prompt_tokens``. ``in_cache`` is
+    set by a stream that wrote the answer to the model cache as it arrived.
     """
 
     texts: list[str]
@@ -24,3 +25,4 @@ class GenerationResult:
     reasoning_tokens: int = 0
     cached_prompt_tokens: int = 0
     usage_reported: bool | None = None
+    in_cache: bool = False

@@ -343,8 +343,9 @@ class LLM(Model):
         lookahead = max(self._lookahead(batch_size), 2 * chunk_size)
         occurrences: dict[str, int] = {}
         waiting: dict[int, Any] = {}  # input position -> the finished result
-        # Answered and not yet in the cache: written at once, and again in ``finally``
-        # if an interrupt lands between an answer's arrival and its write.
+        # Answered and not yet in the cache (a stream that writes answers as they arrive
+        # marks them ``in_cache``): written at once, and again in ``finally`` if an
+        # interrupt lands between an answer's arrival and its write.
         received: list = []
         next_out = 0
         stream: GenerationStream | None = None
@@ -371,10 +372,12 @@ class LLM(Model):
                     if estimating
                     else self._open_stream(params, batch_size)
                 )
+                if cache is not None and not estimating:
+                    stream.write_answers_to(lambda: self._open_cache(estimating=False))
             stream.submit([self._prepare(request, params, response_format) for request in misses])
 
         def save(done: list) -> None:
-            received.extend(done)
+            received.extend(item for item in done if not item[1].in_cache)
             if cache is not None and not estimating and received:
                 cache.put_many((request.key, result.texts) for request, result in received)
             received.clear()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 from .generation_result import GenerationResult
 from .request import GenerationRequest
@@ -30,6 +32,13 @@ class GenerationStream:
     def pending(self) -> int:
         """Submitted and not yet returned by ``poll``."""
         raise NotImplementedError
+
+    def write_answers_to(self, open_cache: Callable[[], Any]) -> bool:
+        """Ask the stream to write each answer to the model cache the moment it arrives
+        (``open_cache()`` opens the cache in the stream's own thread) and mark it
+        ``in_cache``; True when it will. A stream that cannot leaves the writes to
+        ``LLM.run``, at each ``poll``."""
+        return False
 
     def drain(self) -> list[tuple[GenerationRequest, GenerationResult]]:
         """Results finished but not yet returned by ``poll`` (never waits, never raises)."""
