@@ -28,7 +28,7 @@ which other work on the machine disturbs less than wall time. The results go to
 ``.bench-peers/results.json``. Exits non-zero when this project runs below
 ``TARGET`` x Curator at either latency shape.
 
-    python bench/peers.py [--rounds 1] [--only ours,curator] [--skip-local] [--build-only]
+    python bench/peers.py [--rounds 1] [--only ours,curator] [--scenarios fixed,tail,cached,kill,local] [--build-only]
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ back while answers are healthy, and never exceeds ``max_concurrency``."""
 
 from __future__ import annotations
 
+import heapq
+import random
 from collections import Counter
 
 from dreamer_dagster.llms import OpenAI
@@ -20,15 +22,44 @@ def answer_round(limit: AdaptiveConcurrency, latency: float, tokens: int = 10) -
     return changes
 
 
+def warmed(maximum: int, latency: float = 0.2, tokens: int = 10, **options) -> AdaptiveConcurrency:
+    """A limit past its slow start: healthy rounds double it from 4 up to ``maximum``."""
+    limit = AdaptiveConcurrency(maximum, **options)
+    assert limit.allowed == min(4, maximum)
+    while limit.allowed < maximum:
+        before = limit.allowed
+        assert answer_round(limit, latency, tokens) == [
+            f"concurrency limit {before} -> {min(2 * before, maximum)} of {maximum} (answers are healthy)"
+        ]
+    return limit
+
+
 def test_a_healthy_endpoint_keeps_the_full_limit():
-    limit = AdaptiveConcurrency(16)
+    limit = warmed(16)
     for _ in range(50):
         assert answer_round(limit, 0.2) == []
     assert (limit.allowed, limit.lowest, limit.decreases) == (16, 16, 0)
 
 
+def test_a_long_tail_of_latency_is_not_taken_for_overload():
+    """Latency that varies by itself (50 ms plus an exponential tail of mean 100 ms, whatever
+    is in flight) is no sign of load: 2,000 answers at up to 50 in flight keep the limit while
+    there is work to send (the last answers of a run are its slowest, by survival)."""
+    for seed in range(5):
+        rng = random.Random(seed)
+        limit, in_flight, clock, sent = AdaptiveConcurrency(50), [], 0.0, 0
+        while sent < 2000:
+            while len(in_flight) < limit.allowed and sent < 2000:
+                latency = 0.05 + rng.expovariate(10)
+                heapq.heappush(in_flight, (clock + latency, sent, latency, limit.ticket()))
+                sent += 1
+            clock, _, latency, ticket = heapq.heappop(in_flight)
+            limit.answered(ticket, latency, 64)
+        assert (limit.decreases, limit.allowed) == (0, 50), seed
+
+
 def test_an_overload_cuts_once_per_round_trip_and_healthy_rounds_grow_it_back():
-    limit = AdaptiveConcurrency(16)
+    limit = warmed(16)
     sent_before = limit.ticket()
     assert "16 -> 12 of 16 (rate_limited)" in limit.overloaded(sent_before, "rate_limited")
     # The other requests sent under the old limit hit the same 429s: no further cut.
@@ -43,27 +74,25 @@ def test_an_overload_cuts_once_per_round_trip_and_healthy_rounds_grow_it_back():
 
 
 def test_rising_latency_backs_off_and_fast_answers_never_count_as_slow():
-    limit = AdaptiveConcurrency(16)
-    answer_round(limit, 0.2)
+    limit = warmed(16, 0.2)
+    assert answer_round(limit, 0.2) == []  # the baseline: medians of 16 answers or more
     changes = answer_round(limit, 1.0)  # 5x the baseline latency per token
     assert changes == ["concurrency limit 16 -> 12 of 16 (median latency 1.00s, 5.0x the baseline)"]
     assert limit.allowed == 12
     # A server answering in milliseconds is not at risk of timeouts: no back-off.
-    quick = AdaptiveConcurrency(16)
-    answer_round(quick, 0.001)
+    quick = warmed(16, 0.001)
     assert answer_round(quick, 0.02) == [] and quick.allowed == 16
 
 
 def test_answers_near_the_timeout_back_off_whatever_the_baseline():
-    limit = AdaptiveConcurrency(16, latency_ceiling=1.0)
+    limit = warmed(16, 0.9, latency_ceiling=1.0)
     assert answer_round(limit, 0.9) == []
     changes = answer_round(limit, 1.2)
     assert changes == ["concurrency limit 16 -> 12 of 16 (90th-percentile latency 1.20s, over 1.00s)"]
 
 
 def test_latency_is_compared_per_token():
-    limit = AdaptiveConcurrency(8)
-    answer_round(limit, 0.5, tokens=10)
+    limit = warmed(8, 0.5, tokens=10)
     # Five times the tokens in about five times the time: the server is not slower.
     assert answer_round(limit, 2.0, tokens=84) == []
     assert limit.allowed == 8

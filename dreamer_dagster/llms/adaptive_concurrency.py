@@ -1,23 +1,29 @@
 """How many requests an API stream keeps in flight: additive increase, multiplicative decrease.
 
 ``max_concurrency`` is a ceiling, not a target a server must bear. The limit
-starts there (so a healthy endpoint runs at full speed from the first
-request) and moves in *rounds*: a round ends when as many answers as the limit
-have come back for requests sent since the last change, so the limit changes
-at most once per round trip, and answers to requests sent under an older
-limit never move it again.
+starts low (``SLOW_START``) and doubles each healthy round up to the ceiling
+until its first decrease, so a healthy endpoint reaches full speed within a
+few round trips and the first rounds measure the endpoint's unloaded latency.
+It moves in *rounds*: a round ends when as many answers as the limit have come
+back for requests sent since the last change, so the limit changes at most
+once per round trip, and answers to requests sent under an older limit never
+move it again.
 
 - an overload signal (429, 503/529, a timeout) takes 20 % off the limit at
   once, once per round trip;
 - at the end of a round, 20 % comes off when the answers since the last
   decrease are slow: their 90th-percentile latency is over
-  ``latency_ceiling`` (half the request timeout, for ``OpenAI``), or their
-  median latency per token is more than ``latency_tolerance`` times the
-  baseline (a low percentile of the last ~1,000 answers). So a self-hosted
-  server that never answers 429 but queues is backed off before its queue
-  reaches the client's timeout. Answers faster than ``min_latency`` seconds
-  never count as slow;
-- any other round grows the limit by one, up to ``max_concurrency``.
+  ``latency_ceiling`` (half the request timeout, for ``OpenAI``), or (over at
+  least ``ROUND_SAMPLES`` answers) their median latency per token is more than
+  ``latency_tolerance`` times the baseline: the lowest median of the last
+  ``ROUND_SAMPLES`` answers seen at the end of recent rounds. Medians, not low
+  percentiles: a latency with a long tail of its own (real APIs have one) is
+  no sign of load, a median that doubles is. So a self-hosted server that
+  never answers 429 but queues is backed off before its queue reaches the
+  client's timeout. Answers faster than ``min_latency`` seconds never count as
+  slow;
+- any other round grows the limit by one (doubles it in the slow start), up to
+  ``max_concurrency``.
 
 Latency is divided by the answer's tokens (plus a fixed allowance for the
 time to the first token) so that long and short answers compare: a server's
@@ -34,11 +40,14 @@ __all__ = ["AdaptiveConcurrency", "Ticket"]
 
 #: Answers since the last decrease needed before latency can decide anything.
 MIN_SAMPLES = 6
-#: Recent answers the latency baseline is taken from, and its percentile.
-BASELINE_WINDOW = 1024
-BASELINE_QUANTILE = 0.05
+#: Answers a round's median latency is taken over (at least), and how many recent
+#: round medians the baseline (their lowest) is taken from.
+ROUND_SAMPLES = 16
+BASELINE_ROUNDS = 32
 #: Tokens' worth of fixed time per request (the time to the first token).
 TOKENS_OFFSET = 16
+#: Requests in flight a stream starts with (fewer when ``max_concurrency`` is lower).
+SLOW_START = 4
 #: What a decrease keeps of the limit.
 DECREASE_FACTOR = 0.8
 
@@ -71,14 +80,18 @@ class AdaptiveConcurrency:
         self.latency_ceiling = latency_ceiling
         self.latency_tolerance = latency_tolerance
         self.min_latency = min_latency
-        self.limit = float(self.maximum)
+        # Slow start: from a few in flight, doubling each healthy round until the first
+        # decrease, so the first rounds measure the endpoint's unloaded latency.
+        self.limit = float(min(self.maximum, SLOW_START) if enabled else self.maximum)
+        self._slow_start = True
         self.lowest = self.maximum
         self.decreases = 0
         self._epoch = 0  # moves on each decrease: signals from requests sent before it are stale
         self._round = 0  # moves on each change
         self._round_answers = 0
         self._since_decrease: deque[tuple[float, float]] = deque(maxlen=64)  # (per token, latency)
-        self._recent: deque[float] = deque(maxlen=BASELINE_WINDOW)
+        self._recent: deque[float] = deque(maxlen=ROUND_SAMPLES)  # per token, any epoch
+        self._round_medians: deque[float] = deque(maxlen=BASELINE_ROUNDS)
 
     @property
     def allowed(self) -> int:
@@ -101,7 +114,9 @@ class AdaptiveConcurrency:
         self._round_answers += 1
         if self._round_answers < self.allowed:
             return None
-        window = list(self._since_decrease)[-max(self.allowed, MIN_SAMPLES) :]
+        if len(self._recent) >= ROUND_SAMPLES:
+            self._round_medians.append(_median(list(self._recent)))
+        window = list(self._since_decrease)[-max(self.allowed, ROUND_SAMPLES) :]
         if len(window) >= MIN_SAMPLES:
             slow = self._slow([sample[0] for sample in window], [sample[1] for sample in window])
             if slow is not None:
@@ -109,7 +124,8 @@ class AdaptiveConcurrency:
         self._new_round()
         if self.limit < self.maximum:
             before = self.allowed
-            self.limit = min(float(self.maximum), self.limit + 1)
+            grown = self.limit * 2 if self._slow_start else self.limit + 1
+            self.limit = min(float(self.maximum), grown)
             if self.allowed != before:
                 return f"concurrency limit {before} -> {self.allowed} of {self.maximum} (answers are healthy)"
         return None
@@ -127,15 +143,16 @@ class AdaptiveConcurrency:
             if high > self.latency_ceiling:
                 return f"90th-percentile latency {high:.2f}s, over {self.latency_ceiling:.2f}s"
         latency = _median(latencies)
-        baseline = _quantile(self._recent, BASELINE_QUANTILE)
+        baseline = min(self._round_medians, default=0.0)
         ratio = _median(per_token) / baseline if baseline > 0 else 0.0
-        if latency >= self.min_latency and ratio > self.latency_tolerance:
+        if len(per_token) >= ROUND_SAMPLES and latency >= self.min_latency and ratio > self.latency_tolerance:
             return f"median latency {latency:.2f}s, {ratio:.1f}x the baseline"
         return None
 
     def _decrease(self, reason: str) -> str | None:
         before = self.allowed
         self.limit = max(1.0, self.limit * DECREASE_FACTOR)
+        self._slow_start = False
         self._epoch += 1
         self._since_decrease.clear()
         self._new_round()
