@@ -20,6 +20,16 @@ re-run makes no model call and a killed run resumes with only the missing ones.
   (move it aside; a newer schema needs a newer dreamer_dagster), before any
   model call is made. A file deleted while a run writes to it is made again,
   with a warning, so the answers received after that are still kept.
+
+Many workers (an output folder on S3 or on a disk shared by several machines):
+never one SQLite file over a network filesystem. Each worker writes its own
+local cache file (in its local folder, see output_folder.py) and records which
+keys it added (``pending``). When a step commits, :func:`publish_calls` writes
+those calls to a new SQLite file and uploads it, whole, as
+``<output>/.cache/<cache name>/<host>-<pid>-<id>.db``; when a worker opens a
+cache, it downloads the files it has not merged yet and merges them with
+``INSERT OR IGNORE`` (recorded in ``merged``). So a re-run on any worker reads
+every call made on every other, and no uploaded file is ever changed.
 """
 
 from __future__ import annotations
@@ -28,8 +38,10 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,12 +49,21 @@ from typing import Any
 from .errors import CacheFileError, OutputFolderError
 from .fingerprint import canonical
 
-__all__ = ["ModelCache", "request_prefix"]
+__all__ = ["ModelCache", "merge_cache_files", "publish_calls", "request_prefix", "share_cache_folder"]
 
 SCHEMA_VERSION = "1"
 # SQLite's default limit on bound parameters is 32766 (3.32+); stay well under it.
 LOOKUP_CHUNK = 900
 BUSY_TIMEOUT_S = 60.0
+
+#: Local cache folder -> the shared cache folder it is merged with (see the module doc).
+_SHARED: dict[str, object] = {}
+
+
+def share_cache_folder(local_folder: str | Path, shared_folder: object) -> None:
+    """Caches opened in ``local_folder`` from now on (in this process) merge the calls
+    published to ``shared_folder`` (a Path or a UPath) and record theirs for publishing."""
+    _SHARED[str(local_folder)] = shared_folder
 
 
 def request_prefix(identity: dict, request: dict) -> bytes:
@@ -75,8 +96,11 @@ class ModelCache:
         self.path = Path(folder) / f"{name}.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.identity = identity
+        self.shared = _SHARED.get(str(self.path.parent))
         self._connection = self._connect()
         self._inode = _inode(self.path)
+        if self.shared is not None:
+            self.merge_published()
 
     @staticmethod
     def exists(folder: str | Path, name: str) -> bool:
@@ -123,12 +147,46 @@ class ModelCache:
             self._connection.execute("BEGIN IMMEDIATE")
             try:
                 self._connection.executemany("INSERT OR REPLACE INTO cache (key, value) VALUES (?, ?)", rows)
+                if self.shared is not None:
+                    self._connection.executemany(
+                        "INSERT OR IGNORE INTO pending (key) VALUES (?)", [(key,) for key, _ in rows]
+                    )
             except BaseException:
                 self._connection.execute("ROLLBACK")
                 raise
             self._connection.execute("COMMIT")
 
         self._retry(write)
+
+    def merge_published(self) -> int:
+        """Merge every file other workers published for this cache that this one has not
+        merged yet (``INSERT OR IGNORE``); returns how many files were merged."""
+        from .filesystem import files_for
+
+        folder = self.shared / self.path.stem  # type: ignore[operator]
+        files = files_for(folder)
+        published = [name for name in files.list_names(folder) if name.endswith(".db")]
+        if not published:
+            return 0
+        known = {
+            row[0]
+            for row in self._retry(lambda: self._connection.execute("SELECT name FROM merged").fetchall())
+        }
+        merged = 0
+        for name in published:
+            if name in known:
+                continue
+            incoming = self.path.with_name(f".incoming-{uuid.uuid4().hex}.db")
+            try:
+                try:
+                    files.get_file(folder / name, incoming)
+                except FileNotFoundError:
+                    continue
+                merge_cache_files(self.path, [incoming], names=[name], connection=self._connection)
+                merged += 1
+            finally:
+                incoming.unlink(missing_ok=True)
+        return merged
 
     def __len__(self) -> int:
         return self._retry(lambda: self._connection.execute("SELECT COUNT(*) FROM cache").fetchone()[0])
@@ -177,6 +235,9 @@ class ModelCache:
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             connection.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            if self.shared is not None:
+                connection.execute("CREATE TABLE IF NOT EXISTS pending (key TEXT PRIMARY KEY)")
+                connection.execute("CREATE TABLE IF NOT EXISTS merged (name TEXT PRIMARY KEY)")
             if self.identity is not None:
                 connection.execute(
                     "INSERT OR IGNORE INTO meta (name, value) VALUES ('identity', ?)",
@@ -274,3 +335,85 @@ def _newer(version: str) -> bool:
         return int(version) > int(SCHEMA_VERSION)
     except ValueError:
         return True  # not a version this one knows
+
+
+def merge_cache_files(
+    target: Path,
+    sources: Sequence[Path],
+    names: Sequence[str] | None = None,
+    connection: sqlite3.Connection | None = None,
+) -> None:
+    """Merge the calls of the cache files ``sources`` into the cache file ``target``
+    (``INSERT OR IGNORE``: an answer already there is kept); each source in one
+    transaction, recorded under its name (``names``) in ``merged``."""
+    own = connection is None
+    conn = connection or sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS merged (name TEXT PRIMARY KEY)")
+        for index, source in enumerate(sources):
+            conn.execute("ATTACH DATABASE ? AS incoming", (str(source),))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO cache (key, value) SELECT key, value FROM incoming.cache"
+                    )
+                    name = names[index] if names is not None else source.name
+                    conn.execute("INSERT OR IGNORE INTO merged (name) VALUES (?)", (name,))
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.execute("DETACH DATABASE incoming")
+    finally:
+        if own:
+            conn.close()
+
+
+def publish_calls(local_folder: str | Path) -> int:
+    """Upload the calls recorded as pending in every cache file of ``local_folder`` to its
+    shared folder (one new file per cache); returns how many calls were published."""
+    from .filesystem import files_for
+
+    shared = _SHARED.get(str(local_folder))
+    folder = Path(local_folder)
+    if shared is None or not folder.is_dir():
+        return 0
+    published = 0
+    for path in sorted(folder.glob("*.db")):
+        if path.name.startswith("."):
+            continue
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            try:
+                count = conn.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
+            except sqlite3.OperationalError:
+                continue  # a cache file that records nothing for sharing
+            if not count:
+                continue
+            host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())
+            name = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}.db"
+            outgoing = path.with_name(f".outgoing-{name}")
+            try:
+                conn.execute("ATTACH DATABASE ? AS outgoing", (str(outgoing),))
+                conn.execute("CREATE TABLE outgoing.cache (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                conn.execute("CREATE TABLE outgoing.meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                conn.execute("INSERT INTO outgoing.meta SELECT name, value FROM meta")
+                conn.execute(
+                    "INSERT INTO outgoing.cache SELECT c.key, c.value FROM cache c JOIN pending p ON c.key = p.key"
+                )
+                conn.execute("DETACH DATABASE outgoing")
+                files_for(shared).put_file(outgoing, shared / path.stem / name)  # type: ignore[operator]
+                conn.execute("ATTACH DATABASE ? AS outgoing", (str(outgoing),))
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("DELETE FROM pending WHERE key IN (SELECT key FROM outgoing.cache)")
+                conn.execute("INSERT OR IGNORE INTO merged (name) VALUES (?)", (name,))
+                published += conn.execute("SELECT COUNT(*) FROM outgoing.cache").fetchone()[0]
+                conn.execute("COMMIT")
+                conn.execute("DETACH DATABASE outgoing")
+            finally:
+                outgoing.unlink(missing_ok=True)
+        finally:
+            conn.close()
+    return published

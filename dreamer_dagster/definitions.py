@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from .automation import DEFAULT_SCHEDULE_NAME, stale_schedule
+from .filesystem import is_remote, resolve_location
 from .io_manager import IO_MANAGER_KEY, DreamerIOManager
 from .translator import DreamerTranslator, SpecFunctionTranslator
 
 if TYPE_CHECKING:
     from .steps.step import Step
 
-__all__ = ["PIPELINE_JOB_NAME", "all_steps", "dreamer_definitions", "make_translator"]
+__all__ = ["PIPELINE_JOB_NAME", "all_steps", "dreamer_definitions", "make_translator", "output_folder_config"]
 
 PIPELINE_JOB_NAME = "dreamer_pipeline"
 
@@ -54,6 +55,22 @@ def all_steps(steps: Iterable[Step]) -> list[Step]:
     return ordered
 
 
+def output_folder_config(
+    output_folder: Any, storage_options: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """``(output_folder as a string, storage options)`` for the IO manager's config: a
+    ``upath.UPath`` gives its URL and its storage options (``storage_options`` win)."""
+    options = (
+        dict(getattr(output_folder, "storage_options", None) or {})
+        if not isinstance(output_folder, str)
+        else {}
+    )
+    options.update(storage_options or {})
+    if isinstance(output_folder, os.PathLike) and not is_remote(output_folder):
+        return os.fspath(output_folder), options
+    return str(output_folder), options
+
+
 def make_translator(
     translator: DreamerTranslator | None = None,
     asset_spec: Callable[[Step, dg.AssetSpec], dg.AssetSpec] | None = None,
@@ -72,8 +89,9 @@ def make_translator(
 
 def dreamer_definitions(
     steps: Iterable[Step],
-    output_folder: str = "./output",
+    output_folder: str | os.PathLike | Any = "./output",
     *,
+    storage_options: dict[str, Any] | None = None,
     translator: DreamerTranslator | None = None,
     asset_spec: Callable[[Step, dg.AssetSpec], dg.AssetSpec] | None = None,
     io_manager_key: str = IO_MANAGER_KEY,
@@ -86,6 +104,10 @@ def dreamer_definitions(
     materializes them all (``dreamer_pipeline``, or ``dreamer_pipeline_<io_manager_key>``
     for another IO manager key, so two pipelines with two output folders fit one code
     location: ``dg.Definitions.merge(a.definitions(), b.definitions())``).
+
+    ``output_folder`` is a local path, any fsspec URL (``s3://bucket/prefix``,
+    ``file:///shared/disk``) or a ``upath.UPath``; ``storage_options`` go to its
+    fsspec filesystem (never into a fingerprint).
 
     ``translator`` / ``asset_spec`` set each step's asset spec and op settings (see
     :mod:`~dreamer_dagster.translator`); ``schedule`` (a cron string) adds a
@@ -100,14 +122,17 @@ def dreamer_definitions(
     for step in steps:
         if not isinstance(step, Step):
             raise TypeError(f"dreamer_definitions: {step!r} is not a step.")
-    folder = Path(str(output_folder)).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(
-            f"dreamer_definitions: output_folder {str(folder.resolve())!r} is a file, not a folder. Fix: "
-            "pass a folder path (it is made when a step first runs), or move the file away."
-        )
+    output_folder, storage_options = output_folder_config(output_folder, storage_options)
+    if not is_remote(output_folder):
+        folder = resolve_location(output_folder)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(
+                f"dreamer_definitions: output_folder {str(folder)!r} is a file, not a folder. Fix: "
+                "pass a folder path (it is made when a step first runs), or move the file away."
+            )
     translator = make_translator(translator, asset_spec)
-    resources: dict[str, Any] = {io_manager_key: DreamerIOManager(output_folder=str(output_folder))}
+    io_manager = DreamerIOManager(output_folder=output_folder, storage_options=storage_options)
+    resources: dict[str, Any] = {io_manager_key: io_manager}
     resources.update(kwargs.pop("resources", None) or {})
     client_keys = sorted(key for key, resource in resources.items() if _is_client_resource(resource))
 
@@ -115,9 +140,7 @@ def dreamer_definitions(
     upstream_keys: dict[str, dg.AssetKey] = {}
     step_assets = []
     for step in collected:
-        asset = build_step_asset(
-            step, translator, io_manager_key, upstream_keys, client_keys, str(output_folder)
-        )
+        asset = build_step_asset(step, translator, io_manager_key, upstream_keys, client_keys, output_folder)
         upstream_keys[step.key] = asset.key
         step_assets.append(asset)
     assets = step_assets + list(kwargs.pop("assets", None) or [])

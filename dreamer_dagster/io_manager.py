@@ -61,13 +61,33 @@ class DreamerIOManager(dg.ConfigurableIOManager):
     model, and ``<asset>/step.json`` is written last, atomically: a folder without
     it is never loaded as finished.
 
+    ``output_folder`` is a local path or any fsspec URL (``s3://bucket/prefix``;
+    ``storage_options`` for its filesystem): a step is staged on the worker's disk,
+    uploaded, and its step.json written last; inputs and trained models are
+    downloaded once into the worker's ``local_folder``.
+
     One run at a time works in a step folder: a second run of the same step
     waits for the first (``lock_timeout`` seconds at most; None waits as long
     as it takes, 0 fails at once naming the run holding it), then reuses its
     finished output.
     """
 
-    output_folder: str = Field(default="./output", description="The pipeline's output folder.")
+    output_folder: str = Field(
+        default="./output",
+        description="The pipeline's output folder: a local path, or any fsspec URL (s3://bucket/prefix, "
+        "gs://..., file:///shared/disk).",
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options of the fsspec filesystem of a remote output folder (endpoint_url, "
+        "profile...). Credentials best come from the environment (AWS_ACCESS_KEY_ID...).",
+    )
+    local_folder: str | None = Field(
+        default=None,
+        description="Where a worker keeps its local work for a remote or shared output folder "
+        "(staging, its own model caches, downloads); default $DREAMER_LOCAL_FOLDER, else "
+        "~/.cache/dreamer_dagster/remote.",
+    )
     lock_timeout: float | None = Field(
         default=None,
         description="Seconds a run waits for another run of the same step (None: as long as it "
@@ -75,7 +95,7 @@ class DreamerIOManager(dg.ConfigurableIOManager):
     )
 
     def folder(self) -> OutputFolder:
-        return OutputFolder(self.output_folder)
+        return OutputFolder(self.output_folder, self.storage_options or None, self.local_folder)
 
     @property
     def cache_path(self) -> Path:
@@ -89,6 +109,8 @@ class DreamerIOManager(dg.ConfigurableIOManager):
                 if isinstance(obj, StagedStep):
                     try:
                         with folder_errors(obj.folder.root, obj.folder.name):
+                            # The calls the step made are shared before it counts as finished.
+                            obj.folder.output.publish_cache()
                             obj.folder.commit(obj.staged, obj.record)
                     except BaseException:
                         shutil.rmtree(obj.staged, ignore_errors=True)
@@ -115,7 +137,7 @@ class DreamerIOManager(dg.ConfigurableIOManager):
         output = self.folder()
         name = "_".join(context.asset_key.path)
         step_folder = output.step(name)
-        staged = output.staging(name)
+        staged = output.staging(name, context.run_id)
         dataset = output.write_dataset(staged, obj)
         data_version = dataset_data_version(staged / "_dataset")
         record = {
@@ -157,8 +179,8 @@ class DreamerIOManager(dg.ConfigurableIOManager):
                 f"Materialize it first, e.g. `dagster asset materialize --select {name}`."
             )
         if record.get("model"):
-            return str(step_folder.model_path)
-        return step_folder.load_dataset()
+            return str(step_folder.local_model_path(record))
+        return step_folder.load_dataset(record)
 
 
 def _folder_name(context: dg.InputContext) -> str:

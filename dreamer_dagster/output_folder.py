@@ -8,10 +8,19 @@
       <trainer>/_checkpoints/     resumable training checkpoints
       <trainer>/_model/           the trained model
       <step>/_in_progress.json    a started, unfinished run: its fingerprint
+      <step>/_shards/<k>/         shard k of a sharded step (a step folder of its own)
       .cache/<model>.db           SQLite model cache (see cache.py)
       .staging/                   work folders, renamed into place when finished
       .locks/<step>.lock          held (flock) by the one run working on <step>
       _backups/<step>/<fingerprint>/   a step folder whose configuration was replaced
+
+The output folder is a local path or any fsspec URL (``s3://bucket/prefix``; see
+:mod:`~dreamer_dagster.filesystem`). On a remote one, each worker keeps a local
+work folder (``local_root``: staging, its own SQLite model caches, downloaded
+``_dataset`` / ``_model`` folders, checkpoints); a step is staged there,
+uploaded, and its ``step.json`` written last (one PUT). The model cache there
+is ``.cache/<model>/<worker>.db`` files merged by every worker (see cache.py),
+and the step lock a lease object (``.locks/<step>/``, see step_lock.py).
 
 A step folder counts as finished only when ``step.json`` is there, parses,
 holds a fingerprint and a data version, and the ``_dataset`` (or ``_model``)
@@ -29,9 +38,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
@@ -41,10 +51,23 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from .data_versions import dataset_data_version, folder_data_version
 from .errors import OutputFolderError
-from .step_lock import StepLock, StepLocked
+from .filesystem import files_for, is_remote, resolve_location, url_of
+from .row_stream import stream_rows
+from .step_lock import LeaseLock, StepLock, StepLocked
 
-__all__ = ["OutputFolder", "Preparation", "StepFolder", "StepLocked", "folder_errors", "output_folder_error"]
+__all__ = [
+    "OutputFolder",
+    "Preparation",
+    "StepFolder",
+    "StepLocked",
+    "dataset_data_version",
+    "folder_data_version",
+    "folder_errors",
+    "output_folder_error",
+    "step_uri",
+]
 
 STEP_JSON = "step.json"
 IN_PROGRESS = "_in_progress.json"
@@ -57,6 +80,10 @@ BACKUPS = "_backups"
 CACHE = ".cache"
 STAGING = ".staging"
 LOCKS = ".locks"
+SHARDS = "_shards"
+DOWNLOADS = ".downloads"
+#: Where a worker keeps its local work folders for remote output folders.
+LOCAL_FOLDER_ENV = "DREAMER_LOCAL_FOLDER"
 
 
 class Preparation(Enum):
@@ -68,79 +95,85 @@ class Preparation(Enum):
     FRESH = "fresh"  # nothing usable: run from the start
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=False, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        with open(path) as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+def _write_json_atomic(path: Any, data: dict) -> None:
+    """Write a small JSON file whole or not at all (a rename locally, one PUT remotely)."""
+    files_for(path).write_json(path, data)
 
 
 @dataclass(frozen=True)
 class StepFolder:
-    """One step's folder inside the output folder."""
+    """One step's folder inside the output folder (``name`` may be ``<step>/_shards/<k>``)."""
 
-    root: Path  # the output folder
+    output: OutputFolder
     name: str  # the step's safe name (= asset key = folder name)
 
     @property
-    def path(self) -> Path:
+    def root(self) -> Any:
+        """The output folder (a Path, or a UPath for a remote one)."""
+        return self.output.root
+
+    @property
+    def files(self) -> Any:
+        return self.output.files
+
+    @property
+    def path(self) -> Any:
         return self.root / self.name
 
     @property
     def uri(self) -> str:
-        """The folder as a URI (``file:///...``)."""
-        return self.path.as_uri()
+        """The folder as a URI (``file:///...``, ``s3://...``)."""
+        return str(self.path) if self.output.remote else self.path.as_uri()
 
     @property
-    def step_json_path(self) -> Path:
+    def step_json_path(self) -> Any:
         return self.path / STEP_JSON
 
     @property
-    def dataset_path(self) -> Path:
+    def dataset_path(self) -> Any:
         return self.path / DATASET
 
     @property
-    def model_path(self) -> Path:
+    def model_path(self) -> Any:
         return self.path / MODEL
 
     @property
     def checkpoints_path(self) -> Path:
-        return self.path / CHECKPOINTS
+        """``<step>/_checkpoints`` (on a remote output folder: in the worker's local folder)."""
+        return self._local_path / CHECKPOINTS
 
     @property
     def model_state_path(self) -> Path:
         """``<step>/_model_state``: what a model keeps across a killed run of this step
-        (batch job ids); it moves with the folder to ``_backups`` and back."""
-        return self.path / MODEL_STATE
+        (batch job ids); it moves with the folder to ``_backups`` and back (on a remote output
+        folder it stays in the worker's local folder)."""
+        return self._local_path / MODEL_STATE
 
-    def backup_path(self, fingerprint: str) -> Path:
+    @property
+    def _local_path(self) -> Path:
+        return (self.output.local_root if self.output.remote else self.root) / self.name
+
+    def backup_path(self, fingerprint: str) -> Any:
         return self.root / BACKUPS / self.name / fingerprint
+
+    def shard(self, key: str) -> StepFolder:
+        """The folder of shard ``key`` of this step: ``<step>/_shards/<key>``."""
+        return StepFolder(self.output, f"{self.name}/{SHARDS}/{key}")
 
     # -- reading ------------------------------------------------------------------
 
     def step_json(self) -> dict | None:
         """The committed step.json, or None if the step is not finished (see :meth:`problem`)."""
-        record = _read_json(self.step_json_path)
+        record = self.files.read_json(self.step_json_path)
         return record if record is not None and self._record_problem(record) is None else None
 
     def problem(self) -> str | None:
         """Why a folder holding a step.json is not a finished step; None when it is
         (or when there is no step.json at all)."""
-        if not self.step_json_path.exists():
-            return None
-        record = _read_json(self.step_json_path)
+        record = self.files.read_json(self.step_json_path)
         if record is None:
+            if not self.files.exists(self.step_json_path):
+                return None
             return f"{self.step_json_path} does not parse as a JSON object (truncated or hand-edited)"
         return self._record_problem(record)
 
@@ -149,7 +182,7 @@ class StepFolder:
             if not isinstance(record.get(name), str) or not record.get(name):
                 return f"{self.step_json_path} has no {name} (hand-edited?)"
         output = self.model_path if record.get("model") else self.dataset_path
-        if not output.is_dir():
+        if not self.files.is_dir(output):
             return f"{output} is missing (deleted by hand?)"
         return None
 
@@ -159,31 +192,52 @@ class StepFolder:
 
     def recorded_fingerprint(self) -> str | None:
         """The fingerprint step.json names, finished or not (None when it does not parse)."""
-        record = _read_json(self.step_json_path)
+        record = self.files.read_json(self.step_json_path)
         value = record.get("fingerprint") if record else None
         return value if isinstance(value, str) else None
 
     def in_progress_fingerprint(self) -> str | None:
-        record = _read_json(self.path / IN_PROGRESS)
+        record = self.files.read_json(self.path / IN_PROGRESS)
         return record.get("fingerprint") if record else None
 
     def holds_finished(self, fingerprint: str) -> bool:
         """Whether a run of ``fingerprint`` would reuse or restore a finished output (reads only)."""
         if self.finished_fingerprint() == fingerprint:
             return True
-        backup = _read_json(self.backup_path(fingerprint) / STEP_JSON)
+        backup = self.files.read_json(self.backup_path(fingerprint) / STEP_JSON)
         return backup is not None and backup.get("fingerprint") == fingerprint
 
-    def load_dataset(self) -> Any:
+    def load_dataset(self, record: dict | None = None) -> Any:
         from datasets import load_from_disk
 
-        return load_from_disk(str(self.dataset_path))
+        return load_from_disk(str(self.local_output(DATASET, record)))
+
+    def local_model_path(self, record: dict | None = None) -> Path:
+        """The ``_model`` folder on this machine (downloaded first from a remote output folder)."""
+        return self.local_output(MODEL, record)
+
+    def local_output(self, name: str, record: dict | None = None) -> Path:
+        """``<step>/<name>`` (``_dataset`` / ``_model``) as a local folder. From a remote output
+        folder it is downloaded once into the worker's local folder, by data version."""
+        if not self.output.remote:
+            return self.path / name
+        record = record or self.step_json()
+        if record is None:
+            raise FileNotFoundError(f"{self.path} holds no finished step (no step.json).")
+        local = self.output.local_root / DOWNLOADS / self.name / str(record["data_version"]) / name
+        if not local.is_dir():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.files.get_folder(self.path / name, local)
+        return local
 
     # -- before a run -------------------------------------------------------------
 
-    def lock(self) -> StepLock:
+    def lock(self) -> StepLock | LeaseLock:
         """The lock one run holds from :meth:`prepare` to :meth:`commit`, so two runs
-        never work in this folder at once (``acquire``, ``holder``, ``release``)."""
+        never work in this folder at once (``acquire``, ``holder``, ``release``): a ``flock``
+        on a local disk, a lease object on a remote output folder."""
+        if self.output.remote:
+            return LeaseLock(self.root / LOCKS / self.name, self.name)
         return StepLock(self.root / LOCKS / f"{self.name}.lock", self.name)
 
     def prepare(self, fingerprint: str) -> Preparation:
@@ -193,20 +247,23 @@ class StepFolder:
         2. a folder with another fingerprint moves to ``_backups/<step>/<its fp>/``;
         3. a backup with this fingerprint is moved back;
         4. otherwise the run starts (or resumes an unfinished run of this fingerprint).
+
+        A sharded step's ``_shards`` stay where they are (each shard is a step folder
+        with its own rules).
         """
         if self.finished_fingerprint() == fingerprint:
             return Preparation.FINISHED
-        if self.path.exists():
+        if self.files.exists(self.path):
             existing = self.recorded_fingerprint() or self.in_progress_fingerprint()
             if existing == fingerprint:
                 return Preparation.RESUME
             if existing is not None:
-                self._move(self.path, self.backup_path(existing))
+                self._move_out(self.backup_path(existing))
             else:
-                shutil.rmtree(self.path)  # neither finished nor claimed by any run
+                self._clear()  # neither finished nor claimed by any run
         backup = self.backup_path(fingerprint)
-        if backup.exists():
-            self._move(backup, self.path)
+        if self.files.exists(backup):
+            self._move_in(backup)
             if self.finished_fingerprint() == fingerprint:
                 return Preparation.RESTORED
             return Preparation.RESUME
@@ -214,52 +271,130 @@ class StepFolder:
 
     def start(self, fingerprint: str) -> None:
         """Claim the folder for an unfinished run of ``fingerprint``."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.files.make_dirs(self.path)
         _write_json_atomic(self.path / IN_PROGRESS, {"fingerprint": fingerprint})
 
-    @staticmethod
-    def _move(source: Path, target: Path) -> None:
-        if target.exists():
-            shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
+    def _own_entries(self) -> list[str] | None:
+        """The entries of this folder besides ``_shards``; None when it has no ``_shards``
+        (then the folder moves whole, with one rename on a local disk)."""
+        names = self.files.list_names(self.path)
+        return [name for name in names if name != SHARDS] if SHARDS in names else None
+
+    def _clear(self) -> None:
+        entries = self._own_entries()
+        if entries is None:
+            self.files.remove_tree(self.path)
+            return
+        for name in [STEP_JSON, *entries]:  # not finished from the first deletion on
+            target = self.path / name
+            self.files.remove_file(target) if self.files.is_file(target) else self.files.remove_tree(target)
+
+    def _move_out(self, target: Any) -> None:
+        entries = self._own_entries()
+        if entries is None:
+            self.files.move_folder(self.path, target, commit_mark=STEP_JSON)
+            return
+        self.files.remove_tree(target)
+        self._move_entries(self.path, target, entries)
+
+    def _move_in(self, source: Any) -> None:
+        entries = self._own_entries()
+        if entries is None:
+            self.files.move_folder(source, self.path, commit_mark=STEP_JSON)
+            return
+        self._clear()
+        self._move_entries(source, self.path, self.files.list_names(source))
+        self.files.remove_tree(source)
+
+    def _move_entries(self, source: Any, target: Any, names: list[str]) -> None:
+        """Move entries one by one, step.json first out of ``source`` and last into ``target``."""
+        mark = None
+        if STEP_JSON in names:
+            mark = self.files.read_json(source / STEP_JSON)
+            self.files.remove_file(source / STEP_JSON)
+        self.files.make_dirs(target)
+        for name in names:
+            if name == STEP_JSON:
+                continue
+            entry = source / name
+            if self.files.is_file(entry):
+                self.files.move_file(entry, target / name)
+            else:
+                self.files.move_folder(entry, target / name)
+        if mark is not None:
+            _write_json_atomic(target / STEP_JSON, mark)
 
     # -- committing ---------------------------------------------------------------
 
     def commit(self, staged: Path | None, record: dict) -> None:
-        """Move the staged outputs into place, then write step.json last.
+        """Move (or upload) the staged outputs into place, then write step.json last.
 
         ``staged`` holds ``_dataset`` and/or ``_model``; each replaces what the
         step folder holds under that name (left over from an unfinished run).
         Anything else in ``staged`` (scratch files) is deleted.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
-        stale = self.step_json_path
-        if stale.exists():
-            stale.unlink()  # the folder stops being "finished" before it changes
+        files = self.files
+        files.make_dirs(self.path)
+        files.remove_file(self.step_json_path)  # the folder stops being "finished" before it changes
         if staged is not None:
             for name in (DATASET, MODEL):
                 entry = staged / name
                 if not entry.exists():
                     continue
-                target = self.path / name
-                if target.exists():
-                    shutil.rmtree(target)
-                os.replace(entry, target)
+                if files.remote:
+                    # Keep the local copy as this worker's download of the new output.
+                    local = (
+                        self.output.local_root / DOWNLOADS / self.name / str(record["data_version"]) / name
+                    )
+                    files.put_folder(entry, self.path / name, keep_as=local)
+                else:
+                    files.put_folder(entry, self.path / name)
             shutil.rmtree(staged, ignore_errors=True)
         _write_json_atomic(self.step_json_path, record)
-        (self.path / IN_PROGRESS).unlink(missing_ok=True)
+        files.remove_file(self.path / IN_PROGRESS)
 
 
 class OutputFolder:
-    """The output folder of a pipeline: step folders, the model cache, staging."""
+    """The output folder of a pipeline: step folders, the model cache, staging.
 
-    def __init__(self, path: str | Path):
-        self.root = Path(path).expanduser().resolve()
+    ``path`` is a local path, a ``file://`` URL, any fsspec URL (``s3://bucket/prefix``)
+    or a ``upath.UPath``; ``storage_options`` go to the fsspec filesystem (an endpoint,
+    a profile; credentials best come from the environment). ``local_folder`` is
+    where a worker keeps its work for a remote output folder (default
+    ``$DREAMER_LOCAL_FOLDER``, else ``~/.cache/dreamer_dagster/remote``).
+    """
+
+    def __init__(
+        self, path: Any, storage_options: dict[str, Any] | None = None, local_folder: str | None = None
+    ):
+        self.root = resolve_location(path, storage_options)
+        self.files = files_for(self.root)
+        self.remote = self.files.remote
+        self.url = url_of(self.root)
+        #: Several machines write it (a remote folder, or a shared disk given as a file:// URL):
+        #: each worker keeps its own model cache and merges the others' (see cache.py).
+        self.shared = self.remote or _is_file_url(path)
+        if self.shared:
+            base = local_folder or os.environ.get(LOCAL_FOLDER_ENV) or "~/.cache/dreamer_dagster/remote"
+            slug = re.sub(r"[^A-Za-z0-9]+", "_", self.url.split("://", 1)[1])[-60:].strip("_")
+            digest = hashlib.sha256(self.url.encode()).hexdigest()[:12]
+            self.local_root = Path(base).expanduser().resolve() / f"{slug}-{digest}"
+            from .cache import share_cache_folder
+
+            share_cache_folder(self.cache_path, self.root / CACHE)
+        else:
+            self.local_root = self.root
+
+    def __str__(self) -> str:
+        return self.url
 
     def check_writable(self, step_name: str | None = None) -> None:
         """Fail early, with the fix, when the output folder (or the step's folder in it)
-        cannot be written: a path that is a file, a read-only or locked folder."""
+        cannot be written: a path that is a file, a read-only or locked folder, a bucket
+        that does not exist or refuses the credentials."""
+        if self.remote:
+            self._check_remote_writable(step_name)
+            return
         if self.root.exists() and not self.root.is_dir():
             raise OutputFolderError(
                 f"The output folder {self.root} is a file, not a folder. Fix: pass a folder path as "
@@ -278,26 +413,57 @@ class OutputFolder:
         except OSError as error:
             raise output_folder_error(error, self.root, step_name) or error from error
 
+    def _check_remote_writable(self, step_name: str | None) -> None:
+        probe = self.root / LOCKS / f".write-check-{uuid.uuid4().hex}"
+        try:
+            self.files.write_bytes(probe, b"")
+            self.files.remove_file(probe)
+        except Exception as error:
+            step = f"Step {step_name!r}: " if step_name else ""
+            raise OutputFolderError(
+                f"{step}the output folder {self.url} cannot be written ({type(error).__name__}: {error}). "
+                "Fix: check that the bucket exists and that the credentials (AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for an S3-compatible server, or "
+                "storage_options=) allow writing to it."
+            ) from error
+
     def step(self, name: str) -> StepFolder:
-        return StepFolder(self.root, name)
+        return StepFolder(self, name)
 
     @property
     def cache_path(self) -> Path:
-        return self.root / CACHE
+        """Where this worker's SQLite model caches live: ``<output>/.cache`` on a local disk,
+        the worker's local folder for a remote or shared output folder (see cache.py)."""
+        return self.local_root / CACHE
 
-    def staging(self, name: str) -> Path:
-        """A fresh work folder on the same filesystem as the step folders.
+    def publish_cache(self) -> int:
+        """Share the model calls this worker made with every other worker (a remote or shared
+        output folder: publish them to ``<output>/.cache``); returns how many. Nothing to do
+        for a plain local path, whose one cache every process on the machine shares."""
+        if not self.shared:
+            return 0
+        from .cache import publish_calls
 
-        Its name carries the process id; work folders of this step left by a
-        process that no longer runs (a killed run) are removed first.
+        return publish_calls(self.cache_path)
+
+    def staging(self, name: str, run_id: str | None = None) -> Path:
+        """A fresh work folder (on a local disk, beside the step folders, so that committing
+        is a rename; for a remote output folder, in the worker's local folder).
+
+        Its name carries the host, the process id and the run id: work folders of
+        this step left by a process of this host that no longer runs (a killed
+        run) are removed first; another host's are never touched.
         """
-        base = self.root / STAGING
+        base = (self.local_root if self.remote else self.root) / STAGING
         base.mkdir(parents=True, exist_ok=True)
-        for leftover in base.glob(f"{name}-*-*"):
-            pid = leftover.name[len(name) + 1 :].split("-", 1)[0]
-            if pid.isdigit() and not _process_alive(int(pid)):
+        stem = name.replace("/", "__")
+        host = _host()
+        for leftover in base.glob(f"{stem}-*"):
+            owner = _staging_owner(leftover.name[len(stem) + 1 :])
+            if owner is not None and owner[0] in (host, None) and not _process_alive(owner[1]):
                 shutil.rmtree(leftover, ignore_errors=True)
-        return Path(tempfile.mkdtemp(prefix=f"{name}-{os.getpid()}-", dir=base))
+        run = re.sub(r"[^A-Za-z0-9]", "", run_id or "")[:8] or "norun"
+        return Path(tempfile.mkdtemp(prefix=f"{stem}-{host}--{os.getpid()}--{run}-", dir=base))
 
     def write_dataset(
         self,
@@ -322,7 +488,7 @@ class OutputFolder:
         elif isinstance(rows, dict):
             dataset = datasets.Dataset.from_dict(rows, features=features)
         else:
-            dataset = self._stream_rows(staged, rows, writer_batch_size, features, columns)
+            dataset = stream_rows(staged, rows, writer_batch_size, features, columns)
         # datasets writes no shard at all for zero rows, and then cannot load the
         # folder back; one (empty) shard keeps an empty output loadable.
         dataset.save_to_disk(str(target), num_shards=1 if len(dataset) == 0 else None)
@@ -330,30 +496,6 @@ class OutputFolder:
         for leftover in staged.glob("rows-*.arrow"):
             leftover.unlink()
         return datasets.load_from_disk(str(target))
-
-    @staticmethod
-    def _stream_rows(
-        staged: Path, rows: Iterable[dict], batch_size: int, features: Any, columns: list[str] | None
-    ) -> Any:
-        import datasets
-        from datasets.arrow_writer import ArrowWriter
-
-        path = staged / f"rows-{uuid.uuid4().hex}.arrow"
-        count = 0
-        with ArrowWriter(path=str(path), writer_batch_size=batch_size, features=features) as writer:
-            for row in _rows(rows):
-                writer.write(row)
-                count += 1
-            if count == 0 and features is None:
-                if not columns:
-                    raise ValueError(
-                        "The step produced no rows, and its columns are not known before it runs, "
-                        "so there is no table to save. Fix: name its columns (e.g. map(..., "
-                        "output_columns=[...])) or make sure it yields rows."
-                    )
-                return datasets.Dataset.from_dict({column: [] for column in columns})
-            writer.finalize()
-        return datasets.Dataset.from_file(str(path))
 
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -409,6 +551,34 @@ def folder_errors(root: Path, step_name: str | None = None) -> Iterator[None]:
         raise translated from error
 
 
+def step_uri(output_folder: Any, name: str) -> str:
+    """The URI of step folder ``name`` (``file:///...``, ``s3://...``), without touching any
+    filesystem (definitions loading stays fast)."""
+    url = url_of(output_folder)
+    return f"{url}/{name}" if is_remote(output_folder) else (Path(url) / name).as_uri()
+
+
+def _is_file_url(path: Any) -> bool:
+    if type(path).__module__.startswith("upath"):
+        return getattr(path, "protocol", "") in ("file", "local")
+    return str(path).lower().startswith("file://")
+
+
+def _host() -> str:
+    """This machine's name as it appears in work folder names (no ``--``)."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def _staging_owner(rest: str) -> tuple[str | None, int] | None:
+    """``(host, pid)`` from a work folder's name after ``<step>-``: ``<host>--<pid>--<run>-...``,
+    or the older ``<pid>-...`` (host unknown: this host's)."""
+    parts = rest.split("--")
+    if len(parts) >= 3 and parts[1].isdigit():
+        return parts[0], int(parts[1])
+    pid = rest.split("-", 1)[0]
+    return (None, int(pid)) if pid.isdigit() else None
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -417,60 +587,3 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True  # alive, owned by someone else
     return True
-
-
-def _rows(rows: Iterable[dict]) -> Iterator[dict]:
-    """The rows, checked: every row has the first row's columns (a missing one is None);
-    a column the first row lacks is an error, since the Arrow writer would drop it."""
-    columns: dict[str, None] | None = None
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict):
-            raise TypeError(f"A step produced a row that is not a dict: {row!r}")
-        if columns is None:
-            columns = dict.fromkeys(row)
-        elif row.keys() != columns.keys():
-            extra = [key for key in row if key not in columns]
-            if extra:
-                raise ValueError(
-                    f"Row {number} has the columns {extra}, which the first row lacks; every row "
-                    f"must have the same columns (the first row has {list(columns)})."
-                )
-            row = {key: row.get(key) for key in columns}
-        yield row
-
-
-def dataset_data_version(dataset_path: Path) -> str:
-    """A hash of a saved dataset's content: its Arrow files and its features.
-
-    ``state.json`` is left out: it holds a random fingerprint that changes on
-    every save of the same rows.
-    """
-    digest = hashlib.sha256()
-    info = _read_json(dataset_path / "dataset_info.json") or {}
-    _update_framed(digest, json.dumps(info.get("features"), sort_keys=True).encode())
-    for arrow in sorted(dataset_path.glob("*.arrow")):
-        _update_file(digest, arrow)
-    return digest.hexdigest()[:16]
-
-
-def folder_data_version(path: Path) -> str:
-    """A hash of every file under ``path`` (for a trained model folder)."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        _update_framed(digest, str(file.relative_to(path)).encode("utf-8", "surrogateescape"))
-        _update_file(digest, file)
-    return digest.hexdigest()[:16]
-
-
-def _update_framed(digest: Any, data: bytes) -> None:
-    """Hash ``data`` with its length first, so no two sequences of fields hash alike."""
-    digest.update(len(data).to_bytes(8, "big"))
-    digest.update(data)
-
-
-def _update_file(digest: Any, path: Path) -> None:
-    """Hash a file's content with its length first (see :func:`_update_framed`)."""
-    digest.update(path.stat().st_size.to_bytes(8, "big"))
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)

@@ -27,7 +27,9 @@ class Pipeline:
     Keyword arguments set defaults for the Dagster settings of the steps
     declared in the block (``automation_condition``, ``pool``,
     ``retry_policy``, ``checks``, ``budget_usd``, ``owners``, ``tags``,
-    ``op_tags``; a step's own value wins), ``translator`` / ``asset_spec``
+    ``op_tags``; a step's own value wins), ``output_folder`` a local path or any
+    fsspec URL (``s3://bucket/prefix``, ``file:///shared/disk``) or ``upath.UPath``,
+    with ``storage_options`` for its filesystem, ``translator`` / ``asset_spec``
     customize each step's asset spec and op (see
     :mod:`~dreamer_dagster.translator`), and ``io_manager_key`` / ``job_name``
     let two pipelines with two output folders live in one code location.
@@ -37,18 +39,19 @@ class Pipeline:
 
     def __init__(
         self,
-        output_folder: str = "./output",
+        output_folder: Any = "./output",
         group_name: str | None = None,
         *,
+        storage_options: dict[str, Any] | None = None,
         translator: DreamerTranslator | None = None,
         asset_spec: Callable[[Step, dg.AssetSpec], dg.AssetSpec] | None = None,
         io_manager_key: str = IO_MANAGER_KEY,
         job_name: str | None = None,
         **settings: Any,
     ):
-        from .definitions import make_translator
+        from .definitions import make_translator, output_folder_config
 
-        self.output_folder = output_folder
+        self.output_folder, self.storage_options = output_folder_config(output_folder, storage_options)
         self.group_name = group_name
         try:
             self.translator = make_translator(translator, asset_spec)
@@ -104,4 +107,6 @@ class Pipeline:
         kwargs.setdefault("io_manager_key", self.io_manager_key)
         if self.job_name is not None:
             kwargs.setdefault("job_name", self.job_name)
+        if self.storage_options:
+            kwargs.setdefault("storage_options", self.storage_options)
         return dreamer_definitions(self.steps, output_folder=self.output_folder, **kwargs)

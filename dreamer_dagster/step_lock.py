@@ -6,19 +6,28 @@ process exits, however it exits (SIGKILL included), so there is no stale lock
 to clean up. While held, the file names its holder (a run id, a process), so a
 run that waits, or gives up, can say which run holds the step.
 
-A storage without flock (an object store) swaps this class for one with the
-same three methods: ``acquire``, ``holder``, ``release``.
+An object store has no flock: there :class:`LeaseLock`, with the same three
+methods (``acquire``, ``holder``, ``release``), holds a lease object instead.
+Leases are numbered objects ``.locks/<step>/<n>.json`` naming their holder and an
+expiry; taking the lock is creating the next number, which the store lets only
+one writer do (S3's conditional ``If-None-Match: *`` PUT). The holder renews
+its lease every ``ttl / 3`` seconds from a background thread; a dead worker
+stops renewing, and its lease is free ``ttl`` seconds later.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["StepLock", "StepLocked"]
+__all__ = ["LeaseLock", "StepLock", "StepLocked"]
 
 
 class StepLocked(RuntimeError):
@@ -100,3 +109,124 @@ class StepLock:
             os.ftruncate(handle, 0)
         finally:
             os.close(handle)  # closing the last descriptor drops the flock
+
+
+class LeaseLock:
+    """An exclusive lease on a step, kept as numbered objects in ``folder`` on a remote
+    output folder: ``<n>.json`` = ``{"owner", "expires", "released"}``. The lease with the
+    highest number decides: while it is neither released nor expired, the step is held.
+    Taking the lock creates number ``n + 1`` exclusively (one winner); older numbers
+    are then deleted. Not re-entrant."""
+
+    POLL_SECONDS = 0.5
+    #: Seconds a lease lasts without renewal (a dead worker's lease frees this long after).
+    TTL_SECONDS = 60.0
+
+    def __init__(self, folder: Any, step: str, ttl: float | None = None):
+        from .filesystem import files_for
+
+        self.folder = folder
+        self.step = step
+        self.ttl = float(ttl or self.TTL_SECONDS)
+        self.files = files_for(folder)
+        self._mine: Any = None
+        self._record: dict | None = None
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def _leases(self) -> list[int]:
+        numbers = []
+        for name in self.files.list_names(self.folder):
+            stem = name.removesuffix(".json")
+            if name.endswith(".json") and stem.isdigit():
+                numbers.append(int(stem))
+        return sorted(numbers)
+
+    def _path(self, number: int) -> Any:
+        return self.folder / f"{number:012d}.json"
+
+    def _current(self) -> tuple[int, dict | None]:
+        """The highest lease number (-1: none) and its record (None: unreadable or gone)."""
+        numbers = self._leases()
+        if not numbers:
+            return -1, None
+        return numbers[-1], self.files.read_json(self._path(numbers[-1]))
+
+    @staticmethod
+    def _free(record: dict | None) -> bool:
+        if record is None:
+            return False  # being written or just deleted: look again
+        return bool(record.get("released")) or float(record.get("expires", 0)) < time.time()
+
+    def acquire(
+        self,
+        owner: str,
+        timeout: float | None = None,
+        on_wait: Callable[[str | None], None] | None = None,
+    ) -> None:
+        """Take the lease, naming ``owner`` in it (``timeout`` and ``on_wait`` as for
+        :meth:`StepLock.acquire`)."""
+        if self._mine is not None:
+            raise RuntimeError(f"The lock on step {self.step!r} is already held by this object.")
+        started = time.monotonic()
+        told = False
+        unreadable_since: float | None = None
+        while True:
+            number, record = self._current()
+            if record is None and number >= 0:
+                # A lease that cannot be read for a whole ttl counts as free.
+                unreadable_since = unreadable_since or time.monotonic()
+                if time.monotonic() - unreadable_since > self.ttl:
+                    record = {"released": True}
+            if number < 0 or self._free(record):
+                mine = self._path(number + 1)
+                lease = {"owner": owner, "expires": time.time() + self.ttl, "token": uuid.uuid4().hex}
+                created = self.files.create_exclusive(mine, json.dumps(lease).encode())
+                if created and (self.files.read_json(mine) or {}).get("token") == lease["token"]:
+                    self._hold(mine, lease, number)
+                    return
+            else:
+                waited = time.monotonic() - started
+                if timeout is not None and waited >= timeout:
+                    raise StepLocked(self.step, (record or {}).get("owner"), waited)
+                if not told and on_wait is not None:
+                    on_wait((record or {}).get("owner"))
+                    told = True
+            time.sleep(self.POLL_SECONDS)
+
+    def _hold(self, mine: Any, lease: dict, previous: int) -> None:
+        self._mine, self._record = mine, lease
+        for number in self._leases():
+            if number <= previous:
+                self.files.remove_file(self._path(number))
+        self._stop.clear()
+        self._renewer = threading.Thread(target=self._renew, name=f"lease-{self.step}", daemon=True)
+        self._renewer.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            mine, record = self._mine, self._record
+            if mine is None or record is None:
+                return
+            try:
+                self.files.write_json(mine, {**record, "expires": time.time() + self.ttl})
+            except Exception:  # noqa: BLE001 - renewing is retried on the next tick
+                continue
+
+    def holder(self) -> str | None:
+        """Who holds the lease (as its holder wrote it), or None when it is free or unknown."""
+        _, record = self._current()
+        if record is None or self._free(record):
+            return None
+        return record.get("owner")
+
+    def release(self) -> None:
+        if self._mine is None:
+            return
+        mine, record = self._mine, self._record
+        self._mine = self._record = None
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+            self._renewer = None
+        self.files.write_json(mine, {**(record or {}), "released": True})

@@ -15,6 +15,9 @@ A step never materialized, an unfinished run and a folder no declared step owns
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,30 +113,34 @@ def verify_definitions(defs: dg.Definitions, output_folder: str | Path | None = 
                 "These definitions have no DreamerIOManager, so their output folder is not known. "
                 "Fix: pass --output-folder."
             )
-        output_folder = resource.output_folder
-    folder = OutputFolder(output_folder)
+        folder = OutputFolder(resource.output_folder, getattr(resource, "storage_options", None) or None)
+    else:
+        folder = OutputFolder(output_folder)
+    files = folder.files
     steps = declared_steps(defs)
     findings = [_verify_step(folder, step) for step in steps]
     declared = {step.key for step in steps}
-    if folder.root.is_dir():
-        for child in sorted(folder.root.iterdir()):
-            owned = child.name in declared or child.name.startswith((".", BACKUPS))
-            is_step = (child / "step.json").exists() or (child / IN_PROGRESS).exists()
-            if child.is_dir() and is_step and not owned:
-                findings.append(
-                    Finding(
-                        child.name,
-                        UNDECLARED,
-                        ["a step folder no declared step owns (a renamed or removed step?); left as is"],
-                    )
+    for name in files.list_names(folder.root):
+        child = folder.root / name
+        owned = name in declared or name.startswith((".", BACKUPS))
+        if owned:
+            continue
+        if files.exists(child / "step.json") or files.exists(child / IN_PROGRESS):
+            findings.append(
+                Finding(
+                    name,
+                    UNDECLARED,
+                    ["a step folder no declared step owns (a renamed or removed step?); left as is"],
                 )
+            )
     return VerifyReport(folder.root, findings)
 
 
 def _verify_step(folder: OutputFolder, step: DeclaredStep) -> Finding:
     step_folder = folder.step(step.key)
-    if not step_folder.step_json_path.exists():
-        if (step_folder.path / IN_PROGRESS).exists():
+    files = folder.files
+    if not files.exists(step_folder.step_json_path):
+        if files.exists(step_folder.path / IN_PROGRESS):
             return Finding(step.key, UNFINISHED, ["a run started and did not finish; materialize it"])
         return Finding(step.key, MISSING, ["not materialized"])
     problem = step_folder.problem()
@@ -148,7 +155,8 @@ def _verify_step(folder: OutputFolder, step: DeclaredStep) -> Finding:
         )
     model = bool(record.get("model"))
     path = step_folder.model_path if model else step_folder.dataset_path
-    current = folder_data_version(path) if model else dataset_data_version(path)
+    with _local_copy(folder, path) as local:
+        current = folder_data_version(local) if model else dataset_data_version(local)
     if current != record.get("data_version"):
         details.append(
             f"{path.name} changed after it was written (it hashes to {current}, step.json recorded "
@@ -163,6 +171,18 @@ def _verify_step(folder: OutputFolder, step: DeclaredStep) -> Finding:
     rows = record.get("num_rows")
     summary = f"fingerprint {step.fingerprint}" + (f", {rows} rows" if rows is not None else "")
     return Finding(step.key, OK, [summary])
+
+
+@contextmanager
+def _local_copy(folder: OutputFolder, path: Any) -> Iterator[Path]:
+    """``path`` itself on a local disk; a fresh download of it from a remote output folder."""
+    if not folder.remote:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="dreamer-verify-") as tmp:
+        local = Path(tmp) / path.name
+        folder.files.get_folder(path, local)
+        yield local
 
 
 def _value(value: Any) -> Any:

@@ -16,6 +16,7 @@ pytest_plugins: list[str] = [
     "tests.support.trainers",
     "tests.support.openai_server",
     "tests.support.anthropic_server",
+    "tests.support.s3",
 ]
 
 

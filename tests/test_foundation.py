@@ -4,8 +4,9 @@ errors a bad declaration raises."""
 
 from __future__ import annotations
 
-import json
 import os
+import re
+import socket
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,6 +18,7 @@ from dreamer_dagster.output_folder import OutputFolder, Preparation
 from dreamer_dagster.steps import DataSource, JSONDataSource, Step, StepDeclarationError
 from tests.support.foundation import (
     counting_source,
+    exists,
     materialization_metadata,
     materialize,
     rows,
@@ -24,6 +26,14 @@ from tests.support.foundation import (
     stale_statuses,
     step_json,
 )
+
+
+@pytest.fixture(params=["local", "s3"])
+def output(request, tmp_path):
+    """The output folder: a local path, or a prefix of a bucket on the loopback S3 server."""
+    if request.param == "local":
+        return tmp_path / "output"
+    return request.getfixturevalue("s3_output")
 
 
 class Upper(Step):
@@ -50,9 +60,9 @@ def tagging_map(counter: Path, tag: str):
     return add_tag
 
 
-def declare(tmp_path: Path, tag: str = "!", with_splits: bool = True) -> dict[str, Step]:
+def declare(tmp_path: Path, tag: str = "!", with_splits: bool = True, output=None) -> dict[str, Step]:
     """source -> tagged (map) -> upper (column input) -> take -> splits; plus a lone source."""
-    with Pipeline(str(tmp_path / "output")):
+    with Pipeline(str(output or tmp_path / "output")):
         source = counting_source("Seed Texts", tmp_path / "source.count", ["a", "b", "c", "d", "e"])
         tagged = source.map(tagging_map(tmp_path / "map.count", tag), name="Tagged", output_columns=["text"])
         upper = Upper("Upper Texts", inputs={"texts": tagged.output["text"]}, outputs={"texts": "text"})
@@ -115,14 +125,13 @@ def test_folder_layout_and_step_json(tmp_path, instance):
     assert metadata["dreamer/reused"] is False
 
 
-def test_changed_args_mark_exactly_downstream_stale_then_backup_and_restore(tmp_path, instance):
-    output = tmp_path / "output"
-    original = declare(tmp_path, tag="!", with_splits=False)
+def test_changed_args_mark_exactly_downstream_stale_then_backup_and_restore(tmp_path, instance, output):
+    original = declare(tmp_path, tag="!", with_splits=False, output=output)
     materialize(list(original.values()), instance, output)
     assert set(stale_statuses(instance, list(original.values())).values()) == {"FRESH"}
     assert runs(tmp_path / "map.count") == 5
 
-    changed = declare(tmp_path, tag="?", with_splits=False)
+    changed = declare(tmp_path, tag="?", with_splits=False, output=output)
     differs = {name for name in original if original[name].fingerprint != changed[name].fingerprint}
     assert differs == {"tagged", "upper", "first"}
     for name in differs:
@@ -145,19 +154,20 @@ def test_changed_args_mark_exactly_downstream_stale_then_backup_and_restore(tmp_
     assert runs(tmp_path / "map.count") == 10
     assert runs(tmp_path / "source.count") == 1  # the unchanged source was reused
     assert materialization_metadata(result, changed["source"])["dreamer/reused"] is True
-    backup = output / "_backups" / "tagged" / original["tagged"].fingerprint
-    assert json.loads((backup / "step.json").read_text())["fingerprint"] == original["tagged"].fingerprint
+    backup = ("_backups", "tagged", original["tagged"].fingerprint)
+    backup_record = OutputFolder(output).files.read_json(OutputFolder(output).root.joinpath(*backup, "step.json"))
+    assert backup_record["fingerprint"] == original["tagged"].fingerprint
     assert rows(output, changed["upper"])["upper"][0] == "A?"
     assert set(stale_statuses(instance, list(changed.values())).values()) == {"FRESH"}
 
-    reverted = declare(tmp_path, tag="!", with_splits=False)
+    reverted = declare(tmp_path, tag="!", with_splits=False, output=output)
     assert {k: s.fingerprint for k, s in reverted.items()} == {k: s.fingerprint for k, s in original.items()}
     result = materialize(list(reverted.values()), instance, output)
     assert runs(tmp_path / "map.count") == 10  # restored from _backups, the map did not run
     assert materialization_metadata(result, reverted["tagged"])["dreamer/reused"] is True
     assert rows(output, reverted["upper"])["upper"][0] == "A!"
-    assert not backup.exists()
-    assert (output / "_backups" / "tagged" / changed["tagged"].fingerprint / "step.json").exists()
+    assert not exists(output, *backup)
+    assert exists(output, "_backups", "tagged", changed["tagged"].fingerprint, "step.json")
     assert set(stale_statuses(instance, list(reverted.values())).values()) == {"FRESH"}
 
 
@@ -179,8 +189,7 @@ class SimulatedCrash(RuntimeError):
     """Stands for the process dying at that point."""
 
 
-def test_crash_between_dataset_and_step_json_is_not_taken_for_finished(tmp_path, instance, monkeypatch):
-    output = tmp_path / "output"
+def test_crash_between_dataset_and_step_json_is_not_taken_for_finished(tmp_path, instance, monkeypatch, output):
     with Pipeline(str(output)):
         source = counting_source("Crashing Source", tmp_path / "source.count", ["a", "b"])
         downstream = source.take(1, name="After Crash")
@@ -198,7 +207,7 @@ def test_crash_between_dataset_and_step_json_is_not_taken_for_finished(tmp_path,
     monkeypatch.setattr(output_folder_module, "_write_json_atomic", real_write)
 
     folder = OutputFolder(output).step(source.key)
-    assert (folder.path / "_dataset").exists()
+    assert exists(output, source.key, "_dataset", "dataset_info.json")
     assert folder.step_json() is None
     with pytest.raises(FileNotFoundError, match="no step.json"):
         materialize([downstream], instance, output, only=[downstream])
@@ -210,8 +219,7 @@ def test_crash_between_dataset_and_step_json_is_not_taken_for_finished(tmp_path,
     assert rows(output, downstream) == {"text": ["a"]}
 
 
-def test_force_runs_a_finished_step_again(tmp_path, instance):
-    output = tmp_path / "output"
+def test_force_runs_a_finished_step_again(tmp_path, instance, output):
     forced = counting_source("Forced", tmp_path / "forced.count", ["a"], force=True)
     materialize([forced], instance, output)
     materialize([forced], instance, output)
@@ -294,9 +302,16 @@ def test_work_folders_of_dead_processes_are_cleaned(tmp_path) -> None:
     stale.mkdir(parents=True)
     other_step = folder.root / ".staging" / "other_step-999999999-abc"
     other_step.mkdir()
-    mine = folder.staging("my_step")
-    assert mine.name.startswith(f"my_step-{os.getpid()}-")
-    assert not stale.exists()  # its process is gone
+    other_host = folder.root / ".staging" / "my_step-elsewhere--999999999--run1-abc"
+    other_host.mkdir()
+    host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())  # as work folder names spell it
+    dead_here = folder.root / ".staging" / f"my_step-{host}--999999999--run1-abc"
+    dead_here.mkdir()
+    mine = folder.staging("my_step", run_id="5f2c9a1e-77aa-4b0e")
+    assert mine.name.startswith(f"my_step-{host}--{os.getpid()}--5f2c9a1e-")
+    assert not stale.exists()  # its process is gone (an older name: this host's)
+    assert not dead_here.exists()  # a dead process of this host
+    assert other_host.exists()  # another host's live work is never touched
     assert other_step.exists()  # another step's: left for that step
     folder.staging("my_step")
     assert mine.exists()  # this process still runs

@@ -29,7 +29,7 @@ from ..cost import budget_stats, check_budget
 from ..errors import is_retryable, is_transient
 from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema
 from ..metadata import sample_rows, step_metadata
-from ..output_folder import OutputFolder, Preparation, StepLocked, dataset_data_version, folder_errors
+from ..output_folder import Preparation, StepLocked, dataset_data_version, folder_errors, step_uri
 from ..translator import DreamerTranslator, build_step_spec
 from .run_context import StepRunContext
 
@@ -63,7 +63,7 @@ def build_step_asset(
     translator = translator or DreamerTranslator()
     spec = build_step_spec(step, translator, upstream_keys)
     if output_folder is not None:
-        spec = spec.merge_attributes(metadata={keys.URI: OutputFolder(output_folder).step(step.key).uri})
+        spec = spec.merge_attributes(metadata={keys.URI: step_uri(output_folder, step.key)})
     op_settings = translator.get_op_settings(step)
     ins = {
         input_name(parent): dg.AssetIn(key=dep.asset_key)
@@ -198,7 +198,7 @@ def _run(
         check_budget(step, run_context)
         with folder_errors(output_folder.root, step.key):
             step_folder.start(step.fingerprint)
-            staged = run_context.staged = output_folder.staging(step.key)
+            staged = run_context.staged = output_folder.staging(step.key, context.run_id)
         try:
             with folder_errors(output_folder.root, step.key):
                 produced = step.execute(run_context)
@@ -253,9 +253,9 @@ def _with_generation_counts(step: Step, record: dict, step_folder: Any) -> dict:
     """A reused record, with the generation counts its checks need if it predates them."""
     columns = generation_columns(step)
     stats = record.get("stats") or {}
-    if not columns or "generations" in stats or not step_folder.dataset_path.exists():
+    if not columns or "generations" in stats or not step_folder.files.is_dir(step_folder.dataset_path):
         return record
-    counts = generation_counts(step_folder.load_dataset(), columns)
+    counts = generation_counts(step_folder.load_dataset(record), columns)
     return {**record, "stats": {**stats, **counts}}
 
 

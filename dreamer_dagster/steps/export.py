@@ -46,22 +46,26 @@ class ExportMethods:
 
     # -- reading the finished output --------------------------------------------------
 
-    def export_folder(self: Step, output_folder: str | os.PathLike | None = None) -> Path:
-        """The output folder exports read: the argument, the step's ``Pipeline``
-        folder, the enclosing ``Pipeline`` block's folder, or ``./output``."""
+    def export_folder(self: Step, output_folder: str | os.PathLike | None = None) -> Any:
+        """The output folder exports read (an :class:`~dreamer_dagster.output_folder.OutputFolder`):
+        the argument, the step's ``Pipeline`` folder, the enclosing ``Pipeline`` block's
+        folder, or ``./output``."""
+        from ..output_folder import OutputFolder
+
+        pipeline = self.pipeline
         if output_folder is None:
             output_folder = self.pipeline_output_folder
         if output_folder is None:
             from ..pipeline import Pipeline
 
-            output_folder = Pipeline._active[-1].output_folder if Pipeline._active else "./output"
-        return Path(output_folder)
+            pipeline = Pipeline._active[-1] if Pipeline._active else None
+            output_folder = pipeline.output_folder if pipeline is not None else "./output"
+        return OutputFolder(output_folder, getattr(pipeline, "storage_options", None) or None)
 
     def finished_output(self: Step, output_folder: str | os.PathLike | None = None) -> tuple[Any, dict]:
         """``(dataset, step.json record)`` of this step's finished output."""
-        from ..output_folder import OutputFolder
 
-        folder = OutputFolder(self.export_folder(output_folder)).step(self.key)
+        folder = self.export_folder(output_folder).step(self.key)
         record = folder.step_json()
         command = f"`dagster asset materialize --select {self.key} -f <your definitions file>`"
         if record is None:
@@ -78,7 +82,7 @@ class ExportMethods:
             )
         if record.get("model"):
             raise TypeError(f"Step {self.name!r} outputs a trained model, not a dataset to export.")
-        return folder.load_dataset(), record
+        return folder.load_dataset(record), record
 
     def _export_splits(
         self: Step,

@@ -37,20 +37,19 @@ class TrainerPublishing:
 
     def finished_model_dir(self: Trainer, output_folder: str | os.PathLike | None = None) -> Path:
         """The committed ``_model`` folder of this trainer's current fingerprint."""
-        from ..output_folder import OutputFolder
         from ..steps.export import NotMaterializedError
 
-        folder = OutputFolder(self.export_folder(output_folder)).step(self.key)
+        folder = self.export_folder(output_folder).step(self.key)
         record = folder.step_json()
         command = f"`dagster asset materialize --select {self.key} -f <your definitions file>`"
-        if record is None or record.get("fingerprint") != self.fingerprint or not folder.model_path.is_dir():
+        if record is None or record.get("fingerprint") != self.fingerprint or not record.get("model"):
             state = "is not trained" if record is None else "holds another training (its fingerprint differs)"
             raise NotMaterializedError(
                 f"Trainer {self.name!r} {state} in {str(folder.root)!r}, so it has no model to load, "
                 f"export or publish yet. Fix: materialize it first, e.g. {command}, or pass "
                 "output_folder= to name the folder it was written to."
             )
-        return folder.model_path
+        return folder.local_model_path(record)
 
     @property
     def model(self: Trainer) -> Any:

@@ -3,7 +3,6 @@ about staleness, count how often a step body ran."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import dagster as dg
 
 from dreamer_dagster import dreamer_definitions
+from dreamer_dagster.output_folder import OutputFolder
 from dreamer_dagster.steps import DataSource, Step
 
 
@@ -31,14 +31,30 @@ def materialize(
 
 
 def step_json(output_folder: str | Path, step: Step) -> dict:
-    return json.loads((Path(output_folder) / step.key / "step.json").read_text())
+    """The committed step.json of ``step`` (on a local disk or any fsspec URL)."""
+    folder = OutputFolder(output_folder).step(step.key)
+    record = folder.files.read_json(folder.step_json_path)
+    assert record is not None, f"{folder.step_json_path} is missing"
+    return record
 
 
 def rows(output_folder: str | Path, step: Step) -> dict[str, list]:
     """The committed ``_dataset`` of ``step`` as a dict of columns."""
     import datasets
 
-    return datasets.load_from_disk(str(Path(output_folder) / step.key / "_dataset")).to_dict()
+    folder = OutputFolder(output_folder).step(step.key)
+    if folder.output.remote:
+        return folder.load_dataset().to_dict()
+    return datasets.load_from_disk(str(folder.dataset_path)).to_dict()
+
+
+def exists(output_folder: str | Path, *parts: str) -> bool:
+    """Whether ``<output_folder>/<parts...>`` exists (on a local disk or any fsspec URL)."""
+    folder = OutputFolder(output_folder)
+    path = folder.root
+    for part in parts:
+        path = path / part
+    return folder.files.exists(path)
 
 
 def stale_statuses(instance: dg.DagsterInstance, steps: Sequence[Step]) -> dict[str, str]:
