@@ -143,6 +143,14 @@ def dreamer_definitions(
         asset = build_step_asset(step, translator, io_manager_key, upstream_keys, client_keys, output_folder)
         upstream_keys[step.key] = asset.key
         step_assets.append(asset)
+        if step.shards:
+            from .steps.shards import build_shards_asset
+
+            step_assets.append(
+                build_shards_asset(
+                    step, translator, io_manager_key, upstream_keys, client_keys, output_folder
+                )
+            )
     assets = step_assets + list(kwargs.pop("assets", None) or [])
 
     default_names = io_manager_key == IO_MANAGER_KEY

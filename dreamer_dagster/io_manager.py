@@ -107,19 +107,26 @@ class DreamerIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, (StagedStep, CommittedStep)):
             try:
                 if isinstance(obj, StagedStep):
-                    try:
-                        with folder_errors(obj.folder.root, obj.folder.name):
-                            # The calls the step made are shared before it counts as finished.
-                            obj.folder.output.publish_cache()
-                            obj.folder.commit(obj.staged, obj.record)
-                    except BaseException:
-                        shutil.rmtree(obj.staged, ignore_errors=True)
-                        raise
+                    self.commit_staged(obj)
             finally:
                 if obj.lock is not None:
                     obj.lock.release()  # the next run of this step may now start
             return
         self._write_plain_asset(context, obj)
+
+    @staticmethod
+    def commit_staged(staged: StagedStep) -> None:
+        """Commit a staged step: publish the model calls it made (a remote or shared output
+        folder), move or upload its outputs into place, write step.json last. On failure the
+        staging folder is removed."""
+        try:
+            with folder_errors(staged.folder.root, staged.folder.name):
+                # The calls the step made are shared before it counts as finished.
+                staged.folder.output.publish_cache()
+                staged.folder.commit(staged.staged, staged.record)
+        except BaseException:
+            shutil.rmtree(staged.staged, ignore_errors=True)
+            raise
 
     def _write_plain_asset(self, context: dg.OutputContext, obj: Any) -> None:
         """A plain ``@dg.asset`` that returned rows: write it as a step of its own."""

@@ -155,7 +155,9 @@ def test_changed_args_mark_exactly_downstream_stale_then_backup_and_restore(tmp_
     assert runs(tmp_path / "source.count") == 1  # the unchanged source was reused
     assert materialization_metadata(result, changed["source"])["dreamer/reused"] is True
     backup = ("_backups", "tagged", original["tagged"].fingerprint)
-    backup_record = OutputFolder(output).files.read_json(OutputFolder(output).root.joinpath(*backup, "step.json"))
+    backup_record = OutputFolder(output).files.read_json(
+        OutputFolder(output).root.joinpath(*backup, "step.json")
+    )
     assert backup_record["fingerprint"] == original["tagged"].fingerprint
     assert rows(output, changed["upper"])["upper"][0] == "A?"
     assert set(stale_statuses(instance, list(changed.values())).values()) == {"FRESH"}
@@ -189,7 +191,9 @@ class SimulatedCrash(RuntimeError):
     """Stands for the process dying at that point."""
 
 
-def test_crash_between_dataset_and_step_json_is_not_taken_for_finished(tmp_path, instance, monkeypatch, output):
+def test_crash_between_dataset_and_step_json_is_not_taken_for_finished(
+    tmp_path, instance, monkeypatch, output
+):
     with Pipeline(str(output)):
         source = counting_source("Crashing Source", tmp_path / "source.count", ["a", "b"])
         downstream = source.take(1, name="After Crash")

@@ -72,6 +72,10 @@ class LLM(Model):
     ``<output>/.cache/<cache_name>.db`` when the model is bound to a run.
     """
 
+    #: Set on a run-time copy by a shard of a sharded step: how often each prompt came in the
+    #: shards before it, so a repeated prompt is keyed (and answered) as in one unsharded run.
+    occurrence_base: dict[str, int] | None = None
+
     def __init__(
         self,
         model_name: str,
@@ -341,7 +345,7 @@ class LLM(Model):
         report = CallReport(repr(self), stats, scope, self.price())
         chunk_size = max(batch_size, 64)
         lookahead = max(self._lookahead(batch_size), 2 * chunk_size)
-        occurrences: dict[str, int] = {}
+        occurrences: dict[str, int] = dict(self.occurrence_base or {})
         waiting: dict[int, Any] = {}  # input position -> the finished result
         # Answered and not yet in the cache (a stream that writes answers as they arrive
         # marks them ``in_cache``): written at once, and again in ``finally`` if an

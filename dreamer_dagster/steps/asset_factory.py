@@ -36,7 +36,14 @@ from .run_context import StepRunContext
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["build_step_asset", "input_name", "materialize_step"]
+__all__ = [
+    "build_step_asset",
+    "common_record",
+    "input_name",
+    "lock_step_folder",
+    "materialize_step",
+    "reuse_or_run",
+]
 
 # Output(data_version=...) is how a materialization records a data version
 # derived from its output; Dagster marks the parameter beta.
@@ -54,13 +61,17 @@ def build_step_asset(
     io_manager_key: str = IO_MANAGER_KEY,
     upstream_keys: Mapping[str, dg.AssetKey] | None = None,
     resource_keys: Sequence[str] = (),
-    output_folder: str | None = None,
+    output_folder: Any = None,
 ) -> dg.AssetsDefinition:
-    """The step's asset: its spec and op settings from ``translator``, loaded and written
+    """The step's asset (for a sharded step: the merge of its shards, see steps/shards.py): its spec and op settings from ``translator``, loaded and written
     by the IO manager under ``io_manager_key``; ``resource_keys`` name the API client
     resources (``OpenAIResource``) its models take settings from at run time;
     ``output_folder`` (when known) gives the asset its folder's ``dagster/uri``."""
     translator = translator or DreamerTranslator()
+    if step.shards:
+        from .shards import build_merge_asset
+
+        return build_merge_asset(step, translator, io_manager_key, upstream_keys, output_folder)
     spec = build_step_spec(step, translator, upstream_keys)
     if output_folder is not None:
         spec = spec.merge_attributes(metadata={keys.URI: step_uri(output_folder, step.key)})
@@ -108,45 +119,11 @@ def materialize_step(
     if asset_key not in context.selected_asset_keys:
         yield from _check_finished_output(step, context, asset_key, step_folder)
         return
-    lock = step_folder.lock()
-    owner = f"run {context.run_id} (pid {os.getpid()} on {socket.gethostname()})"
-
-    def waiting(holder: str | None) -> None:
-        context.log.info(
-            f"Step {step.name!r} is being materialized by another run ({holder or 'holder unknown'}); "
-            "waiting for it, to reuse its output."
+    lock = lock_step_folder(step, context, io_manager, step_folder, step.fingerprint)
+    try:
+        output, record, reused = reuse_or_run(
+            step, context, loaded, output_folder, step_folder, resources, retries, lock=lock
         )
-
-    will_write = step.force or step_folder.finished_fingerprint() != step.fingerprint
-    if will_write:
-        output_folder.check_writable(step.key)  # reusing a finished step writes nothing
-    try:
-        lock.acquire(owner, timeout=io_manager.lock_timeout, on_wait=waiting)
-    except StepLocked as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from None
-    except PermissionError:
-        if will_write:
-            raise
-        lock = None  # a read-only output folder: reading a finished step needs no lock
-    try:
-        problem = step_folder.problem()
-        if problem is not None:
-            context.log.warning(
-                f"{step.name!r}: its folder is not a finished step ({problem}); it runs again, and every "
-                "model call the cache holds is read from it, not paid again."
-            )
-        with folder_errors(output_folder.root, step.key):
-            preparation = step_folder.prepare(step.fingerprint)
-        if preparation in (Preparation.FINISHED, Preparation.RESTORED) and not step.force:
-            record = step_folder.step_json() or {}
-            verb = "Reused" if preparation is Preparation.FINISHED else "Restored from _backups"
-            context.log.info(f"{verb} the finished output of {step.name!r} (fingerprint {step.fingerprint}).")
-            output: Any = CommittedStep(step_folder, record, lock)
-            reused = True
-        else:
-            record, staged = _run(step, context, loaded, output_folder, step_folder, resources, retries)
-            output = StagedStep(step_folder, staged, record, lock)
-            reused = False
         metadata = step_metadata(step_folder, record)
         metadata[keys.REUSED] = reused
         yield dg.Output(
@@ -162,6 +139,64 @@ def materialize_step(
     finally:
         if lock is not None:
             lock.release()  # when the step failed before its output reached the IO manager
+
+
+def lock_step_folder(step: Step, context: Any, io_manager: Any, step_folder: Any, fingerprint: str) -> Any:
+    """Take the step folder's lock for this run (None: a read-only output folder holding the
+    finished output, which reading needs no lock for). A run that would not wait fails."""
+    lock = step_folder.lock()
+    owner = f"run {context.run_id} (pid {os.getpid()} on {socket.gethostname()})"
+
+    def waiting(holder: str | None) -> None:
+        context.log.info(
+            f"Step {step.name!r} ({step_folder.name}) is being materialized by another run "
+            f"({holder or 'holder unknown'}); waiting for it, to reuse its output."
+        )
+
+    will_write = step.force or step_folder.finished_fingerprint() != fingerprint
+    if will_write:
+        step_folder.output.check_writable(step.key)  # reusing a finished step writes nothing
+    try:
+        lock.acquire(owner, timeout=io_manager.lock_timeout, on_wait=waiting)
+    except StepLocked as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+    except PermissionError:
+        if will_write:
+            raise
+        return None
+    return lock
+
+
+def reuse_or_run(
+    step: Step,
+    context: Any,
+    loaded: dict[str, Any],
+    output_folder: Any,
+    step_folder: Any,
+    resources: Sequence[Any] = (),
+    retries: bool = False,
+    lock: Any = None,
+    shard: Any = None,
+) -> tuple[Any, dict, bool]:
+    """Apply the reuse / back up / restore rules in ``step_folder`` (the lock held), running
+    the step (or its ``shard``) if it must; returns ``(output for the IO manager, record,
+    reused)``: a :class:`CommittedStep` or a :class:`StagedStep` to commit."""
+    fingerprint = shard.fingerprint if shard is not None else step.fingerprint
+    problem = step_folder.problem()
+    if problem is not None:
+        context.log.warning(
+            f"{step.name!r}: its folder is not a finished step ({problem}); it runs again, and every "
+            "model call the cache holds is read from it, not paid again."
+        )
+    with folder_errors(output_folder.root, step.key):
+        preparation = step_folder.prepare(fingerprint)
+    if preparation in (Preparation.FINISHED, Preparation.RESTORED) and not step.force:
+        record = step_folder.step_json() or {}
+        verb = "Reused" if preparation is Preparation.FINISHED else "Restored from _backups"
+        context.log.info(f"{verb} the finished output of {step_folder.name!r} (fingerprint {fingerprint}).")
+        return CommittedStep(step_folder, record, lock), record, True
+    record, staged = _run(step, context, loaded, output_folder, step_folder, resources, retries, shard)
+    return StagedStep(step_folder, staged, record, lock), record, False
 
 
 def _check_finished_output(
@@ -187,18 +222,21 @@ def _run(
     step_folder: Any,
     resources: Sequence[Any],
     retries: bool,
+    shard: Any = None,
 ) -> tuple[dict, Any]:
-    """Run the step into a staging folder; return its record and the staging folder. With a
-    budget, its estimate is checked before anything is sent. With a retry policy, a failure
-    a retry cannot fix becomes ``dg.Failure(allow_retries=False)``."""
+    """Run the step (or its ``shard``) into a staging folder; return its record and the
+    staging folder. With a budget, its estimate is checked before anything is sent. With a
+    retry policy, a failure a retry cannot fix becomes ``dg.Failure(allow_retries=False)``."""
     upstream = {parent.key: loaded[input_name(parent)] for parent in step.upstream()}
-    run_context = StepRunContext(step, output_folder, upstream, None, log=context.log, resources=resources)
+    run_context = StepRunContext(
+        step, output_folder, upstream, None, log=context.log, resources=resources, shard=shard
+    )
     staged = None
     try:
         check_budget(step, run_context)
         with folder_errors(output_folder.root, step.key):
-            step_folder.start(step.fingerprint)
-            staged = run_context.staged = output_folder.staging(step.key, context.run_id)
+            step_folder.start(shard.fingerprint if shard is not None else step.fingerprint)
+            staged = run_context.staged = output_folder.staging(step_folder.name, context.run_id)
         try:
             with folder_errors(output_folder.root, step.key):
                 produced = step.execute(run_context)
@@ -206,7 +244,9 @@ def _run(
             # Model generations a failure left open save the answers they received.
             _close_model_calls(run_context)
         budget_stats(step, run_context)
-        record = {**_common_record(step, run_context), **produced}
+        record = {**common_record(step, run_context), **produced}
+        if shard is not None:
+            record.update(shard.record_fields(step))
     except BaseException as error:
         # Nothing half-written stays behind (a full disk gets its space back); the
         # answers already received are in the model cache.
@@ -259,7 +299,9 @@ def _with_generation_counts(step: Step, record: dict, step_folder: Any) -> dict:
     return {**record, "stats": {**stats, **counts}}
 
 
-def _common_record(step: Step, context: StepRunContext) -> dict:
+def common_record(step: Step, context: StepRunContext) -> dict:
+    """The step.json fields every step has: name, type, fingerprint, version, date, args,
+    inputs, sources, data card (with the upstream steps' cards) and stats."""
     from .. import __version__
 
     now = _dt.datetime.now(_dt.UTC).isoformat()

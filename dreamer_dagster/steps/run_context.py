@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +47,17 @@ class StepRunContext:
         log: Any = None,
         resources: Iterable[Any] = (),
         estimating: bool = False,
+        shard: Any = None,
     ):
         self.step = step
         self.output_folder = output_folder
-        self.step_folder: StepFolder = output_folder.step(step.key)
+        #: The shard of the step this run makes (a :class:`~dreamer_dagster.steps.shards.Shard`), if any.
+        self.shard = shard
+        self.step_folder: StepFolder = (
+            output_folder.step(step.key) if shard is None else output_folder.step(step.key).shard(shard.key)
+        )
         self.upstream = upstream
+        self._rows: tuple[int, int] | None = None if shard is None else (shard.start, shard.stop)
         self.staged = staged
         self.log = log
         self.resources = list(resources)
@@ -74,13 +81,29 @@ class StepRunContext:
     # -- inputs ---------------------------------------------------------------------
 
     def dataset(self, step: Step) -> Any:
-        """The loaded output Dataset of an upstream step."""
+        """The loaded output Dataset of an upstream step (for a shard: its rows of the inputs
+        the step shards)."""
         try:
-            return self.upstream[step.key]
+            dataset = self.upstream[step.key]
         except KeyError:
             raise RuntimeError(
                 f"Step {self.step.name!r} reads {step.name!r}, which is not among its loaded inputs."
             ) from None
+        if self._rows is not None and step.key in self.shard.sliced_steps:
+            start, stop = self._rows
+            dataset = dataset.select(range(min(start, len(dataset)), min(stop, len(dataset))))
+        return dataset
+
+    @contextmanager
+    def rows_before_shard(self) -> Iterator[None]:
+        """Within the block, the sharded inputs hold the rows before this shard's (the prompts
+        of earlier shards count the repeats of a prompt, as one unsharded run would)."""
+        saved = self._rows
+        self._rows = (0, self.shard.start if self.shard is not None else 0)
+        try:
+            yield
+        finally:
+            self._rows = saved
 
     def column(self, ref: ColumnRef) -> list:
         """The referenced column as a list."""

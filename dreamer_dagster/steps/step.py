@@ -12,6 +12,10 @@ implements ``run(context)``, which returns the output rows (an iterable of
 dicts, a dict of columns, or a ``datasets.Dataset``) under the internal output
 names; renaming to the user's ``outputs=`` names happens here, once.
 
+Prompt and task steps also take ``shards=N`` (and ``backfill_policy=``): they
+then run as N Dagster partitions, merged in order (see
+:mod:`~dreamer_dagster.steps.shards`).
+
 Every step and trainer also takes the Dagster settings of
 :mod:`~dreamer_dagster.steps.settings` as keyword arguments (``pool=``,
 ``retry_policy=``, ``checks=``, ``automation_condition=``, ``budget_usd=``,
@@ -64,11 +68,16 @@ class _StepType(type):
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         settings = {name: kwargs.pop(name) for name in SETTING_NAMES if name in kwargs}
+        sharding = {name: kwargs.pop(name) for name in ("shards", "backfill_policy") if name in kwargs}
         declared_at = _caller_location()
         step = super().__call__(*args, **kwargs)
         step.declared_at = declared_at
         if settings:
             step.configure(**settings)
+        if sharding:
+            from .shards import set_shards
+
+            set_shards(step, sharding.get("shards"), sharding.get("backfill_policy"))
         return step
 
 
@@ -103,6 +112,15 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
     KINDS: ClassVar[tuple[str, ...]] = ()
     #: Whether the step keeps a subset of its input's rows (it gets the ``kept_ratio`` check).
     FILTERS_ROWS: ClassVar[bool] = False
+    #: How ``shards=N`` splits the step (see steps/shards.py): ``"inputs"`` (each shard a slice
+    #: of the rows of ``SHARD_INPUTS``, None: every input), ``"n"`` (a part of ``n`` rows),
+    #: or None (the step cannot be sharded).
+    SHARD_BY: ClassVar[str | None] = None
+    SHARD_INPUTS: ClassVar[tuple[str, ...] | None] = None
+    #: ``shards=N``: the step runs as N Dagster partitions and a merge (None: one asset).
+    shards: int | None = None
+    #: The Dagster backfill policy of the shards (default: one run per shard).
+    backfill_policy: Any = None
     #: The output folder of the ``Pipeline`` block the step was declared in.
     pipeline_output_folder: str | None = None
     #: The ``Pipeline`` block the step was declared in (its translator, IO manager key).
@@ -388,6 +406,23 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
         if pipeline is None:
             return build_step_asset(self)
         return build_step_asset(
+            self,
+            pipeline.translator,
+            io_manager_key=pipeline.io_manager_key,
+            output_folder=pipeline.output_folder,
+        )
+
+    @cached_property
+    def shards_asset(self) -> dg.AssetsDefinition | None:
+        """A sharded step's partitioned asset (one partition per shard); None unsharded."""
+        if not self.shards:
+            return None
+        from .shards import build_shards_asset
+
+        pipeline = self.pipeline
+        if pipeline is None:
+            return build_shards_asset(self)
+        return build_shards_asset(
             self,
             pipeline.translator,
             io_manager_key=pipeline.io_manager_key,

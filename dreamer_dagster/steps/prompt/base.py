@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -125,6 +126,7 @@ class PromptStepBase(Step):
     ARGS: ClassVar = COMMON_ARGS
     UNFINGERPRINTED_ARGS: ClassVar = RUN_ONLY_ARGS
     KIND: ClassVar[str] = "prompt"
+    SHARD_BY: ClassVar[str | None] = "inputs"
     #: The args handed to ``llm.run`` (besides extra keyword args).
     LLM_ARGS: ClassVar[tuple[str, ...]] = tuple(LLM_RUN_ARGS)
 
@@ -243,8 +245,18 @@ class PromptStepBase(Step):
     # -- running ----------------------------------------------------------------------
 
     def run_args(self, context: StepRunContext) -> dict[str, Any]:
-        """The args with deferred values computed (the LLM is bound separately)."""
-        return context.resolve({name: value for name, value in self.args.items() if name != "llm"})
+        """The args with deferred values computed (the LLM is bound separately); a shard of a
+        step sharded by ``n`` makes its part of the ``n`` rows."""
+        args = context.resolve({name: value for name, value in self.args.items() if name != "llm"})
+        if context.shard is not None and self.SHARD_BY == "n":
+            args["n"] = context.shard.stop - context.shard.start
+        return args
+
+    def shard_occurrences(self, context: StepRunContext, prompts: Callable[[], Iterator[str]]) -> Counter:
+        """How often each prompt came in the shards before this one (the prompts built from
+        the rows before this shard's)."""
+        with context.rows_before_shard():
+            return Counter(prompts())
 
     def llm_kwargs(self, args: dict[str, Any]) -> dict[str, Any]:
         """What goes to ``llm.run``: the LLM args that are set, and extra keyword args."""
@@ -278,6 +290,8 @@ class PromptStepBase(Step):
         """
         args = self.run_args(context) if args is None else args
         llm = context.model(self.args["llm"])
+        if context.shard is not None and context.shard.start > 0:
+            llm.occurrence_base = dict(self.shard_occurrences(context, prompts))
         if args.get("max_concurrency") is not None and hasattr(llm, "max_concurrency"):
             llm.max_concurrency = int(args["max_concurrency"])
         kwargs = self.llm_kwargs(args)

@@ -48,6 +48,8 @@ class DataFromAttributedPrompt(PromptStepBase):
     """
 
     OUTPUTS: ClassVar = ("attributes", "prompts", "generations")
+    #: Not sharded: its rows are combinations of attributes, not slices of an input.
+    SHARD_BY: ClassVar = None
     ARGS: ClassVar = {
         **COMMON_ARGS,
         "instruction": REQUIRED,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from itertools import repeat
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..step import REQUIRED
 from .base import COMMON_ARGS, PromptStepBase, is_deferred
@@ -27,6 +28,12 @@ class DataFromPrompt(PromptStepBase):
     OUTPUTS: ClassVar = ("prompts", "generations")
     ARGS: ClassVar = {**COMMON_ARGS, "instruction": REQUIRED, "n": REQUIRED, "temperature": 1.0, "top_p": 1.0}
     LLM_ARGS: ClassVar = tuple(name for name in PromptStepBase.LLM_ARGS if name != "n")
+
+    SHARD_BY: ClassVar = "n"
+
+    def shard_occurrences(self, context: StepRunContext, prompts: Any) -> Counter:
+        """Every row asks the same instruction: the shards before this one asked it once a row."""
+        return Counter({self.run_args(context)["instruction"]: context.shard.start})
 
     def validate(self) -> None:
         super().validate()

@@ -27,6 +27,8 @@ class FewShotPrompt(PromptStepBase):
     """
 
     INPUTS: ClassVar = {"input_examples": True, "output_examples": True, "inputs": True}
+    #: A shard takes a slice of the inputs; every shard sees all the examples.
+    SHARD_INPUTS: ClassVar = ("inputs",)
     OUTPUTS: ClassVar = ("inputs", "prompts", "generations")
     ARGS: ClassVar = {
         **COMMON_ARGS,

@@ -37,6 +37,8 @@ class RankWithPrompt(ProcessWithPrompt):
     """
 
     OUTPUTS: ClassVar = None
+    #: Not sharded: its rows are sorted across all inputs.
+    SHARD_BY: ClassVar = None
     ARGS: ClassVar = {**ProcessWithPrompt.ARGS, "sort": True, "reverse": True, "score_threshold": None}
 
     def validate(self) -> None:

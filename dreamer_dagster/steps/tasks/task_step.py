@@ -23,6 +23,7 @@ class TaskStep(Step):
     RESERVED_ARGS: ClassVar[frozenset[str]] = frozenset(
         {"texts", "queries", "return_generator", "progress_interval", "total_num_texts"}
     )
+    SHARD_BY: ClassVar[str | None] = "inputs"
     #: The arg holding the model and the model class it must be (checked at declaration).
     MODEL_ARG: ClassVar[str] = ""
 
