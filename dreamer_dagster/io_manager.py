@@ -88,6 +88,11 @@ class DreamerIOManager(dg.ConfigurableIOManager):
         "(staging, its own model caches, downloads); default $DREAMER_LOCAL_FOLDER, else "
         "~/.cache/dreamer_dagster/remote.",
     )
+    lease_seconds: float | None = Field(
+        default=None,
+        description="On a remote output folder, the step lock is a lease its run renews; a worker "
+        "that dies frees it this many seconds later (default $DREAMER_LEASE_SECONDS, else 60).",
+    )
     lock_timeout: float | None = Field(
         default=None,
         description="Seconds a run waits for another run of the same step (None: as long as it "
@@ -95,7 +100,9 @@ class DreamerIOManager(dg.ConfigurableIOManager):
     )
 
     def folder(self) -> OutputFolder:
-        return OutputFolder(self.output_folder, self.storage_options or None, self.local_folder)
+        return OutputFolder(
+            self.output_folder, self.storage_options or None, self.local_folder, self.lease_seconds
+        )
 
     @property
     def cache_path(self) -> Path:

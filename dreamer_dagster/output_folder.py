@@ -237,7 +237,7 @@ class StepFolder:
         never work in this folder at once (``acquire``, ``holder``, ``release``): a ``flock``
         on a local disk, a lease object on a remote output folder."""
         if self.output.remote:
-            return LeaseLock(self.root / LOCKS / self.name, self.name)
+            return LeaseLock(self.root / LOCKS / self.name, self.name, ttl=self.output.lease_seconds)
         return StepLock(self.root / LOCKS / f"{self.name}.lock", self.name)
 
     def prepare(self, fingerprint: str) -> Preparation:
@@ -361,13 +361,20 @@ class OutputFolder:
     or a ``upath.UPath``; ``storage_options`` go to the fsspec filesystem (an endpoint,
     a profile; credentials best come from the environment). ``local_folder`` is
     where a worker keeps its work for a remote output folder (default
-    ``$DREAMER_LOCAL_FOLDER``, else ``~/.cache/dreamer_dagster/remote``).
+    ``$DREAMER_LOCAL_FOLDER``, else ``~/.cache/dreamer_dagster/remote``);
+    ``lease_seconds`` how long a remote step lock outlives a dead worker (default 60).
     """
 
     def __init__(
-        self, path: Any, storage_options: dict[str, Any] | None = None, local_folder: str | None = None
+        self,
+        path: Any,
+        storage_options: dict[str, Any] | None = None,
+        local_folder: str | None = None,
+        lease_seconds: float | None = None,
     ):
         self.root = resolve_location(path, storage_options)
+        #: How long a step lock's lease outlives a worker that stopped renewing it (remote folders).
+        self.lease_seconds = lease_seconds
         self.files = files_for(self.root)
         self.remote = self.files.remote
         self.url = url_of(self.root)
@@ -376,7 +383,7 @@ class OutputFolder:
         self.shared = self.remote or _is_file_url(path)
         if self.shared:
             base = local_folder or os.environ.get(LOCAL_FOLDER_ENV) or "~/.cache/dreamer_dagster/remote"
-            slug = re.sub(r"[^A-Za-z0-9]+", "_", self.url.split("://", 1)[1])[-60:].strip("_")
+            slug = re.sub(r"[^A-Za-z0-9]+", "_", self.url.split("://", 1)[-1])[-60:].strip("_")
             digest = hashlib.sha256(self.url.encode()).hexdigest()[:12]
             self.local_root = Path(base).expanduser().resolve() / f"{slug}-{digest}"
             from .cache import share_cache_folder

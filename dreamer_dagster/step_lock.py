@@ -119,7 +119,8 @@ class LeaseLock:
     are then deleted. Not re-entrant."""
 
     POLL_SECONDS = 0.5
-    #: Seconds a lease lasts without renewal (a dead worker's lease frees this long after).
+    #: Seconds a lease lasts without renewal (a dead worker's lease frees this long after);
+    #: ``$DREAMER_LEASE_SECONDS`` or the IO manager's ``lease_seconds`` change it.
     TTL_SECONDS = 60.0
 
     def __init__(self, folder: Any, step: str, ttl: float | None = None):
@@ -127,7 +128,7 @@ class LeaseLock:
 
         self.folder = folder
         self.step = step
-        self.ttl = float(ttl or self.TTL_SECONDS)
+        self.ttl = float(ttl or os.environ.get("DREAMER_LEASE_SECONDS") or self.TTL_SECONDS)
         self.files = files_for(folder)
         self._mine: Any = None
         self._record: dict | None = None
