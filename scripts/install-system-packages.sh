@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Debian packages that some tests need, installed by `make test`. Never fails: where a package
+# Debian packages that some tests need, installed by `make test` (the tests start their own
+# servers on loopback; a package's own service is never needed). Never fails: where a package
 # cannot be installed (not root, no apt-get, no registry), the tests that need it skip and
 # say why. Add a package to PACKAGES to have it installed.
 set -u
 PACKAGES=(
     chromium         # tests/test_web_ui.py: the web UI in a headless browser
     chromium-driver  # ...driven by selenium through Debian's chromedriver
+    redis-server     # tests/test_scale_out.py: the celery executor's broker
+    postgresql       # tests/test_scale_out.py: Dagster's instance storage on PostgreSQL
 )
 
 missing=()
