@@ -193,7 +193,8 @@ def reuse_or_run(
     if preparation in (Preparation.FINISHED, Preparation.RESTORED) and not step.force:
         record = step_folder.step_json() or {}
         verb = "Reused" if preparation is Preparation.FINISHED else "Restored from _backups"
-        context.log.info(f"{verb} the finished output of {step_folder.name!r} (fingerprint {fingerprint}).")
+        what = repr(step.name) if shard is None else f"shard {shard.key} of {step.name!r}"
+        context.log.info(f"{verb} the finished output of {what} (fingerprint {fingerprint}).")
         return CommittedStep(step_folder, record, lock), record, True
     record, staged = _run(step, context, loaded, output_folder, step_folder, resources, retries, shard)
     return StagedStep(step_folder, staged, record, lock), record, False
