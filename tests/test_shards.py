@@ -13,6 +13,7 @@ from dreamer_dagster.output_folder import OutputFolder
 from dreamer_dagster.steps import DataFromPrompt, DataSource, ProcessWithPrompt, StepDeclarationError
 from dreamer_dagster.steps.shards import shard_fingerprint, shards_asset_key
 from tests.support.foundation import rows, step_json
+from tests.support.openai_server import FakeRequest, FakeResponse
 
 TEXTS = ["a", "b", "a", "c", "a", "d", "b", "e", "f", "a"]  # repeats across shard borders
 
@@ -101,6 +102,44 @@ def test_shards_answer_as_one_unsharded_run_and_merge_in_order(tmp_path, instanc
     assert event.metadata["dreamer/reused"].value is False
     assert step_json(output, sharded["gen"])["shards"][1]["data_version"] == "changed0000000001"
     assert rows(output, sharded["gen"]) == expected["gen"]
+
+
+def test_a_changed_shard_set_or_a_changed_shard_marks_the_merge_unsynced(tmp_path, instance, openai_server):
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    output = tmp_path / "output"
+
+    def merge_status(steps: dict) -> str:
+        defs = dreamer_definitions(list(steps.values()), output_folder=str(output))
+        resolver = get_stale_status_resolver(instance, list(defs.assets))
+        return resolver.get_status(steps["gen"].asset_key).value
+
+    two = declare(output, openai_server.base_url, 2)
+    gen_key = two["gen"].asset_key
+    materialize(two, instance, output, select=[two["source"].asset_key])
+    for key in ("0", "1"):
+        materialize(two, instance, output, key, [shards_asset_key(gen_key)])
+    materialize(two, instance, output, select=[gen_key])
+    assert merge_status(two) == "FRESH"
+    assert merge_status(declare(output, openai_server.base_url, 3)) == "STALE"  # another shard set
+
+    # Shard 1 made again with other answers (no cache, another server answer): a new data version.
+    def answer(request: FakeRequest) -> FakeResponse:
+        text = "Changed: " + request.body["messages"][-1]["content"]
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        body = {"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [choice]}
+        return FakeResponse(200, body)
+
+    openai_server.add_route("POST", r"/v1/chat/completions", answer)
+    for cache in (output / ".cache").glob("*"):
+        cache.unlink()
+    forced = declare(output, openai_server.base_url, 2, force=True)
+    materialize(forced, instance, output, "1", [shards_asset_key(gen_key)])
+    assert merge_status(two) == "STALE"
+    materialize(two, instance, output, select=[gen_key])
+    assert merge_status(two) == "FRESH"
+    generations = rows(output, two["gen"])["generations"]
+    assert not generations[0].startswith("Changed") and generations[-1].startswith("Changed")
 
 
 def test_missing_shards_and_unpartitioned_runs_fail_clearly(tmp_path, instance, openai_server):
