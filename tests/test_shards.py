@@ -142,6 +142,28 @@ def test_a_changed_shard_set_or_a_changed_shard_marks_the_merge_unsynced(tmp_pat
     assert not generations[0].startswith("Changed") and generations[-1].startswith("Changed")
 
 
+def test_a_single_run_backfill_policy_makes_a_range_of_shards_in_one_run(tmp_path, instance, openai_server):
+    output = tmp_path / "output"
+    steps = declare(output, openai_server.base_url, 3, backfill_policy=dg.BackfillPolicy.single_run())
+    shards_key = shards_asset_key(steps["gen"].asset_key)
+    assert steps["gen"].shards_asset.backfill_policy == dg.BackfillPolicy.single_run()
+    materialize(steps, instance, output, select=[steps["source"].asset_key])
+    defs = dreamer_definitions(list(steps.values()), output_folder=str(output))
+    result = dg.materialize(
+        list(defs.assets),
+        instance=instance,
+        resources=dict(defs.resources),
+        selection=[shards_key],
+        tags={"dagster/asset_partition_range_start": "0", "dagster/asset_partition_range_end": "2"},
+    )
+    assert result.success
+    folder = OutputFolder(output).step("gen")
+    assert [folder.shard(key).step_json()["shard"]["key"] for key in "012"] == ["0", "1", "2"]
+    assert openai_server.request_count == len(TEXTS)
+    materialize(steps, instance, output, select=[steps["gen"].asset_key])
+    assert rows(output, steps["gen"])["inputs"] == TEXTS
+
+
 def test_missing_shards_and_unpartitioned_runs_fail_clearly(tmp_path, instance, openai_server):
     output = tmp_path / "output"
     steps = declare(output, openai_server.base_url, 2)
