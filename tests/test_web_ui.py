@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -77,7 +76,7 @@ STEPS = [
 ]
 
 
-def _browser() -> object:
+def _browser(profile: Path) -> object:
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -93,7 +92,7 @@ def _browser() -> object:
     options.binary_location = str(CHROMIUM)
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={ARTIFACTS.parent / '.chromium-profile'}")
+    options.add_argument(f"--user-data-dir={profile}")  # a fresh profile, outside the repository
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
@@ -179,14 +178,13 @@ def _page_text(driver: object, needed: list[str], timeout: float = 120) -> str:
         raise AssertionError(f"Not on the page after {timeout} s: {missing}\n{text[:3000]}") from None
 
 
-def test_asset_graph_and_step_page_in_chromium(webserver):
+def test_asset_graph_and_step_page_in_chromium(webserver, tmp_path):
     from selenium.webdriver.common.by import By
 
     url, output = webserver
     record = json.loads((output / "generate_tweets_from_abstracts" / "step.json").read_text())
     fingerprint = record["fingerprint"]
-    shutil.rmtree(ARTIFACTS.parent / ".chromium-profile", ignore_errors=True)
-    driver = _browser()
+    driver = _browser(tmp_path / "chromium-profile")
     try:
         driver.get(f"{url}/asset-groups")
         _page_text(driver, STEPS)
