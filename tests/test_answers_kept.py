@@ -249,13 +249,17 @@ def test_five_hundreds_run_out_of_retries_as_a_retryable_failure(tmp_path, insta
     llm = OpenAI("fake-chat", base_url=openai_server.base_url, max_retries=2, retry_initial_delay=0.01)
     source = DataSource("Inputs", {"text": ["a"]})
     step = ProcessWithPrompt(
-        "Flaky", inputs={"inputs": source.output["text"]}, args={"llm": llm, "instruction": "x"}
+        "Flaky",
+        inputs={"inputs": source.output["text"]},
+        args={"llm": llm, "instruction": "x"},
+        retry_policy=dg.RetryPolicy(max_retries=1, delay=0.1),  # the default waits 10 s and more
     )
     with pytest.raises(Exception) as failure:  # noqa: PT011 - the point is which one it is not
         materialize([step], instance, tmp_path)
     assert not isinstance(failure.value, dg.Failure)  # left to Dagster's retry policy
     assert "HTTP 500" in str(failure.value) and "after 3 attempts" in str(failure.value)
     assert is_retryable(failure.value)
+    assert openai_server.statuses[500] == 2 * 3  # Dagster ran the step twice, 3 attempts each
 
 
 TRAINING_DEFINITIONS = textwrap.dedent(
