@@ -15,6 +15,7 @@ __all__ = [
     "DATASET_NAME",
     "DATETIME",
     "LICENSE",
+    "DataCardType",
     "MODEL_CARD",
     "MODEL_NAME",
     "URL",
@@ -30,6 +31,22 @@ CITATION = "Citation Information"
 DATASET_CARD = "Dataset Card"
 MODEL_CARD = "Model Card"
 URL = "URL"
+
+
+class DataCardType:
+    """The kinds of data card entries, as DataDreamer names them
+    (``self.register_data_card(DataCardType.LICENSE, "MIT")``)."""
+
+    DATETIME = DATETIME
+    MODEL_NAME = MODEL_NAME
+    DATASET_NAME = DATASET_NAME
+    LICENSE = LICENSE
+    CITATION = CITATION
+    DATASET_CARD = DATASET_CARD
+    MODEL_CARD = MODEL_CARD
+    URL = URL
+
+
 CARD_KEYS = (DATETIME, MODEL_NAME, DATASET_NAME, LICENSE, CITATION, DATASET_CARD, MODEL_CARD, URL)
 
 

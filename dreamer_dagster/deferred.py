@@ -9,6 +9,13 @@ step's output. ``trainer.model_path`` is a deferred value too.
 Both add a dependency edge (an asset input) to any step that holds them in its
 args, and enter its fingerprint through the producing step's fingerprint and the
 recorded expression.
+
+Used as a value (``str()``, an f-string, ``len``, iteration, ``+``, a truth test), a
+deferred value is computed, by :func:`~dreamer_dagster.script_mode.require_output`'s
+rule: in a running script the step is materialized first and the real value is used;
+in a file Dagster loads as definitions it raises a clear error, so ``Deferred(...)``
+text never slips into a prompt. Passed to a step, it stays deferred, so a script and
+the same file loaded as definitions declare the same fingerprints.
 """
 
 from __future__ import annotations
@@ -42,12 +49,41 @@ class ColumnRef:
     def __getitem__(self, index: Any) -> Deferred:
         return Deferred(self.step, ("column", self.column), (("getitem", index),))
 
+    @property
+    def column_names(self) -> list[str]:
+        return [self.column]
+
+    # -- the column's values, when code reads them -------------------------------------
+
+    def data(self, what: str | None = None) -> Any:
+        """The column's values (a :class:`~dreamer_dagster.steps.output_data.ColumnData`)."""
+        from .steps.output_data import ColumnData
+
+        dataset = self.step.read_dataset(what or f"reading {self.describe()}")
+        return ColumnData(self.step, dataset.select_columns([self.column]))
+
+    def __len__(self) -> int:
+        return len(self.data(f"len({self.describe()})"))
+
     def __iter__(self):
-        raise TypeError(
-            f"{self.describe()} is a column reference, resolved when the pipeline runs; it "
-            "cannot be iterated while declaring. Index it (ref[0]) for a deferred value, or "
-            "pass it as a step input."
-        )
+        return iter(self.data(f"iterating over {self.describe()}"))
+
+    def __bool__(self) -> bool:
+        return True  # a reference, whatever its rows
+
+    @property
+    def num_rows(self) -> int:
+        return self.data(f"{self.describe()}.num_rows").num_rows
+
+    @property
+    def dataset(self) -> Any:
+        return self.data(f"{self.describe()}.dataset").dataset
+
+    def __str__(self) -> str:
+        return str(self.data(f"str({self.describe()})").to_list())
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.data(f"formatting {self.describe()} into text").to_list()), spec)
 
     def __repr__(self) -> str:
         return f"ColumnRef({self.describe()})"
@@ -120,11 +156,72 @@ class Deferred:
     def __repr__(self) -> str:
         return f"Deferred({self.describe()})"
 
+    # -- used as a value: computed (a running script) or a clear error (definitions) ----
+
+    def _compute(self, what: str | None = None) -> Any:
+        """The value, computed now from the step's output (see the module docstring)."""
+        from .script_mode import deferred_value
+
+        return deferred_value(self, what or f"the value of {self.describe()}")
+
+    def __str__(self) -> str:
+        return str(self._compute(f"str({self.describe()})"))
+
+    def __format__(self, spec: str) -> str:
+        return format(self._compute(f"formatting {self.describe()} into text (an f-string)"), spec)
+
     def __bool__(self) -> bool:
-        raise TypeError(
-            f"{self.describe()} is resolved when the pipeline runs; its truth value is not "
-            "known while declaring."
-        )
+        return bool(self._compute(f"the truth value of {self.describe()}"))
+
+    def __len__(self) -> int:
+        return len(self._compute(f"len({self.describe()})"))
+
+    def __iter__(self):
+        return iter(self._compute(f"iterating over {self.describe()}"))
+
+    def __contains__(self, item: Any) -> bool:
+        return item in self._compute(f"`in` on {self.describe()}")
+
+    def __int__(self) -> int:
+        return int(self._compute(f"int({self.describe()})"))
+
+    def __float__(self) -> float:
+        return float(self._compute(f"float({self.describe()})"))
+
+    def __index__(self) -> int:
+        return self._compute(f"{self.describe()} as an index").__index__()
+
+    # Compared, a deferred value is computed too: `answer == "yes"` must never be silently
+    # False. It still hashes by identity (a deferred value is a key in the library's maps).
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: Any) -> bool:
+        return self._compute(f"{self.describe()} == ...") == _value(other)
+
+    def __ne__(self, other: Any) -> bool:
+        return self._compute(f"{self.describe()} != ...") != _value(other)
+
+    def __lt__(self, other: Any) -> bool:
+        return self._compute(f"{self.describe()} < ...") < _value(other)
+
+    def __le__(self, other: Any) -> bool:
+        return self._compute(f"{self.describe()} <= ...") <= _value(other)
+
+    def __gt__(self, other: Any) -> bool:
+        return self._compute(f"{self.describe()} > ...") > _value(other)
+
+    def __ge__(self, other: Any) -> bool:
+        return self._compute(f"{self.describe()} >= ...") >= _value(other)
+
+    def __add__(self, other: Any) -> Any:
+        return self._compute(f"{self.describe()} + ...") + other
+
+    def __radd__(self, other: Any) -> Any:
+        return other + self._compute(f"... + {self.describe()}")
+
+
+def _value(other: Any) -> Any:
+    return other._compute() if isinstance(other, Deferred) else other
 
 
 def upstream_steps(value: Any) -> list[Step]:

@@ -16,7 +16,14 @@ from .translator import DreamerTranslator, SpecFunctionTranslator
 if TYPE_CHECKING:
     from .steps.step import Step
 
-__all__ = ["PIPELINE_JOB_NAME", "all_steps", "dreamer_definitions", "make_translator", "output_folder_config"]
+__all__ = [
+    "PIPELINE_JOB_NAME",
+    "all_steps",
+    "dreamer_definitions",
+    "make_translator",
+    "output_folder_config",
+    "pipeline_job_name",
+]
 
 PIPELINE_JOB_NAME = "dreamer_pipeline"
 
@@ -155,7 +162,7 @@ def dreamer_definitions(
 
     default_names = io_manager_key == IO_MANAGER_KEY
     job = dg.define_asset_job(
-        job_name or (PIPELINE_JOB_NAME if default_names else f"{PIPELINE_JOB_NAME}_{io_manager_key}"),
+        pipeline_job_name(io_manager_key, job_name),
         selection=dg.AssetSelection.assets(*upstream_keys.values()),
         description="Materialize every step of the pipeline.",
     )
@@ -175,6 +182,14 @@ def dreamer_definitions(
     return dg.Definitions(
         assets=assets, resources=resources, jobs=jobs, schedules=schedules or None, **kwargs
     )
+
+
+def pipeline_job_name(io_manager_key: str = IO_MANAGER_KEY, job_name: str | None = None) -> str:
+    """The name of the job that materializes a pipeline's steps: ``job_name`` when given,
+    else ``dreamer_pipeline`` (``dreamer_pipeline_<io_manager_key>`` for another key)."""
+    if job_name:
+        return job_name
+    return PIPELINE_JOB_NAME if io_manager_key == IO_MANAGER_KEY else f"{PIPELINE_JOB_NAME}_{io_manager_key}"
 
 
 def _is_client_resource(resource: Any) -> bool:

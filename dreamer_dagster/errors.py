@@ -23,8 +23,11 @@ __all__ = [
     "DataFileError",
     "NonRetryableError",
     "OutputFolderError",
+    "OutputNotAvailableError",
     "RequestRejectedError",
     "RowFailureError",
+    "StepOutputError",
+    "StepOutputTypeError",
     "UserCodeError",
     "is_retryable",
     "is_transient",
@@ -73,6 +76,21 @@ class RequestRejectedError(NonRetryableError):
 
 class BudgetExceededError(NonRetryableError):
     """A step's ``budget_usd`` is (or would be) spent; answered calls stay in the model cache."""
+
+
+class StepOutputError(NonRetryableError):
+    """DataDreamer's error for a step whose output cannot be made or read: rows that do
+    not match the registered outputs, or an output asked for before there is one."""
+
+
+class StepOutputTypeError(TypeError, StepOutputError):
+    """DataDreamer's error for output values Arrow cannot store together (a column
+    mixing types); the message names the step and the column."""
+
+
+class OutputNotAvailableError(StepOutputError, TypeError):
+    """A step's data was asked for while the file is being loaded as Dagster definitions,
+    where nothing runs; the message names the step and says what works instead."""
 
 
 def is_retryable(error: BaseException) -> bool:

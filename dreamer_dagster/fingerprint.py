@@ -214,10 +214,7 @@ def _is_dataset(obj: Any) -> bool:
 
 def _hash_dataset(dataset: Any) -> str:
     if type(dataset).__name__ == "IterableDataset":
-        raise FingerprintError(
-            "An IterableDataset has no stable fingerprint; materialize it with "
-            "Dataset.from_generator or pass a Dataset."
-        )
+        return _hash_iterable_dataset(dataset)
     import pyarrow as pa
 
     digest = hashlib.sha256()
@@ -229,6 +226,36 @@ def _hash_dataset(dataset: Any) -> str:
             writer.write_table(table)
         digest.update(sink.getvalue().to_pybytes())
     return digest.hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def _hash_iterable_dataset(dataset: Any) -> str:
+    """An ``IterableDataset`` made by ``IterableDataset.from_generator`` hashes as its generator
+    (source and captured values) and ``gen_kwargs``, without running it; any other is read
+    once and hashed by its rows (a streamed hub dataset: use ``HFHubDataSource(streaming=True)``)."""
+    examples = getattr(dataset, "_ex_iterable", None)
+    builder = getattr(getattr(examples, "generate_examples_fn", None), "__self__", None)
+    config = getattr(builder, "config", None)
+    generator = getattr(config, "generator", None)
+    features = dataset.features.to_dict() if dataset.features is not None else None
+    if type(examples).__name__ == "ExamplesIterable" and callable(generator):
+        described = {
+            "generator": _canonical_callable(generator, "IterableDataset generator"),
+            "gen_kwargs": _captured_value(getattr(config, "gen_kwargs", None), "IterableDataset gen_kwargs"),
+            "features": features,
+        }
+        text = json.dumps(described, sort_keys=True, separators=(",", ":"), default=repr)
+        return hashlib.sha256(text.encode()).hexdigest()[:FINGERPRINT_LENGTH]
+    digest = hashlib.sha256()
+    _update_text(digest, json.dumps(features, sort_keys=True))
+    for row in dataset:
+        _update_text(digest, json.dumps(canonical(row, "IterableDataset row"), sort_keys=True))
+    return digest.hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def _update_text(digest: Any, text: str) -> None:
+    data = text.encode()
+    digest.update(len(data).to_bytes(8, "big"))
+    digest.update(data)
 
 
 def _source_of(obj: Any) -> str | None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Iterator
+
+__all__ = ["SUPER_STEP_PREFIXES", "derived_names", "safe_name", "scoped_name"]
 
 _UNSAFE = re.compile(r"[^a-z0-9]+")
 
@@ -26,3 +29,28 @@ def safe_name(name: str) -> str:
     if keyword.iskeyword(safe):
         safe += "_"  # Dagster refuses Python keywords ("in", "for") as asset names
     return safe
+
+
+def derived_names(base: str, transform: str | None = None) -> Iterator[str]:
+    """The names DataDreamer gives a step an operation derives, in the order it tries them:
+    ``"Src (take)"``, ``"Src (take #2)"``, ``"Src (take #3)"``...; without a transform
+    ``"concat(A, B)"``, ``"concat(A, B) #2"``...; the first one not taken is used."""
+    if transform:
+        yield f"{base} ({transform})"
+    else:
+        yield base
+    number = 2
+    while True:
+        yield f"{base} ({transform} #{number})" if transform else f"{base} #{number}"
+        number += 1
+
+
+#: The names of the SuperSteps being expanded (their steps are named ``"Outer / Inner"``).
+SUPER_STEP_PREFIXES: list[str] = []
+
+
+def scoped_name(name: str) -> str:
+    """``name`` inside the SuperSteps being expanded: ``"Outer / Inner"`` (DataDreamer's rule)."""
+    if not SUPER_STEP_PREFIXES or not isinstance(name, str):
+        return name
+    return " / ".join([*SUPER_STEP_PREFIXES, name.split(" / ")[-1]])

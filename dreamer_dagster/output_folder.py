@@ -12,6 +12,7 @@
       .cache/<model>.db           SQLite model cache (see cache.py)
       .staging/                   work folders, renamed into place when finished
       .locks/<step>.lock          held (flock) by the one run working on <step>
+      .dagster/                   the Dagster instance of a script run without DAGSTER_HOME
       _backups/<step>/<fingerprint>/   a step folder whose configuration was replaced
 
 The output folder is a local path or any fsspec URL (``s3://bucket/prefix``; see
@@ -84,6 +85,8 @@ SHARDS = "_shards"
 DOWNLOADS = ".downloads"
 #: Where a worker keeps its local work folders for remote output folders.
 LOCAL_FOLDER_ENV = "DREAMER_LOCAL_FOLDER"
+#: The Dagster instance of a pipeline run as a script when DAGSTER_HOME is not set.
+DAGSTER_HOME = ".dagster"
 
 
 class Preparation(Enum):
@@ -443,6 +446,18 @@ class OutputFolder:
         the worker's local folder for a remote or shared output folder (see cache.py)."""
         return self.local_root / CACHE
 
+    def dagster_home(self) -> Path:
+        """``<output>/.dagster`` (for a remote output folder, in the worker's local folder): the
+        Dagster instance of a script run without ``DAGSTER_HOME``
+        (``DAGSTER_HOME=<output>/.dagster dagster dev -f script.py`` shows its runs). Made
+        the first time with a ``dagster.yaml`` that turns Dagster's telemetry off."""
+        home = (self.local_root if self.remote else self.root) / DAGSTER_HOME
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "dagster.yaml"
+        if not config.exists():
+            config.write_text("telemetry:\n  enabled: false\n")
+        return home
+
     def publish_cache(self) -> int:
         """Share the model calls this worker made with every other worker (a remote or shared
         output folder: publish them to ``<output>/.cache``); returns how many. Nothing to do
@@ -479,13 +494,16 @@ class OutputFolder:
         writer_batch_size: int = 1000,
         features: Any = None,
         columns: list[str] | None = None,
+        num_proc: int | None = None,
+        num_shards: int | None = None,
     ) -> Any:
         """Write ``rows`` to ``staged/_dataset`` and return the loaded Dataset.
 
         ``rows`` is a ``datasets.Dataset``, a dict of columns, or an iterable of row
         dicts; an iterable is streamed to an Arrow file batch by batch, so a step
         never holds all its rows in memory. ``columns`` names the columns of an
-        iterable that turns out to be empty.
+        iterable that turns out to be empty. ``num_proc`` / ``num_shards`` go to
+        ``save_to_disk`` (DataDreamer's ``save_num_proc`` / ``save_num_shards``).
         """
         import datasets
 
@@ -498,7 +516,13 @@ class OutputFolder:
             dataset = stream_rows(staged, rows, writer_batch_size, features, columns)
         # datasets writes no shard at all for zero rows, and then cannot load the
         # folder back; one (empty) shard keeps an empty output loadable.
-        dataset.save_to_disk(str(target), num_shards=1 if len(dataset) == 0 else None)
+        if len(dataset) == 0:
+            num_proc, num_shards = None, 1
+        elif num_shards is not None:
+            num_shards = min(num_shards, len(dataset))
+        if num_proc is not None:
+            num_proc = max(1, min(num_proc, len(dataset), num_shards or len(dataset)))
+        dataset.save_to_disk(str(target), num_shards=num_shards, num_proc=num_proc)
         del dataset
         for leftover in staged.glob("rows-*.arrow"):
             leftover.unlink()

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .filesystem import is_remote
 from .io_manager import IO_MANAGER_KEY
+from .names import derived_names, safe_name, scoped_name
+from .script_mode import ScriptSession, caller_module_name, resolve_run_mode
 from .steps.settings import SettingError, check_settings
 
 if TYPE_CHECKING:
@@ -16,23 +23,37 @@ if TYPE_CHECKING:
 
 __all__ = ["Pipeline"]
 
+IN_MEMORY = ":memory:"
+
 
 class Pipeline:
-    """Collects every step declared inside ``with Pipeline(folder) as pipeline:``.
+    """Collects every step declared inside ``with Pipeline(folder) as pipeline:``;
+    ``pipeline.definitions()`` returns the ``dg.Definitions`` for them.
 
-    Nothing runs in the block; ``pipeline.definitions()`` returns the
-    ``dg.Definitions`` for the collected steps. Two steps with one name (one
-    asset key) in one block are an error, raised when the second is declared.
+    One file, two modes (see :mod:`~dreamer_dagster.script_mode`): loaded by Dagster,
+    the block only declares; run as a script (``python script.py``, the block's module
+    is ``__main__``), the steps materialize through Dagster as DataDreamer runs them,
+    a step's data is real when code reads it, and exports run. ``run=True`` /
+    ``run=False`` (or ``DREAMER_RUN=1`` / ``0``) forces a mode.
 
-    Keyword arguments set defaults for the Dagster settings of the steps
-    declared in the block (``automation_condition``, ``pool``,
-    ``retry_policy``, ``checks``, ``budget_usd``, ``owners``, ``tags``,
-    ``op_tags``; a step's own value wins), ``output_folder`` a local path or any
-    fsspec URL (``s3://bucket/prefix``, ``file:///shared/disk``) or ``upath.UPath``,
-    with ``storage_options`` for its filesystem, ``translator`` / ``asset_spec``
-    customize each step's asset spec and op (see
-    :mod:`~dreamer_dagster.translator`), and ``io_manager_key`` / ``job_name``
-    let two pipelines with two output folders live in one code location.
+    DataDreamer's session arguments: ``output_folder`` (a local path, any fsspec URL such
+    as ``s3://bucket/prefix`` or ``file:///shared/disk``, or a ``upath.UPath``, with
+    ``storage_options`` for its filesystem; ``":memory:"``: a temporary folder, removed
+    when the process ends), ``verbose``, ``log_level``, ``log_date`` (the terminal log of
+    a script, and the steps' run logs) and ``hf_log`` (False: the Hugging Face libraries
+    log errors only, without progress bars, while a step runs).
+
+    An explicit step name used twice in one block is an error; names an operation
+    derives are numbered as DataDreamer numbers them (``"Src (take)"``,
+    ``"Src (take #2)"``).
+
+    Keyword arguments set defaults for the Dagster settings of the steps declared in
+    the block (``automation_condition``, ``pool``, ``retry_policy``, ``checks``,
+    ``budget_usd``, ``owners``, ``tags``, ``op_tags``; a step's own value wins),
+    ``translator`` / ``asset_spec`` customize each step's asset spec and op (see
+    :mod:`~dreamer_dagster.translator`), ``resources`` are Dagster resources for the
+    script's runs and :meth:`definitions`, and ``io_manager_key`` / ``job_name`` let
+    two pipelines with two output folders live in one code location.
     """
 
     _active: ClassVar[list[Pipeline]] = []
@@ -40,18 +61,42 @@ class Pipeline:
     def __init__(
         self,
         output_folder: Any = "./output",
-        group_name: str | None = None,
+        verbose: bool | None = None,
+        log_level: int | None = None,
+        log_date: bool = False,
+        hf_log: bool = False,
         *,
+        run: bool | None = None,
+        group_name: str | None = None,
         storage_options: dict[str, Any] | None = None,
         translator: DreamerTranslator | None = None,
         asset_spec: Callable[[Step, dg.AssetSpec], dg.AssetSpec] | None = None,
         io_manager_key: str = IO_MANAGER_KEY,
         job_name: str | None = None,
+        resources: dict[str, Any] | None = None,
         **settings: Any,
     ):
         from .definitions import make_translator, output_folder_config
 
+        self.script_mode = resolve_run_mode(run, caller_module_name())
+        self.in_memory = isinstance(output_folder, str) and output_folder.strip().lower() == IN_MEMORY
+        if self.in_memory:
+            output_folder = tempfile.mkdtemp(prefix="dreamer-memory-")
+            atexit.register(shutil.rmtree, output_folder, ignore_errors=True)
+        elif (
+            isinstance(output_folder, (str, os.PathLike))
+            and not is_remote(output_folder)
+            and os.path.isfile(output_folder)
+        ):
+            raise ValueError(
+                f"Pipeline, argument 'output_folder': {os.fspath(output_folder)!r} is a file, not a "
+                "folder. Fix: pass a folder path (it is made when a step first runs), or move the file away."
+            )
         self.output_folder, self.storage_options = output_folder_config(output_folder, storage_options)
+        self.verbose = verbose
+        self.log_level = log_level
+        self.log_date = log_date
+        self.hf_log = hf_log
         self.group_name = group_name
         try:
             self.translator = make_translator(translator, asset_spec)
@@ -66,19 +111,68 @@ class Pipeline:
             )
         self.io_manager_key = io_manager_key
         self.job_name = job_name
+        self.resources = dict(resources or {})
         self.steps: list[Step] = []
         self._by_key: dict[str, Step] = {}
+        self.session: ScriptSession | None = None
+
+    # -- the block ------------------------------------------------------------------
 
     def __enter__(self) -> Pipeline:
         Pipeline._active.append(self)
+        if self.script_mode:
+            self.session = ScriptSession(self)
+            self.session.open()
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
-        Pipeline._active.remove(self)
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
+        try:
+            if self.session is not None:
+                self.session.close(failed=exc_type is not None)
+        finally:
+            self.session = None
+            Pipeline._active.remove(self)
+
+    def start(self) -> None:
+        """Open the block without ``with`` (DataDreamer's ``start()``); end it with :meth:`stop`."""
+        self.__enter__()
+
+    def stop(self) -> None:
+        """End a block opened with :meth:`start` (a running script materializes what is left)."""
+        self.__exit__(None, None, None)
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the block is open (steps declared now belong to it)."""
+        return self in Pipeline._active
+
+    @staticmethod
+    def initialized() -> bool:
+        """Whether a ``Pipeline`` block is open (DataDreamer's ``DataDreamer.initialized()``)."""
+        return bool(Pipeline._active)
+
+    @staticmethod
+    def get_output_folder_path() -> str:
+        """The output folder of the open block (DataDreamer's ``get_output_folder_path()``)."""
+        if not Pipeline._active:
+            raise RuntimeError("No Pipeline block is open. Fix: call this inside `with Pipeline(...):`.")
+        pipeline = Pipeline._active[-1]
+        if pipeline.in_memory:
+            raise RuntimeError("The pipeline is running in-memory (Pipeline(':memory:')).")
+        return pipeline.output_folder
+
+    # -- steps ----------------------------------------------------------------------
 
     @classmethod
     def register(cls, step: Step) -> None:
-        """Called by every step when it is declared."""
+        """Called by every step when it is declared (a step declared in a running SuperStep's
+        ``run()`` runs at once instead; see :mod:`~dreamer_dagster.steps.super_step`)."""
+        from .steps.super_step import inner_run
+
+        running = inner_run()
+        if running is not None:
+            running.add(step)
+            return
         if not cls._active:
             return
         pipeline = cls._active[-1]
@@ -97,10 +191,27 @@ class Pipeline:
             pipeline._by_key[step.key] = step
             pipeline.steps.append(step)
 
+    @classmethod
+    def derived_name(cls, base: str, transform: str | None = None, parts: tuple[str, ...] = ()) -> str:
+        """The name of a step an operation derives from ``base`` (``"Src (take)"``), numbered
+        as DataDreamer numbers it when the open block already has it (``"Src (take #2)"``).
+        With ``parts``, each ``"<name> (<part>)"`` must be free (the steps of ``splits``)."""
+        from .steps.super_step import inner_run
+
+        running = inner_run()
+        taken = running.steps if running is not None else cls._active[-1]._by_key if cls._active else {}
+        for name in derived_names(base, transform):
+            names = [f"{name} ({part})" for part in parts] or [name]
+            if not any(safe_name(scoped_name(candidate)) in taken for candidate in names):
+                return name
+        raise AssertionError("unreachable")  # derived_names never ends
+
+    # -- Dagster --------------------------------------------------------------------
+
     def definitions(self, **kwargs: Any) -> dg.Definitions:
         """``dreamer_definitions`` for every step declared in the block (with this pipeline's
-        translator, IO manager key and job name); kwargs pass through (``schedule=``,
-        ``resources=``, ``executor=``...)."""
+        translator, IO manager key, job name and resources); kwargs pass through
+        (``schedule=``, ``resources=``, ``executor=``...)."""
         from .definitions import dreamer_definitions
 
         kwargs.setdefault("translator", self.translator)
@@ -109,4 +220,16 @@ class Pipeline:
             kwargs.setdefault("job_name", self.job_name)
         if self.storage_options:
             kwargs.setdefault("storage_options", self.storage_options)
+        if self.resources:
+            kwargs["resources"] = {**self.resources, **(kwargs.get("resources") or {})}
         return dreamer_definitions(self.steps, output_folder=self.output_folder, **kwargs)
+
+    def definitions_for_run(self, extra: list[Step] = ()) -> dg.Definitions:
+        """The definitions a running script materializes from: the block's steps so far and
+        ``extra`` (steps declared outside the block that they read)."""
+        steps = list(self.steps) + [step for step in extra if step not in self.steps]
+        saved, self.steps = self.steps, steps
+        try:
+            return self.definitions()
+        finally:
+            self.steps = saved

@@ -1,5 +1,9 @@
-"""Steps: data sources, prompt steps, task steps and operations."""
+"""Steps: data sources, prompt steps, task steps and operations; DataDreamer's
+``concat``, ``zipped``, ``wait``, ``concurrent``, ``DataCardType``, ``LazyRows``,
+``LazyRowBatches`` and ``SuperStep`` for custom steps."""
 
+from ..cards import DataCardType
+from .background import concurrent, wait
 from .data_sources import (
     CSVDataSource,
     DataSource,
@@ -8,6 +12,7 @@ from .data_sources import (
     JSONDataSource,
     TextDataSource,
 )
+from .operations.functions import concat, zipped
 from .prompt import (
     DataFromAttributedPrompt,
     DataFromPrompt,
@@ -22,12 +27,15 @@ from .prompt import (
 )
 from .prompt.few_shot_prompt_with_retrieval import FewShotPromptWithRetrieval
 from .prompt.rag_prompt import RAGPrompt
+from .registration import LazyRowBatches, LazyRows
 from .step import Step, StepDeclarationError
+from .super_step import SuperStep
 from .tasks import CosineSimilarity, Embed, Retrieve, RunTaskModel
 
 __all__ = [
     "CSVDataSource",
     "CosineSimilarity",
+    "DataCardType",
     "DataFromAttributedPrompt",
     "DataFromPrompt",
     "DataSource",
@@ -40,6 +48,8 @@ __all__ = [
     "JSONDataSource",
     "JudgeGenerationPairsWithPrompt",
     "JudgePairsWithPrompt",
+    "LazyRowBatches",
+    "LazyRows",
     "ProcessWithPrompt",
     "Prompt",
     "PromptStepError",
@@ -49,5 +59,10 @@ __all__ = [
     "RunTaskModel",
     "Step",
     "StepDeclarationError",
+    "SuperStep",
     "TextDataSource",
+    "concat",
+    "concurrent",
+    "wait",
+    "zipped",
 ]

@@ -26,8 +26,9 @@ from .. import metadata as keys
 from ..cards import DATETIME, merge_cards
 from ..checks import build_check_specs, check_results, generation_columns, generation_counts
 from ..cost import budget_stats, check_budget
-from ..errors import is_retryable, is_transient
+from ..errors import StepOutputError, StepOutputTypeError, is_retryable, is_transient
 from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema
+from ..logs import quiet_hf_logs, report
 from ..metadata import sample_rows, step_metadata
 from ..output_folder import Preparation, StepLocked, dataset_data_version, folder_errors, step_uri
 from ..translator import DreamerTranslator, build_step_spec
@@ -39,10 +40,12 @@ if TYPE_CHECKING:
 __all__ = [
     "build_step_asset",
     "common_record",
+    "execute_dataset_step",
     "input_name",
     "lock_step_folder",
     "materialize_step",
     "reuse_or_run",
+    "run_staged",
 ]
 
 # Output(data_version=...) is how a materialization records a data version
@@ -192,11 +195,24 @@ def reuse_or_run(
         preparation = step_folder.prepare(fingerprint)
     if preparation in (Preparation.FINISHED, Preparation.RESTORED) and not step.force:
         record = step_folder.step_json() or {}
-        verb = "Reused" if preparation is Preparation.FINISHED else "Restored from _backups"
         what = repr(step.name) if shard is None else f"shard {shard.key} of {step.name!r}"
-        context.log.info(f"{verb} the finished output of {what} (fingerprint {fingerprint}).")
+        how = (
+            f"Reused the finished output of {what}: results loaded from the output folder, it was "
+            "run and saved before"
+            if preparation is Preparation.FINISHED
+            else f"Restored from _backups the finished output of {what}: it was run with this "
+            "configuration before"
+        )
+        report(step, f"{how} (fingerprint {fingerprint}).", run_log=context.log)
         return CommittedStep(step_folder, record, lock), record, True
+    what = f"Step {step.name!r}" if shard is None else f"Shard {shard.key} of step {step.name!r}"
+    report(step, f"{what} is running.", run_log=context.log)
+    started = _dt.datetime.now(_dt.UTC)
     record, staged = _run(step, context, loaded, output_folder, step_folder, resources, retries, shard)
+    seconds = (_dt.datetime.now(_dt.UTC) - started).total_seconds()
+    count = record.get("num_rows")
+    rows = "" if count is None else f"{count} row{'' if count == 1 else 's'}, "
+    report(step, f"{what} finished and is saved to disk ({rows}{seconds:.1f}s).", run_log=context.log)
     return StagedStep(step_folder, staged, record, lock), record, False
 
 
@@ -226,20 +242,49 @@ def _run(
     shard: Any = None,
 ) -> tuple[dict, Any]:
     """Run the step (or its ``shard``) into a staging folder; return its record and the
-    staging folder. With a budget, its estimate is checked before anything is sent. With a
-    retry policy, a failure a retry cannot fix becomes ``dg.Failure(allow_retries=False)``."""
+    staging folder. With a retry policy, a failure a retry cannot fix becomes
+    ``dg.Failure(allow_retries=False)``."""
     upstream = {parent.key: loaded[input_name(parent)] for parent in step.upstream()}
+    try:
+        return run_staged(
+            step, output_folder, step_folder, upstream, context.log, resources, context.run_id, shard
+        )
+    except Exception as error:
+        if retries and not (is_retryable(error) and is_transient(error)):
+            raise dg.Failure(
+                description=f"Step {step.name!r} failed, and running it again cannot fix it: {error}",
+                allow_retries=False,
+            ) from error
+        raise  # a transient failure: the step's retry policy runs it again, paying only for
+        # the calls the model cache does not hold
+
+
+def run_staged(
+    step: Step,
+    output_folder: Any,
+    step_folder: Any,
+    upstream: dict[str, Any],
+    log: Any,
+    resources: Sequence[Any] = (),
+    run_id: str | None = None,
+    shard: Any = None,
+) -> tuple[dict, Any]:
+    """Run ``step`` (or its ``shard``; its upstream outputs loaded in ``upstream``, by step
+    key) into a fresh staging folder; return its step.json record and the staging folder,
+    which the caller commits. With a budget, its estimate is checked before anything is
+    sent. A failure leaves nothing half-written."""
     run_context = StepRunContext(
-        step, output_folder, upstream, None, log=context.log, resources=resources, shard=shard
+        step, output_folder, upstream, None, log=log, resources=resources, shard=shard
     )
+    quiet = step.pipeline is not None and not step.pipeline.hf_log
     staged = None
     try:
         check_budget(step, run_context)
         with folder_errors(output_folder.root, step.key):
             step_folder.start(shard.fingerprint if shard is not None else step.fingerprint)
-            staged = run_context.staged = output_folder.staging(step_folder.name, context.run_id)
+            staged = run_context.staged = output_folder.staging(step_folder.name, run_id)
         try:
-            with folder_errors(output_folder.root, step.key):
+            with folder_errors(output_folder.root, step.key), quiet_hf_logs(quiet):
                 produced = step.execute(run_context)
         finally:
             # Model generations a failure left open save the answers they received.
@@ -248,18 +293,12 @@ def _run(
         record = {**common_record(step, run_context), **produced}
         if shard is not None:
             record.update(shard.record_fields(step))
-    except BaseException as error:
+    except BaseException:
         # Nothing half-written stays behind (a full disk gets its space back); the
         # answers already received are in the model cache.
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
-        if retries and isinstance(error, Exception) and not (is_retryable(error) and is_transient(error)):
-            raise dg.Failure(
-                description=f"Step {step.name!r} failed, and running it again cannot fix it: {error}",
-                allow_retries=False,
-            ) from error
-        raise  # a transient failure: the step's retry policy runs it again, paying only for
-        # the calls the model cache does not hold
+        raise
     return record, staged
 
 
@@ -270,13 +309,28 @@ def _close_model_calls(run_context: StepRunContext) -> None:
         run_context.scope.warning(f"Step {run_context.step.name!r}: closing its model calls failed: {error}")
 
 
-def execute_dataset_step(step: Step, context: StepRunContext) -> dict:
-    """Run a step that outputs a dataset; return its step.json fields."""
-    rows = step.renamed_rows(step.run(context))
-    dataset = context.output_folder.write_dataset(context.staged, rows, columns=step.output_columns)
+def execute_dataset_step(step: Step, context: StepRunContext, rows: Any = None) -> dict:
+    """Run a step that outputs a dataset (``rows``, else ``step.run(context)``); return its
+    step.json fields."""
+    import pyarrow as pa
+
+    rows = step.renamed_rows(step.run(context) if rows is None else rows)
+    try:
+        dataset = context.output_folder.write_dataset(
+            context.staged,
+            rows,
+            columns=step.output_columns,
+            num_proc=step.save_num_proc,
+            num_shards=step.save_num_shards,
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise StepOutputTypeError(
+            f"Step {step.name!r} ({type(step).__name__}): its rows cannot be stored together ({error}). "
+            "Fix: give each output column values of one type (str, number, list of those...)."
+        ) from error
     declared = step.output_columns
     if declared is not None and sorted(dataset.column_names) != sorted(declared):
-        raise RuntimeError(
+        raise StepOutputError(
             f"Step {step.name!r} produced columns {dataset.column_names}, but declared {declared}."
         )
     context.progress(dataset.num_rows, dataset.num_rows, force=True)
@@ -310,6 +364,7 @@ def common_record(step: Step, context: StepRunContext) -> dict:
     for parent in step.upstream():
         parent_record = context.output_folder.step(parent.key).step_json() or {}
         upstream_cards.append(parent_record.get("data_card") or {})
+    upstream_cards.extend(context.inner_cards)  # the steps a SuperStep ran
     own = {DATETIME: [now]}
     for entries in (step.card_entries(context), context.card):
         for key, values in entries.items():

@@ -1,28 +1,37 @@
 """Export methods every step has: a dict or list, JSON, CSV, a saved HF dataset, the HF Hub.
 
-They run outside Dagster, on a finished output folder: each reads the step's
-committed ``_dataset`` (``output_folder=`` names the folder; by default the
-folder of the ``Pipeline`` block the step was declared in, else
-``./output``) and refuses a step that is not materialized with its current
-fingerprint. Sizes split the rows as ``splits()`` does (same shuffle, same
-``seed``), except that every row must land in a split.
+Called inside the step's ``Pipeline`` block, an export is a step of its own (see
+:mod:`~dreamer_dagster.steps.export_step`): in a file Dagster loads, it becomes an
+export asset downstream of the step; in a running script, it materializes and the
+call returns what DataDreamer returns. ``export_to_dict`` / ``export_to_list`` hand
+rows to the script, so they only work where the data can be read.
+
+Called after the block (or on a step declared outside any block), an export runs
+at once on the finished output folder: it reads the step's committed ``_dataset``
+(``output_folder=`` names the folder; by default the folder of the ``Pipeline``
+block the step was declared in, else ``./output``) and refuses a step that is not
+materialized with its current fingerprint. Sizes split the rows as ``splits()``
+does (same shuffle, same ``seed``), except that every row must land in a split.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..cards import CITATION, DATASET_NAME, LICENSE, MODEL_NAME, card_markdown, card_values
+from ..errors import StepOutputError
 
 if TYPE_CHECKING:
     from .step import Step
 
-__all__ = ["ExportMethods", "NotMaterializedError", "hub_readme"]
+__all__ = ["ExportMethods", "NotMaterializedError", "export_call", "hub_readme"]
 
 LIBRARY_NAME = "dreamer-dagster"
 _SIZE_CATEGORIES = (
@@ -37,8 +46,25 @@ _SIZE_CATEGORIES = (
 _LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+\-]*$")
 
 
-class NotMaterializedError(FileNotFoundError):
+class NotMaterializedError(FileNotFoundError, StepOutputError):
     """A step's output folder holds no finished output with the step's fingerprint."""
+
+
+def export_call(method: Callable) -> Callable:
+    """An export method that, called inside the step's active ``Pipeline`` block, becomes an
+    export step (:func:`~dreamer_dagster.steps.export_step.declare_export`); elsewhere it
+    runs at once on the finished output folder."""
+
+    @functools.wraps(method)
+    def export(self: Step, *args: Any, **kwargs: Any) -> Any:
+        pipeline = self.pipeline
+        if pipeline is not None and pipeline.is_active:
+            from .export_step import declare_export
+
+            return declare_export(self, method, args, kwargs)
+        return method(self, *args, **kwargs)
+
+    return export
 
 
 class ExportMethods:
@@ -62,9 +88,8 @@ class ExportMethods:
             output_folder = pipeline.output_folder if pipeline is not None else "./output"
         return OutputFolder(output_folder, getattr(pipeline, "storage_options", None) or None)
 
-    def finished_output(self: Step, output_folder: str | os.PathLike | None = None) -> tuple[Any, dict]:
-        """``(dataset, step.json record)`` of this step's finished output."""
-
+    def finished_record(self: Step, output_folder: str | os.PathLike | None = None) -> tuple[Any, dict]:
+        """``(step folder, step.json record)`` of this step's finished output."""
         folder = self.export_folder(output_folder).step(self.key)
         record = folder.step_json()
         command = f"`dagster asset materialize --select {self.key} -f <your definitions file>`"
@@ -80,6 +105,11 @@ class ExportMethods:
                 f"configuration (fingerprint {record.get('fingerprint')}; this declaration is "
                 f"{self.fingerprint}). Fix: materialize it again, e.g. {command}."
             )
+        return folder, record
+
+    def finished_output(self: Step, output_folder: str | os.PathLike | None = None) -> tuple[Any, dict]:
+        """``(dataset, step.json record)`` of this step's finished output."""
+        folder, record = self.finished_record(output_folder)
         if record.get("model"):
             raise TypeError(f"Step {self.name!r} outputs a trained model, not a dataset to export.")
         return folder.load_dataset(record), record
@@ -122,6 +152,7 @@ class ExportMethods:
 
     # -- local exports ------------------------------------------------------------------
 
+    @export_call
     def export_to_dict(
         self: Step,
         train_size: float | int | None = None,
@@ -142,6 +173,7 @@ class ExportMethods:
             return next(iter(splits.values())).to_dict()
         return {split: dataset.to_dict() for split, dataset in splits.items()}
 
+    @export_call
     def export_to_list(
         self: Step,
         train_size: float | int | None = None,
@@ -162,6 +194,7 @@ class ExportMethods:
             return next(iter(splits.values())).to_list()
         return {split: dataset.to_list() for split, dataset in splits.items()}
 
+    @export_call
     def export_to_json(
         self: Step,
         path: str | os.PathLike,
@@ -188,6 +221,7 @@ class ExportMethods:
             splits, path, lambda ds, p: ds.to_json(p, num_proc=save_num_proc, **to_json_kwargs)
         )
 
+    @export_call
     def export_to_csv(
         self: Step,
         path: str | os.PathLike,
@@ -213,6 +247,7 @@ class ExportMethods:
             splits, path, lambda ds, p: ds.to_csv(p, sep=sep, num_proc=save_num_proc, **to_csv_kwargs)
         )
 
+    @export_call
     def export_to_hf_dataset(
         self: Step,
         path: str | os.PathLike,
@@ -277,6 +312,7 @@ class ExportMethods:
         (target / "README.md").write_text(readme, encoding="utf-8")
         return target
 
+    @export_call
     def publish_to_hf_hub(
         self: Step,
         repo_id: str,

@@ -1,14 +1,18 @@
 """The operation methods every step has (``step.take(10)``, ``step.splits(...)``...).
 
 Each returns a new step (its own asset) whose name defaults to
-``"<step name> (<operation>)"``. DataDreamer's keyword arguments that only
-tune its own execution (``lazy``, ``progress_interval``, ``writer_batch_size``,
-``save_num_proc``...) are accepted and have no effect here.
+``"<step name> (<operation>)"``, numbered as DataDreamer numbers it when the block
+already has one (``"<step name> (<operation> #2)"``). DataDreamer's execution
+options pass to the new step where they mean something here (``force``,
+``progress_interval``, ``save_num_proc``, ``save_num_shards``; ``background`` is
+accepted: Dagster runs independent steps in parallel); ``lazy``,
+``writer_batch_size``, ``total_num_rows``, ``auto_progress`` are accepted and change
+nothing (every step streams its rows to its ``_dataset``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,8 +42,8 @@ def check_options(step: Step, operation: str, options: dict[str, Any]) -> None:
     unknown = sorted(set(options) - EXECUTION_OPTIONS)
     if unknown:
         raise step.error(
-            f"{operation}() got unexpected keyword arguments {unknown}. Its execution options "
-            f"{sorted(EXECUTION_OPTIONS)} are accepted and have no effect here.",
+            f"{operation}() got unexpected keyword arguments {unknown}. Besides its own arguments it "
+            f"takes DataDreamer's execution options {sorted(EXECUTION_OPTIONS)}.",
             unknown[0],
         )
 
@@ -53,7 +57,7 @@ class OperationMethods:
         check_options(self, "select_columns", options)
         from .operations.column_operations import SelectColumns
 
-        return SelectColumns(self, name=name, args={"column_names": column_names})
+        return SelectColumns(self, name=name, args={"column_names": column_names}, **options)
 
     def remove_columns(
         self: Step, column_names: str | Sequence[str], name: str | None = None, **options: Any
@@ -61,7 +65,7 @@ class OperationMethods:
         check_options(self, "remove_columns", options)
         from .operations.column_operations import RemoveColumns
 
-        return RemoveColumns(self, name=name, args={"column_names": column_names})
+        return RemoveColumns(self, name=name, args={"column_names": column_names}, **options)
 
     def rename_column(
         self: Step, original_column_name: str, new_column_name: str, name: str | None = None, **options: Any
@@ -69,9 +73,12 @@ class OperationMethods:
         check_options(self, "rename_column", options)
         from .operations.column_operations import RenameColumns
 
-        name = name or f"{self.name} (rename_column)"
         return RenameColumns(
-            self, name=name, args={"column_mapping": {original_column_name: new_column_name}}
+            self,
+            name=name,
+            args={"column_mapping": {original_column_name: new_column_name}},
+            operation="rename_column",
+            **options,
         )
 
     def rename_columns(
@@ -80,19 +87,19 @@ class OperationMethods:
         check_options(self, "rename_columns", options)
         from .operations.column_operations import RenameColumns
 
-        return RenameColumns(self, name=name, args={"column_mapping": column_mapping})
+        return RenameColumns(self, name=name, args={"column_mapping": column_mapping}, **options)
 
     def take(self: Step, n: int, name: str | None = None, **options: Any) -> Step:
         check_options(self, "take", options)
         from .operations.row_operations import Take
 
-        return Take(self, name=name, args={"n": n})
+        return Take(self, name=name, args={"n": n}, **options)
 
     def skip(self: Step, n: int, name: str | None = None, **options: Any) -> Step:
         check_options(self, "skip", options)
         from .operations.row_operations import Skip
 
-        return Skip(self, name=name, args={"n": n})
+        return Skip(self, name=name, args={"n": n}, **options)
 
     def shuffle(
         self: Step, seed: int | None = None, buffer_size: int = 1000, name: str | None = None, **options: Any
@@ -100,7 +107,7 @@ class OperationMethods:
         check_options(self, "shuffle", options)
         from .operations.row_operations import Shuffle
 
-        return Shuffle(self, name=name, args={"seed": seed, "buffer_size": buffer_size})
+        return Shuffle(self, name=name, args={"seed": seed, "buffer_size": buffer_size}, **options)
 
     def sort(
         self: Step,
@@ -117,6 +124,7 @@ class OperationMethods:
             self,
             name=name,
             args={"column_names": column_names, "reverse": reverse, "null_placement": null_placement},
+            **options,
         )
 
     def shard(
@@ -131,20 +139,23 @@ class OperationMethods:
         from .operations.row_operations import Shard
 
         return Shard(
-            self, name=name, args={"num_shards": num_shards, "index": index, "contiguous": contiguous}
+            self,
+            name=name,
+            args={"num_shards": num_shards, "index": index, "contiguous": contiguous},
+            **options,
         )
 
     def reverse(self: Step, name: str | None = None, **options: Any) -> Step:
         check_options(self, "reverse", options)
         from .operations.row_operations import Reverse
 
-        return Reverse(self, name=name)
+        return Reverse(self, name=name, **options)
 
     def add_item(self: Step, item: dict, name: str | None = None, **options: Any) -> Step:
         check_options(self, "add_item", options)
         from .operations.row_operations import AddItem
 
-        return AddItem(self, name=name, args={"item": item})
+        return AddItem(self, name=name, args={"item": item}, **options)
 
     def filter(
         self: Step,
@@ -171,6 +182,7 @@ class OperationMethods:
                 "batched": batched,
                 "batch_size": batch_size,
             },
+            **options,
         )
 
     def map(
@@ -202,6 +214,7 @@ class OperationMethods:
                 "remove_columns": remove_columns,
                 "output_columns": output_columns,
             },
+            **options,
         )
 
     def splits(
@@ -217,4 +230,28 @@ class OperationMethods:
         check_options(self, "splits", options)
         from .operations.splits import split_steps
 
-        return split_steps(self, train_size, validation_size, test_size, stratify_by_column, seed, name)
+        return split_steps(
+            self, train_size, validation_size, test_size, stratify_by_column, seed, name, options
+        )
+
+    def select(self: Step, indices: Iterable[int], name: str | None = None, **options: Any) -> Step:
+        """The rows at ``indices``, in that order."""
+        check_options(self, "select", options)
+        from .operations.row_operations import Select
+
+        return Select(self, name=name, args={"indices": indices}, **options)
+
+    def save(self: Step, name: str | None = None, **options: Any) -> Step:
+        """A copy of the rows as a step of its own (DataDreamer saves a lazy step's rows with
+        it; every step's rows are saved here, so it is :meth:`copy` under another name)."""
+        check_options(self, "save", options)
+        from .operations.row_operations import Copy
+
+        return Copy(self, name=name, operation="save", **options)
+
+    def copy(self: Step, name: str | None = None, **options: Any) -> Step:
+        """A copy of the rows as a step of its own."""
+        check_options(self, "copy", options)
+        from .operations.row_operations import Copy
+
+        return Copy(self, name=name, operation="copy", **options)

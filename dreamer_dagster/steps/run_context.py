@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..call_scope import CallScope
 from ..deferred import ColumnRef, Deferred, DeferredValueError, resolve
+from ..logs import report
 
 if TYPE_CHECKING:
     from ..output_folder import OutputFolder, StepFolder
@@ -70,6 +71,8 @@ class StepRunContext:
             estimating=estimating,
         )
         self.card: dict[str, list[str]] = {}
+        #: The data cards of the steps a SuperStep ran inside this step.
+        self.inner_cards: list[dict] = []
         self._started = time.monotonic()
         self._last_progress = self._started
 
@@ -194,14 +197,24 @@ class StepRunContext:
             values.append(value)
 
     def info(self, message: str) -> None:
-        if self.log is not None:
-            self.log.info(message)
+        """Log to the run log (and a running script's terminal), at the step's threshold."""
+        report(self.step, message, run_log=self.log)
 
     def with_progress(self, rows: Iterable[dict], total: int | None) -> Iterator[dict]:
         """``rows`` passed through, with :meth:`progress` reported as they go."""
         for done, row in enumerate(rows, start=1):
             yield row
             self.progress(done, total)
+
+    def fraction(self, value: float) -> None:
+        """A step's own progress (0 to 1: DataDreamer's ``self.progress = ...`` in ``run()``),
+        logged at most once per progress interval."""
+        interval = self.step.progress_interval
+        now = time.monotonic()
+        if interval is None or now - self._last_progress < interval:
+            return
+        self._last_progress = now
+        self.info(f"Step {self.step.name!r} progress: {value:.0%}")
 
     def progress(self, done: int, total: int | None, force: bool = False) -> None:
         """Log ``rows done of total, rows/s, ETA`` at most once per progress interval."""
@@ -219,4 +232,8 @@ class StepRunContext:
             message += f" of {total} rows ({percent:.0f}%), {rate:.1f} rows/s, ETA {eta:.0f}s"
         else:
             message += f" rows, {rate:.1f} rows/s"
-        self.info(message)
+        if force:
+            # the last count, for the run log; a script's terminal says "finished (N rows)"
+            report(self.step, message, run_log=self.log, terminal=False)
+        else:
+            self.info(message)

@@ -33,9 +33,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..deferred import ColumnRef, Deferred, upstream_steps
 from ..fingerprint import FingerprintError, canonical, fingerprint
-from ..names import safe_name
+from ..names import safe_name, scoped_name
+from .data_methods import DataMethods
 from .export import ExportMethods
 from .operation_methods import OperationMethods
+from .output_data import ColumnData, OutputColumns
+from .registration import RegistrationMethods, execute_registered, help_text
 from .settings import SETTING_NAMES, SettingError, check_settings, merge_setting
 
 if TYPE_CHECKING:
@@ -80,6 +83,11 @@ class _StepType(type):
             set_shards(step, sharding.get("shards"), sharding.get("backfill_policy"))
         return step
 
+    @property
+    def help(cls) -> str:
+        """What the step class takes and gives (DataDreamer's ``Step.help``)."""
+        return help_text(cls)
+
 
 def _caller_location() -> tuple[str, int] | None:
     """The file and line, outside this package, that declared a step."""
@@ -91,7 +99,7 @@ def _caller_location() -> tuple[str, int] | None:
     return str(Path(frame.f_code.co_filename).resolve()), frame.f_lineno
 
 
-class Step(OperationMethods, ExportMethods, metaclass=_StepType):
+class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, metaclass=_StepType):
     """Base of every step: one Dagster asset that writes ``<output>/<step>/``.
 
     Subclasses set:
@@ -100,7 +108,11 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
     - ``ARGS``: arg name -> default (``REQUIRED`` when there is none);
     - ``OUTPUTS``: the internal output column names, or ``None`` when the
       data decides them (override :meth:`declared_columns`);
-    - ``UNFINGERPRINTED_ARGS``: args that do not change the output (batch sizes).
+    - ``UNFINGERPRINTED_ARGS``: args that do not change the output (batch sizes);
+
+    and implement ``run(context)``. Or, DataDreamer's way, ``setup()`` with
+    ``register_input`` / ``register_arg`` / ``register_output`` and ``run()``
+    (see :mod:`~dreamer_dagster.steps.registration`).
     """
 
     INPUTS: ClassVar[Mapping[str, bool]] = {}
@@ -121,12 +133,16 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
     shards: int | None = None
     #: The Dagster backfill policy of the shards (default: one run per shard).
     backfill_policy: Any = None
+    #: Whether args beyond ``ARGS`` are accepted (DataDreamer's ``register_arg("**kwargs")``).
+    ACCEPTS_ANY_ARGS: ClassVar[bool] = False
     #: The output folder of the ``Pipeline`` block the step was declared in.
     pipeline_output_folder: str | None = None
     #: The ``Pipeline`` block the step was declared in (its translator, IO manager key).
     pipeline: Any = None
     #: The file and line that declared the step (``dagster/code_references``).
     declared_at: tuple[str, int] | None = None
+    #: While a DataDreamer-style step's ``run()`` runs: its run context (see registration.py).
+    _run_context: Any = None
     # The Dagster settings (see steps/settings.py); None: the pipeline's, else the default.
     automation_condition: Any = None
     pool: str | None = None
@@ -152,7 +168,7 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
         save_num_shards: int | None = None,
         background: bool = False,
     ):
-        self.name = name
+        self.name = name = scoped_name(name)
         try:
             self.key = safe_name(name)
         except (TypeError, ValueError) as error:
@@ -162,7 +178,17 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
         self.progress_interval = progress_interval
         #: Run even when a finished output with this fingerprint exists (DataDreamer's ``force``).
         self.force = force
+        #: DataDreamer's logging settings (the step's own over its ``Pipeline``'s; see logs.py).
+        self.verbose = verbose
+        self.log_level = log_level
+        #: ``save_to_disk``'s ``num_proc`` / ``num_shards`` for ``_dataset``.
+        self.save_num_proc = save_num_proc
+        self.save_num_shards = save_num_shards
+        #: Accepted: Dagster runs independent steps in parallel (the multiprocess executor).
+        self.background = background
         self._declared = False
+        if type(self).uses_registration():
+            self._run_setup()
         self._declare(inputs, args, outputs)
 
     # -- declaration ----------------------------------------------------------------
@@ -201,6 +227,8 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
                     f"unknown input. {type(self).__name__} takes inputs {sorted(allowed)}.",
                     f"inputs[{input_name!r}]",
                 )
+            if isinstance(ref, ColumnData):  # a column's values in a running SuperStep
+                ref = inputs[input_name] = ColumnRef(ref.step, ref.column_name)
             if not isinstance(ref, ColumnRef):
                 raise self.error(
                     f"{ref!r} is not a column reference. Fix: pass another step's column, "
@@ -214,7 +242,7 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
 
     def _check_args(self, args: dict[str, Any]) -> dict[str, Any]:
         for arg_name in args:
-            if arg_name not in self.ARGS:
+            if arg_name not in self.ARGS and not self.ACCEPTS_ANY_ARGS:
                 raise self.error(
                     f"unknown argument. {type(self).__name__} takes args {sorted(self.ARGS)}.",
                     f"args[{arg_name!r}]",
@@ -225,6 +253,7 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
             if value is REQUIRED:
                 raise self.error("this argument is required but was not given.", f"args[{arg_name!r}]")
             merged[arg_name] = value
+        merged.update({name: value for name, value in args.items() if name not in merged})
         return merged
 
     def _check_outputs(self, outputs: dict[str, str]) -> dict[str, str]:
@@ -299,6 +328,7 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
 
     @property
     def output(self) -> OutputColumns:
+        """Column references (``step.output["col"]``), and the rows when code reads them."""
         return OutputColumns(self)
 
     # -- identity -------------------------------------------------------------------
@@ -309,7 +339,7 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
 
     def fingerprint_content(self) -> dict:
         """What the fingerprint hashes: type, args, inputs' producers, outputs."""
-        return {
+        content = {
             "type": type(self).__name__,
             "args": {
                 name: value for name, value in self.args.items() if name not in self.UNFINGERPRINTED_ARGS
@@ -318,6 +348,11 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
             "sources": [step.fingerprint for step in self.source_steps()],
             "outputs": self.output_mapping,
         }
+        if type(self).uses_registration():
+            content["registered_outputs"] = list(self.OUTPUTS)
+        if self.save_num_shards is not None:
+            content["save_num_shards"] = self.save_num_shards  # the _dataset's files, as DataDreamer
+        return content
 
     def describe_args(self) -> dict:
         """The args as step.json shows them (the canonical form; never a secret)."""
@@ -371,11 +406,13 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
         """
         from .asset_factory import execute_dataset_step
 
+        if type(self).uses_registration():
+            return execute_registered(self, context)
         return execute_dataset_step(self, context)
 
     def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
         """This step's own data card entries (model names, licenses, citations...)."""
-        entries: dict[str, list[str]] = {}
+        entries: dict[str, list[str]] = {key: list(values) for key, values in self.registered_card().items()}
         for value in _walk(self.args):
             if isinstance(value, (type, Step, ColumnRef, Deferred)):
                 continue  # a deferred value answers every attribute; it is no model
@@ -439,29 +476,6 @@ class Step(OperationMethods, ExportMethods, metaclass=_StepType):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
-
-
-class OutputColumns:
-    """``step.output``: column references, checked against the step's columns."""
-
-    def __init__(self, step: Step):
-        self._step = step
-
-    @property
-    def column_names(self) -> list[str] | None:
-        return self._step.output_columns
-
-    def __getitem__(self, column: str) -> ColumnRef:
-        step = self._step
-        if not isinstance(column, str):
-            raise step.error(f"output columns are named by strings, got {column!r}.", "output")
-        columns = step.output_columns
-        if columns is not None and column not in columns:
-            raise step.error(f"has no output column {column!r}; its columns are {columns}.", "output")
-        return ColumnRef(step, column)
-
-    def __contains__(self, column: str) -> bool:
-        return self._step.output_columns is None or column in self._step.output_columns
 
 
 def _rename_stream(rows: Iterable[dict], mapping: dict[str, str]) -> Iterator[dict]:

@@ -1,10 +1,13 @@
 """After training: ``trainer.model``, ``trainer.export_to_disk`` and ``trainer.publish_to_hf_hub``.
 
-They run outside Dagster, on a finished output folder, exactly as a step's
-exports do: they read the trainer's committed ``_model`` (``output_folder=``
-names the folder; by default the trainer's ``Pipeline`` folder, else
-``./output``) and refuse a trainer that is not materialized with its current
-fingerprint, saying how to materialize it.
+They work exactly as a step's exports do (see :mod:`~dreamer_dagster.steps.export`):
+inside the trainer's ``Pipeline`` block, ``export_to_disk`` and ``publish_to_hf_hub``
+become export assets (a running script materializes them at once and gets the path
+or URL back), and ``trainer.model`` trains first in a running script. After the
+block they run on the finished output folder: they read the trainer's committed
+``_model`` (``output_folder=`` names the folder; by default the trainer's
+``Pipeline`` folder, else ``./output``) and refuse a trainer that is not
+materialized with its current fingerprint, saying how to materialize it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..steps.export import export_call
 
 if TYPE_CHECKING:
     from .base import Trainer
@@ -55,8 +60,11 @@ class TrainerPublishing:
     def model(self: Trainer) -> Any:
         """The trained model, loaded from ``_model`` once the trainer has materialized (kept
         until ``unload_model()``); a clear error before that."""
+        from ..script_mode import require_output
+
         loaded = self.__dict__.get("_loaded_model")
         if loaded is None:
+            require_output(self, "trainer.model")
             loaded = self.load_trained(str(self.finished_model_dir()))
             self.__dict__["_loaded_model"] = loaded
         return loaded
@@ -78,6 +86,7 @@ class TrainerPublishing:
         """Forget the loaded ``trainer.model``; harmless when nothing is loaded."""
         self.__dict__.pop("_loaded_model", None)
 
+    @export_call
     def export_to_disk(
         self: Trainer,
         path: str | os.PathLike,
@@ -118,7 +127,8 @@ class TrainerPublishing:
         from ..cards import DATASET_NAME, MODEL_NAME, card_values
         from .trained_models import trained_model_info
 
-        target = self.export_to_disk(folder, adapter_only=adapter_only, output_folder=output_folder)
+        export = TrainerPublishing.export_to_disk.__wrapped__  # the export itself, never a new step
+        target = export(self, folder, adapter_only=adapter_only, output_folder=output_folder)
         info = trained_model_info(target)
         card = (
             json.loads((target / "data_card.json").read_text())
@@ -144,6 +154,7 @@ class TrainerPublishing:
         )
         return target
 
+    @export_call
     def publish_to_hf_hub(
         self: Trainer,
         repo_id: str,

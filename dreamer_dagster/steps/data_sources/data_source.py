@@ -1,4 +1,5 @@
-"""``DataSource``: rows given in Python (a dict, a list of dicts, a generator, a Dataset)."""
+"""``DataSource``: rows given in Python (a dict, a list of dicts, a generator, a Dataset,
+an IterableDataset)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ class DataSource(Step):
     """Rows given in Python; writes them as ``_dataset``.
 
     ``data`` is a dict of columns, a list of row dicts, a ``datasets.Dataset``,
-    or a generator function yielding row dicts (then ``columns=`` names its
-    columns so they can be referenced before it runs).
+    an ``IterableDataset`` (streamed to disk row by row), or a generator function
+    yielding row dicts (then ``columns=`` names its columns so they can be referenced
+    before it runs; an ``IterableDataset`` without features needs it too).
     """
 
     ARGS: ClassVar = {"data": None, "total_num_rows": None, "columns": None}
@@ -54,10 +56,10 @@ class DataSource(Step):
         elif callable(data):
             if not inspect.isgeneratorfunction(data) and not inspect.isfunction(data):
                 raise self.error("a callable must be a generator function yielding row dicts.", "data")
-        elif type(data).__name__ != "Dataset":
+        elif type(data).__name__ not in ("Dataset", "IterableDataset"):
             raise self.error(
                 f"got {type(data).__name__}; give a dict of columns, a list of row dicts, a "
-                "generator function or a datasets.Dataset.",
+                "generator function, a datasets.Dataset or an IterableDataset.",
                 "data",
             )
 
@@ -72,7 +74,7 @@ class DataSource(Step):
             for row in data:
                 columns.update(dict.fromkeys(row))
             return list(columns)
-        if type(data).__name__ == "Dataset":
+        if type(data).__name__ in ("Dataset", "IterableDataset") and data.column_names is not None:
             return list(data.column_names)
         return None
 
@@ -85,6 +87,8 @@ class DataSource(Step):
             columns = self.declared_columns() or []
             padded = ({column: row.get(column) for column in columns} for row in data)
             return context.with_progress(padded, len(data))
+        if type(data).__name__ == "IterableDataset":
+            return context.with_progress(iter(data), self.args["total_num_rows"])
         if callable(data):
             rows = user_rows(self, "data", call_user(self, "data", None, data))
             return context.with_progress(rows, self.args["total_num_rows"])
@@ -95,7 +99,7 @@ class DataSource(Step):
         entries = super().card_entries(context)
         info = (
             getattr(self.args["data"], "info", None)
-            if type(self.args["data"]).__name__ == "Dataset"
+            if type(self.args["data"]).__name__ in ("Dataset", "IterableDataset")
             else None
         )
         if info is None:

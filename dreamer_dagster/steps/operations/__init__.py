@@ -4,18 +4,20 @@ from .base import OperationStep
 from .column_operations import RemoveColumns, RenameColumns, SelectColumns
 from .combine import Concat, Zipped
 from .functions import concat, zipped
-from .row_operations import AddItem, Filter, Map, Reverse, Shard, Shuffle, Skip, Sort, Take
+from .row_operations import AddItem, Copy, Filter, Map, Reverse, Select, Shard, Shuffle, Skip, Sort, Take
 from .splits import Split
 
 __all__ = [
     "AddItem",
     "Concat",
+    "Copy",
     "Filter",
     "Map",
     "OperationStep",
     "RemoveColumns",
     "RenameColumns",
     "Reverse",
+    "Select",
     "SelectColumns",
     "Shard",
     "Shuffle",

@@ -12,6 +12,17 @@ if TYPE_CHECKING:
 
 __all__ = ["OperationStep"]
 
+#: The execution options an operation passes on to its step (the rest change nothing here).
+_STEP_OPTIONS = ("progress_interval", "force", "save_num_proc", "save_num_shards", "background")
+
+
+def _step_options(source: Step, options: dict[str, Any]) -> dict[str, Any]:
+    """The operation's step options: those given, and the source's logging settings."""
+    chosen = {name: options[name] for name in _STEP_OPTIONS if options.get(name) is not None}
+    chosen.setdefault("verbose", getattr(source, "verbose", None))
+    chosen.setdefault("log_level", getattr(source, "log_level", None))
+    return chosen
+
 
 class OperationStep(Step):
     """A step computed from whole upstream steps (not from chosen columns).
@@ -26,15 +37,25 @@ class OperationStep(Step):
     KIND: ClassVar[str] = "operation"
     OPERATION: ClassVar[str] = "operation"
 
-    def __init__(self, sources: Step | Sequence[Step], name: str | None = None, args: dict | None = None):
+    def __init__(
+        self,
+        sources: Step | Sequence[Step],
+        name: str | None = None,
+        args: dict | None = None,
+        operation: str | None = None,
+        **options: Any,
+    ):
         sources = [sources] if isinstance(sources, Step) else list(sources)
         for source in sources:
             if not isinstance(source, Step):
                 raise TypeError(f"{type(self).__name__}: {source!r} is not a step.")
         self._sources = sources
         if name is None:
-            name = f"{sources[0].name} ({self.OPERATION})"
-        super().__init__(name, args=args)
+            from ...pipeline import Pipeline
+
+            # DataDreamer's rule: "Src (take)", then "Src (take #2)"... for a second one
+            name = Pipeline.derived_name(sources[0].name.split(" / ")[-1], operation or self.OPERATION)
+        super().__init__(name, args=args, **_step_options(sources[0], options))
 
     @property
     def source(self) -> Step:

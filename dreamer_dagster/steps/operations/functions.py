@@ -18,8 +18,8 @@ def concat(*steps: Step, axis: int = 0, name: str | None = None, **options: Any)
     if steps:
         check_options(steps[0], "concat", options)
 
-    name = name or "concat(" + ", ".join(step.name for step in steps) + ")"
-    return Concat(list(steps), name=name, args={"axis": axis})
+    name = name or _derived("concat", steps)
+    return Concat(list(steps), name=name, args={"axis": axis}, **options)
 
 
 def zipped(*steps: Step, name: str | None = None, **options: Any) -> Step:
@@ -30,5 +30,12 @@ def zipped(*steps: Step, name: str | None = None, **options: Any) -> Step:
     if steps:
         check_options(steps[0], "zipped", options)
 
-    name = name or "zipped(" + ", ".join(step.name for step in steps) + ")"
-    return Zipped(list(steps), name=name)
+    name = name or _derived("zipped", steps)
+    return Zipped(list(steps), name=name, **options)
+
+
+def _derived(operation: str, steps: tuple[Step, ...]) -> str:
+    """``"concat(A, B)"``, numbered ``"concat(A, B) #2"`` when the block already has it."""
+    from ...pipeline import Pipeline
+
+    return Pipeline.derived_name(operation + "(" + ", ".join(s.name.split(" / ")[-1] for s in steps) + ")")

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..user_code import with_row_index
 from .base import OperationStep
 
-__all__ = ["AddItem", "Filter", "Map", "Reverse", "Shard", "Shuffle", "Skip", "Sort", "Take"]
+__all__ = [
+    "AddItem",
+    "Copy",
+    "Filter",
+    "Map",
+    "Reverse",
+    "Select",
+    "Shard",
+    "Shuffle",
+    "Skip",
+    "Sort",
+    "Take",
+]
 
 
 def _non_negative_int(step: OperationStep, argument: str) -> None:
@@ -29,6 +41,41 @@ class Take(OperationStep):
     def apply(self, datasets: list[Any], context: Any) -> Any:
         dataset = datasets[0]
         return dataset.select(range(min(self.args["n"], len(dataset))))
+
+
+class Select(OperationStep):
+    """Keeps the rows at ``indices``, in that order (DataDreamer's ``select``)."""
+
+    OPERATION = "select"
+    ARGS = {"indices": None}
+
+    def validate(self) -> None:
+        indices = self.args["indices"]
+        if isinstance(indices, (str, bytes)) or not isinstance(indices, Iterable):
+            raise self.error(f"give the row numbers to keep (a list of ints), got {indices!r}.", "indices")
+        indices = list(indices)
+        if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in indices):
+            raise self.error(f"every row number must be an integer >= 0, got {indices!r}.", "indices")
+        self.args["indices"] = indices
+
+    def apply(self, datasets: list[Any], context: Any) -> Any:
+        dataset = datasets[0]
+        beyond = [i for i in self.args["indices"] if i >= len(dataset)]
+        if beyond:
+            raise IndexError(
+                f"Step {self.name!r}: rows {beyond[:5]} do not exist; {self.source.name!r} has "
+                f"{len(dataset)} rows."
+            )
+        return dataset.select(self.args["indices"])
+
+
+class Copy(OperationStep):
+    """The rows unchanged, as a step of its own (DataDreamer's ``copy`` and ``save``)."""
+
+    OPERATION = "copy"
+
+    def apply(self, datasets: list[Any], context: Any) -> Any:
+        return datasets[0]
 
 
 class Skip(OperationStep):

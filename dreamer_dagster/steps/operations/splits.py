@@ -132,9 +132,13 @@ def split_steps(
     stratify_by_column: str | None = None,
     seed: int = 42,
     name: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Split]:
+    from ...pipeline import Pipeline
+
     sizes = {"train": train_size, "validation": validation_size, "test": test_size}
-    base = name or f"{source.name} (splits)"
+    parts = tuple(split for split, size in sizes.items() if size is not None)
+    base = name or Pipeline.derived_name(source.name.split(" / ")[-1], "splits", parts)
     steps = {}
     for split, size in sizes.items():
         if size is None:
@@ -148,6 +152,7 @@ def split_steps(
                 "stratify_by_column": stratify_by_column,
                 "seed": seed,
             },
+            **(options or {}),
         )
     if not steps:
         raise source.error(

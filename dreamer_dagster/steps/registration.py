@@ -1,0 +1,373 @@
+"""DataDreamer's way of writing a step: ``setup()`` registers, ``run()`` computes.
+
+A DataDreamer custom step ports unchanged::
+
+    from dreamer_dagster.steps import DataCardType, LazyRows, Step
+
+    class Shout(Step):
+        def setup(self):
+            self.register_input("texts", help="The texts to shout.")
+            self.register_arg("suffix", required=False, default="!", help="Appended.")
+            self.register_output("shouts", help="The shouted texts.")
+            self.register_data_card(DataCardType.LICENSE, "MIT")
+
+        def run(self):
+            suffix = self.args["suffix"]
+            return LazyRows(t.upper() + suffix for t in self.inputs["texts"])
+
+A class that defines ``setup()`` is such a step (the project's own steps declare
+``INPUTS`` / ``ARGS`` / ``OUTPUTS`` and take ``run(context)`` instead; both kinds
+mix freely). At declaration ``setup()`` fills the registrations, which are then
+checked, fingerprinted and turned into an asset exactly as the class attributes
+are. When the asset runs, ``self.inputs[name]`` is the column's values (a
+:class:`~dreamer_dagster.steps.output_data.ColumnData`: iterate it, ``len``,
+``[i]``), ``self.args[name]`` the argument with deferred values resolved and models
+ready to call (bound to the model cache), and ``run()`` returns the rows in any of
+DataDreamer's forms (:func:`normalize_output`), streamed to disk.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StepOutputError
+
+if TYPE_CHECKING:
+    from .run_context import StepRunContext
+    from .step import Step
+
+__all__ = ["LazyRowBatches", "LazyRows", "RegistrationMethods", "help_text", "normalize_output"]
+
+_REQUIRED_HELP = object()
+
+
+class LazyRows:
+    """Rows given one at a time: an iterable, a generator function or an ``IterableDataset``
+    of row dicts (or tuples in registered-output order, or values for a single output).
+
+    Every step's rows stream to its ``_dataset`` here (Dagster hands outputs between
+    processes through the output folder), so ``save`` changes nothing and a step never
+    holds its rows in memory either way.
+    """
+
+    def __init__(
+        self,
+        value: Iterable[Any] | Callable[[], Iterable[Any]],
+        total_num_rows: int | None = None,
+        auto_progress: bool = True,
+        save: bool = False,
+        save_writer_batch_size: int | None = None,
+    ):
+        if not (callable(value) or isinstance(value, Iterable)):
+            raise TypeError(
+                f"{type(self).__name__} takes an iterable or a generator function, got {value!r}."
+            )
+        self.value = value
+        self.total_num_rows = total_num_rows
+        self.auto_progress = auto_progress
+        self.save = save
+        self.save_writer_batch_size = save_writer_batch_size
+
+    def items(self) -> Iterator[Any]:
+        value = self.value() if callable(self.value) and not isinstance(self.value, Iterable) else self.value
+        return iter(value)
+
+
+class LazyRowBatches(LazyRows):
+    """Rows given a batch at a time: each item a dict of columns, a list of row dicts, or a
+    tuple of columns in registered-output order."""
+
+
+class RegistrationMethods:
+    """Mixin of :class:`~dreamer_dagster.steps.Step`: ``setup()`` and the ``register_*`` calls."""
+
+    def setup(self) -> None:
+        """Register inputs, args, outputs and data card entries (a DataDreamer-style step
+        overrides this; the project's own steps use class attributes instead)."""
+        raise NotImplementedError(f"{type(self).__name__}.setup")
+
+    @classmethod
+    def uses_registration(cls) -> bool:
+        """Whether the class is written DataDreamer's way (it defines ``setup()``)."""
+        return getattr(cls, "setup", None) is not RegistrationMethods.setup
+
+    def _run_setup(self) -> None:
+        """Fill the registrations from ``setup()`` (instance attributes over the class's)."""
+        self.INPUTS: dict[str, bool] = {}
+        self.ARGS: dict[str, Any] = {}
+        self.OUTPUTS: tuple[str, ...] = ()
+        self.ACCEPTS_ANY_ARGS = False
+        self._help: dict[str, dict[str, Any]] = {"inputs": {}, "args": {}, "outputs": {}}
+        self._registered_card: dict[str, list[str]] = {}
+        self._in_setup = True
+        try:
+            self.setup()
+        finally:
+            self._in_setup = False
+        if not self.OUTPUTS:
+            raise StepOutputError(
+                f"Step {getattr(self, 'name', '?')!r} ({type(self).__name__}): setup() registered no "
+                "output. Fix: call self.register_output('column_name') in setup()."
+            )
+
+    def _registering(self, what: str) -> None:
+        if not getattr(self, "_in_setup", False):
+            raise RuntimeError(
+                f"{type(self).__name__}.{what}() is called in setup() only (the step is already declared)."
+            )
+
+    def register_input(self, input_column_name: str, required: bool = True, help: str | None = None) -> None:
+        """Register an input column (a column reference at declaration, its values at run time)."""
+        self._registering("register_input")
+        if not isinstance(input_column_name, str):
+            raise TypeError(f"Expected str, got {type(input_column_name)}.")
+        self.INPUTS[input_column_name] = bool(required)
+        self._help["inputs"][input_column_name] = help if required else f"{help or ''} (optional)".strip()
+
+    def register_arg(
+        self,
+        arg_name: str,
+        required: bool = True,
+        default: Any = None,
+        help: str | None = None,
+        default_help: str | None = None,
+    ) -> None:
+        """Register an argument (``"**kwargs"``: any other argument is accepted too)."""
+        from .step import REQUIRED
+
+        self._registering("register_arg")
+        if not isinstance(arg_name, str):
+            raise TypeError(f"Expected str, got {type(arg_name)}.")
+        if required and default is not None:
+            raise ValueError(f"`default` cannot be set if arg `{arg_name}` is required.")
+        if arg_name == "**kwargs":
+            self.ACCEPTS_ANY_ARGS = True
+            self._help["args"][arg_name] = f"{help or ''} (optional)".strip()
+            return
+        self.ARGS[arg_name] = REQUIRED if required else default
+        if required:
+            self._help["args"][arg_name] = help
+        else:
+            shown = "(optional)" if default is None and default_help is None else None
+            shown = shown or f"(optional, defaults to {default_help or repr(default)})"
+            self._help["args"][arg_name] = f"{help or ''} {shown}".strip()
+
+    def register_output(self, output_column_name: str, help: str | None = None) -> None:
+        """Register an output column (in the order ``run()`` gives tuples)."""
+        self._registering("register_output")
+        if not isinstance(output_column_name, str):
+            raise TypeError(f"Expected str, got {type(output_column_name)}.")
+        if output_column_name not in self.OUTPUTS:
+            self.OUTPUTS = (*self.OUTPUTS, output_column_name)
+        self._help["outputs"][output_column_name] = help
+
+    def register_data_card(self, data_card_type: str, data_card: Any) -> None:
+        """Add a data card entry (``DataCardType.LICENSE``...), in setup() or while running."""
+        if not isinstance(data_card_type, str):
+            raise TypeError(f"Expected str, got {type(data_card_type)}.")
+        if data_card is None:
+            return
+        value = data_card if isinstance(data_card, str) else json.dumps(data_card, default=str)
+        context = getattr(self, "_run_context", None)
+        if context is not None:
+            context.add_card_entry(data_card_type, value)
+            return
+        values = self.__dict__.setdefault("_registered_card", {}).setdefault(data_card_type, [])
+        if value not in values:
+            values.append(value)
+
+    def registered_card(self) -> dict[str, list[str]]:
+        """The data card entries registered in ``setup()``."""
+        return dict(self.__dict__.get("_registered_card") or {})
+
+    def get_run_output_folder_path(self) -> str:
+        """``<output>/<step>/run_output``: a folder the step may keep files in while it runs."""
+        context = getattr(self, "_run_context", None)
+        if context is None:
+            raise RuntimeError(
+                f"Step {self.name!r}: get_run_output_folder_path() is available while the step runs (in run())."
+            )
+        folder = Path(context.step_folder.path) / "run_output"
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder)
+
+
+# -- running a DataDreamer-style step ----------------------------------------------------
+
+
+def execute_registered(step: Step, context: StepRunContext) -> dict:
+    """Run ``step.run()`` with its inputs' values and ready args; write its rows."""
+    from .asset_factory import execute_dataset_step
+
+    with bound(step, context):
+        return execute_dataset_step(step, context, rows=normalize_output(step, step.run()))
+
+
+@contextmanager
+def bound(step: Step, context: StepRunContext) -> Iterator[None]:
+    """While the block runs, ``step.inputs`` holds the columns' values and ``step.args``
+    the resolved args (models bound to the run); the declarations come back after."""
+    from .output_data import ColumnData
+
+    declared_inputs, declared_args = step.inputs, step.args
+    values = {
+        name: ColumnData(ref.step, context.dataset(ref.step).select_columns([ref.column]))
+        for name, ref in declared_inputs.items()
+    }
+    ready = {name: _ready(value, context) for name, value in declared_args.items()}
+    step.inputs, step.args = values, ready
+    step._run_context = context
+    step.__dict__.pop("_progress", None)
+    try:
+        yield
+    finally:
+        step.inputs, step.args = declared_inputs, declared_args
+        step._run_context = None
+
+
+def _ready(value: Any, context: StepRunContext) -> Any:
+    from ..model import Model
+
+    if isinstance(value, Model):
+        return context.model(value)
+    if isinstance(value, list):
+        return [_ready(item, context) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_ready(item, context) for item in value)
+    if isinstance(value, dict):
+        return {key: _ready(item, context) for key, item in value.items()}
+    return context.resolve(value)
+
+
+def normalize_output(step: Step, value: Any) -> Any:
+    """``run()``'s return value as a Dataset, a dict of columns or a stream of row dicts,
+    under the registered output names. Accepted, as in DataDreamer: a dict of columns, a
+    list (or any iterable, or a generator function) of row dicts, of tuples in output
+    order, or of values for a single output; a tuple of columns; a ``datasets.Dataset``
+    or ``IterableDataset``; :class:`LazyRows` / :class:`LazyRowBatches` of those."""
+    from ..deferred import ColumnRef
+    from .output_data import OutputColumns, OutputData
+
+    names = list(step.OUTPUTS or ())
+    if isinstance(value, OutputColumns):  # another step's output (a SuperStep's inner step)
+        value = value.data(f"{step.name!r} returning {value.step.name!r}'s output")
+    if isinstance(value, ColumnRef):
+        value = value.data(f"{step.name!r} returning {value.describe()}")
+    if isinstance(value, OutputData):
+        value = value.dataset
+        if len(names) == 1 and value.column_names != names and len(value.column_names) == 1:
+            value = value.rename_column(value.column_names[0], names[0])
+        extra = [name for name in value.column_names if name not in names]
+        if extra and set(names) <= set(value.column_names):
+            value = value.select_columns(names)
+    if isinstance(value, LazyRowBatches):
+        return _checked(step, (row for batch in value.items() for row in _batch_rows(step, batch, names)))
+    if isinstance(value, LazyRows):
+        return _checked(step, (_row(step, item, names) for item in value.items()))
+    kind = type(value).__name__
+    if kind == "Dataset" and type(value).__module__.startswith("datasets"):
+        return value
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise _output_error(step, f"run() returned columns {unknown}")
+        return {name: list(column) for name, column in value.items()}
+    if isinstance(value, tuple) and len(value) == len(names) and all(_is_column(c) for c in value):
+        return {name: list(column) for name, column in zip(names, value)}
+    if inspect.isgeneratorfunction(value) or (callable(value) and not isinstance(value, Iterable)):
+        value = value()
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
+        return _checked(step, (_row(step, item, names) for item in value))
+    raise _output_error(step, f"run() returned {kind}, which holds no rows")
+
+
+def _is_column(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) or (
+        isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
+    )
+
+
+def _row(step: Step, item: Any, names: list[str]) -> dict:
+    if isinstance(item, Mapping):
+        return dict(item)
+    if isinstance(item, tuple) and len(item) == len(names):
+        return dict(zip(names, item))
+    if len(names) == 1:
+        return {names[0]: item}
+    raise _output_error(step, f"run() gave the row {item!r}, which matches no output layout")
+
+
+def _batch_rows(step: Step, batch: Any, names: list[str]) -> Iterator[dict]:
+    if isinstance(batch, Mapping):
+        columns = list(batch)
+        for values in zip(*(batch[c] for c in columns)):
+            yield dict(zip(columns, values))
+    elif isinstance(batch, tuple) and len(batch) == len(names):
+        for values in zip(*batch):
+            yield dict(zip(names, values))
+    elif isinstance(batch, Iterable) and not isinstance(batch, (str, bytes)):
+        for item in batch:
+            yield _row(step, item, names)
+    else:
+        raise _output_error(step, f"run() gave the batch {batch!r}, which holds no rows")
+
+
+def _checked(step: Step, rows: Iterator[dict]) -> Iterator[dict]:
+    names = set(step.OUTPUTS or ())
+    for row in rows:
+        unknown = sorted(set(row) - names)
+        if unknown:
+            raise _output_error(step, f"run() gave a row with columns {unknown}")
+        yield row
+
+
+def _output_error(step: Step, problem: str) -> StepOutputError:
+    return StepOutputError(
+        f"Step {step.name!r} ({type(step).__name__}): {problem}; its registered outputs are "
+        f"{list(step.OUTPUTS or ())}. Fix: return a dict of columns, rows (dicts, or tuples in that "
+        "order), a datasets.Dataset, or LazyRows / LazyRowBatches of those."
+    )
+
+
+# -- help ----------------------------------------------------------------------------------
+
+
+def help_text(target: Any) -> str:
+    """DataDreamer's ``Step.help``: what a step class takes and gives, with the help strings
+    registered in ``setup()`` (``target`` is a step class or a step)."""
+    cls = target if isinstance(target, type) else type(target)
+    if cls.uses_registration():
+        probe = target if not isinstance(target, type) else object.__new__(cls)
+        if isinstance(target, type):
+            probe.name = "help"
+            probe._run_setup()
+        described = probe._help
+    else:
+        described = {
+            "inputs": {name: None if required else "(optional)" for name, required in cls.INPUTS.items()},
+            "args": {name: _default_help(default) for name, default in cls.ARGS.items()},
+            "outputs": dict.fromkeys(cls.OUTPUTS or ()),
+        }
+
+    def block(label: str, entries: dict) -> str:
+        if not entries:
+            return ""
+        items = ",".join(f"\n\t\t{name!r}: {text!r}" for name, text in entries.items())
+        return f"\t{label} = {{{items}\n\t}},\n"
+
+    return (
+        f"{cls.__name__}(\n\tname = 'The name of the step.',\n"
+        f"{block('inputs', described['inputs'])}{block('args', described['args'])}"
+        f"{block('outputs', described['outputs']) or chr(9) + 'outputs = {},' + chr(10)})"
+    )
+
+
+def _default_help(default: Any) -> str | None:
+    from .step import REQUIRED
+
+    return None if default is REQUIRED else f"(optional, defaults to {default!r})"
