@@ -222,6 +222,8 @@ class HFTransformers(LLM):
         return torch.device(self.device)
 
     def unload_model(self) -> None:
+        if any(v is not None and not isinstance(v, str) for v in (self.model_name, self.adapter_name)):
+            return  # deferred (a trainer's model_path): nothing was loaded under this declaration
         for part in ("model", "tokenizer", "config"):
             loaded_models.unload(self._load_key(part))
 

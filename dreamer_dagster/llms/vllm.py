@@ -150,6 +150,8 @@ class VLLM(LLM):
         return loaded_models.get_or_load(self._load_key(), load)
 
     def unload_model(self) -> None:
+        if not isinstance(self.model_name, str):
+            return  # deferred (a trainer's model_path): nothing was loaded under this declaration
         loaded_models.unload(self._load_key())
         self._formatter().unload_model()
 

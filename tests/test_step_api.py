@@ -1,0 +1,98 @@
+"""DataDreamer's step API beyond operations: ``select``, ``save``, ``copy``, ``head``,
+``dataset_path``, ``data_card()``, ``output`` as rows, ``concat`` / ``zipped`` from
+``dreamer_dagster.steps``, ``DataSource`` from an ``IterableDataset``, and DataDreamer's
+naming rules. Each block runs as a script (``run=True``) into a temporary folder."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+
+from dreamer_dagster import Pipeline
+from dreamer_dagster.steps import DataSource, StepDeclarationError, concat, zipped
+
+
+@pytest.fixture(autouse=True)
+def _runs_in_the_shared_home(script_home):
+    """Script-mode blocks record their runs in one shared instance."""
+
+
+def test_select_save_copy_head_and_output_rows(tmp_path):
+    with Pipeline(str(tmp_path / "output"), run=True):
+        source = DataSource("Source", {"x": [10, 11, 12, 13], "y": ["a", "b", "c", "d"]})
+        picked = source.select([3, 0, 3])
+        saved = source.save()
+        copied = source.copy(name="My Copy")
+        assert picked.name == "Source (select)" and saved.name == "Source (save)"
+        assert picked.output["x"][0] == 13  # a deferred value, computed when compared
+        assert list(picked.output["x"]) == [13, 10, 13]
+        assert picked.output[1] == {"x": 10, "y": "a"}
+        assert picked.output[0:2] == {"x": [13, 10], "y": ["d", "a"]}
+        assert [row["y"] for row in saved.output] == ["a", "b", "c", "d"]
+        assert copied.output.num_rows == 4 and len(copied.output) == 4
+        assert copied.output.column_names == ["x", "y"]
+        assert source.head(2).to_dict("list") == {"x": [10, 11], "y": ["a", "b"]}
+        assert source.output.head(1, shuffle=True, seed=0).shape == (1, 2)
+        assert source.dataset.num_rows == 4 and source.output.dataset.column_names == ["x", "y"]
+        assert datasets.load_from_disk(source.dataset_path)["y"] == ["a", "b", "c", "d"]
+    with pytest.raises(StepDeclarationError, match="every row number must be an integer >= 0"):
+        source.select([-1])
+
+
+def test_concat_and_zipped_from_steps(tmp_path):
+    with Pipeline(str(tmp_path / "output"), run=True):
+        a = DataSource("A", {"x": [1, 2]})
+        b = DataSource("B", {"x": [3]})
+        c = DataSource("C", {"z": ["p", "q"]})
+        both = concat(a, b)
+        again = concat(a, b)
+        pairs = zipped(a, c)
+        assert (both.name, again.name, pairs.name) == ("concat(A, B)", "concat(A, B) #2", "zipped(A, C)")
+        assert list(both.output["x"]) == [1, 2, 3]
+        assert pairs.output[1] == {"x": 2, "z": "q"}
+
+
+def test_data_card_prints_the_card_of_every_step_behind(tmp_path, capsys):
+    with Pipeline(str(tmp_path / "output"), run=True):
+        source = DataSource("Source", {"x": [1]})
+        taken = source.take(1)
+        capsys.readouterr()
+        taken.data_card()
+    card = json.loads(capsys.readouterr().out)
+    assert set(card) == {"Source", "Source (take)"}
+
+
+def test_data_source_from_an_iterable_dataset(tmp_path):
+    def rows(n):
+        for i in range(n):
+            yield {"i": i, "square": i * i}
+
+    def declare(n):
+        stream = datasets.IterableDataset.from_generator(rows, gen_kwargs={"n": n})
+        return DataSource("Stream", stream, total_num_rows=n)
+
+    with Pipeline(str(tmp_path / "output"), run=True):
+        source = declare(4)
+        assert source.output.column_names == ["i", "square"]
+        assert list(source.output["square"]) == [0, 1, 4, 9]
+    # The fingerprint follows the generator and its arguments, without running it.
+    assert declare(4).fingerprint == source.fingerprint != declare(5).fingerprint
+
+
+def test_naming_rules_explicit_duplicates_refused_derived_names_numbered(tmp_path):
+    with Pipeline(str(tmp_path / "output"), run=False) as pipeline:
+        source = DataSource("Src", {"x": [1, 2, 3]})
+        first, second, third = source.take(1), source.take(2), source.take(3)
+        maps = [source.map(lambda row: row), source.map(lambda row: row)]
+        splits = source.splits(train_size=0.5, test_size=0.5)
+        more = source.splits(train_size=0.5, test_size=0.5)
+        with pytest.raises(StepDeclarationError, match="another step, 'Src', already has the asset key"):
+            DataSource("Src", {"x": [4]})
+        with pytest.raises(StepDeclarationError, match="already has the asset key"):
+            source.take(1, name="Src (take)")
+    assert [s.name for s in (first, second, third)] == ["Src (take)", "Src (take #2)", "Src (take #3)"]
+    assert [s.name for s in maps] == ["Src (map)", "Src (map #2)"]
+    assert splits["train"].name == "Src (splits) (train)" and more["test"].name == "Src (splits #2) (test)"
+    assert len(pipeline.steps) == 1 + 3 + 2 + 4
