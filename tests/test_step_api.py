@@ -11,7 +11,7 @@ import datasets
 import pytest
 
 from dreamer_dagster import Pipeline
-from dreamer_dagster.steps import DataSource, StepDeclarationError, concat, zipped
+from dreamer_dagster.steps import DataSource, Step, StepDeclarationError, concat, zipped
 
 
 @pytest.fixture(autouse=True)
@@ -96,3 +96,17 @@ def test_naming_rules_explicit_duplicates_refused_derived_names_numbered(tmp_pat
     assert [s.name for s in maps] == ["Src (map)", "Src (map #2)"]
     assert splits["train"].name == "Src (splits) (train)" and more["test"].name == "Src (splits #2) (test)"
     assert len(pipeline.steps) == 1 + 3 + 2 + 4
+
+
+class Pickled(Step):
+    def setup(self):
+        self.register_output("value")
+
+    def run(self):
+        return {"value": [self.pickle({1, 2}), self.pickle(complex(1, 2))]}
+
+
+def test_pickle_stores_values_arrow_cannot(tmp_path):
+    with Pipeline(str(tmp_path / "output"), run=True):
+        step = Pickled("Pickled")
+        assert [step.unpickle(value) for value in step.output["value"]] == [{1, 2}, complex(1, 2)]

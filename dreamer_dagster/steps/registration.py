@@ -185,6 +185,19 @@ class RegistrationMethods:
         """The data card entries registered in ``setup()``."""
         return dict(self.__dict__.get("_registered_card") or {})
 
+    def pickle(self, value: Any, *args: Any, **kwargs: Any) -> bytes:
+        """``value`` as bytes (``pickle.dumps``), to store a value Arrow cannot in a row. Read
+        back with :meth:`unpickle` (rows hold the bytes: they are not unpickled on read)."""
+        import pickle
+
+        return pickle.dumps(value, *args, **kwargs)
+
+    def unpickle(self, value: bytes) -> Any:
+        """A value stored with :meth:`pickle`."""
+        import pickle
+
+        return pickle.loads(value)  # noqa: S301 - bytes this step's own run() wrote
+
     def get_run_output_folder_path(self) -> str:
         """``<output>/<step>/run_output``: a folder the step may keep files in while it runs."""
         context = getattr(self, "_run_context", None)
