@@ -183,16 +183,16 @@ def statuses(defs: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, bo
     return {status.key.to_user_string(): status.needs_run for status in stale_statuses(defs, instance)}
 
 
-def test_publish_in_definitions_mode_reads_hf_token_at_run_time(
+def test_publish_reads_hf_token_at_run_time_and_never_stores_a_token(
     tmp_path, instance, openai_server, monkeypatch
 ):
-    import huggingface_hub
+    from huggingface_hub import constants
 
     from tests.support.hf_hub_server import add_hub_routes
 
     hub = add_hub_routes(openai_server)
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", openai_server.base_url.removesuffix("/v1"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", openai_server.base_url.removesuffix("/v1"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with Pipeline(str(tmp_path / "output"), run=False) as pipeline:
@@ -205,8 +205,18 @@ def test_publish_in_definitions_mode_reads_hf_token_at_run_time(
     assert hub.created[("datasets", "someone/rows")] is True
     assert "data/train-00000-of-00001.parquet" in hub.repo_files("datasets", "someone/rows")
     assert publish.result() == "https://huggingface.co/datasets/someone/rows"
+
+    # In a running script, publishing returns the URL; a token= given in the call is used
+    # and never stored.
+    with Pipeline(str(tmp_path / "output"), run=True):
+        source = DataSource("Source", {"text": ["a", "b"]})
+        url = source.publish_to_hf_hub("someone/other", token="hf_given_in_the_call")
+    assert url == "https://huggingface.co/datasets/someone/other"
+    assert "Bearer hf_given_in_the_call" in hub.authorizations
+    assert hub.created[("datasets", "someone/other")] is False
     for path in (tmp_path / "output").rglob("*"):
-        assert not path.is_file() or b"hf_read_at_run_time" not in path.read_bytes()
+        data = path.read_bytes() if path.is_file() else b""
+        assert b"hf_read_at_run_time" not in data and b"hf_given_in_the_call" not in data, path
 
 
 def test_run_mode_rules(tmp_path, monkeypatch):
