@@ -112,7 +112,8 @@ def require_output(step: Step, what: str) -> None:
 
 
 def not_available_message(step: Step, what: str) -> str:
-    script = _script_hint()
+    declared = getattr(step, "declared_at", None)
+    script = f"python {Path(declared[0]).name}" if declared else _script_hint()
     return (
         f"Step {step.name!r} ({type(step).__name__}): {what} needs the step's data, but this file is "
         "being loaded as Dagster definitions, where nothing runs. Fix: pass step.output['column'] or "

@@ -114,6 +114,7 @@ def test_loaded_as_definitions_nothing_runs_and_data_access_says_what_works(scri
     assert "Step 'Topics' (DataSource)" in message
     assert "formatting Topics.output['text'][0] into text" in message
     assert "being loaded as Dagster definitions" in message and "step.output['column']" in message
+    assert "run the file as a script (python pipeline.py)" in message
     assert openai_server.request_count == 0
     assert not (tmp_path / "output").exists()
 
