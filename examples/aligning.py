@@ -9,7 +9,7 @@ Differences from DataDreamer's text:
   the GPU options (``device=["cuda:0", "cuda:1"]``, ``dtype="bfloat16"``) are dropped:
   this machine has no GPU;
 - the preference pairs come from a local file (``examples/data/orca_dpo_pairs_train.jsonl``,
-  30 rows in Intel/orca_dpo_pairs's columns) through ``JSONDataSource`` instead of
+  18 rows in Intel/orca_dpo_pairs's columns) through ``JSONDataSource`` instead of
   ``HFHubDataSource("...", "Intel/orca_dpo_pairs", split="train")``: this machine has
   no access to the Hugging Face Hub.
 

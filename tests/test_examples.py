@@ -200,7 +200,7 @@ def check_self_rewarding(output, hub, steps):
     for round_number in (1, 2, 3):
         model = output / f"round_{round_number}_self_reward_align_tinyllama_chat" / "_model"
         assert (model / "adapter_config.json").is_file()
-        assert len(_rows(output, f"round_{round_number}_judge_candidate_responses")) == 10
+        assert len(_rows(output, f"round_{round_number}_judge_candidate_responses")) == 6
     # Rounds 2 and 3 sample with the previous round's adapter.
     sample = by_key["round_2_sample_candidate_response_0"]
     assert "round_1_self_reward_align_tinyllama_chat" in {parent.key for parent in sample.upstream()}

@@ -15,7 +15,7 @@ Hub URL, the exported model folder.
 The Hub token: ``token=`` stays on the object (never in the args, the fingerprint,
 ``step.json`` or the metadata); without it ``HF_TOKEN`` is read when the export runs.
 A file export whose files were removed runs again; a publish runs once per
-fingerprint (run it again with ``force=True``).
+fingerprint (``export.force = True``, or removing its folder, runs it again).
 """
 
 from __future__ import annotations
