@@ -23,9 +23,9 @@ def answer_round(limit: AdaptiveConcurrency, latency: float, tokens: int = 10) -
 
 
 def warmed(maximum: int, latency: float = 0.2, tokens: int = 10, **options) -> AdaptiveConcurrency:
-    """A limit past its slow start: healthy rounds double it from 4 up to ``maximum``."""
+    """A limit past its slow start: healthy rounds double it from half ``maximum`` (at least 4)."""
     limit = AdaptiveConcurrency(maximum, **options)
-    assert limit.allowed == min(4, maximum)
+    assert limit.allowed == min(maximum, max(4, maximum // 2))
     while limit.allowed < maximum:
         before = limit.allowed
         assert answer_round(limit, latency, tokens) == [

@@ -1,8 +1,8 @@
 """How many requests an API stream keeps in flight: additive increase, multiplicative decrease.
 
 ``max_concurrency`` is a ceiling, not a target a server must bear. The limit
-starts low (``SLOW_START``) and doubles each healthy round up to the ceiling
-until its first decrease, so a healthy endpoint reaches full speed within a
+starts at half the ceiling (at least ``SLOW_START``) and doubles each healthy
+round up to the ceiling until its first decrease, so a healthy endpoint reaches full speed within a
 few round trips and the first rounds measure the endpoint's unloaded latency.
 It moves in *rounds*: a round ends when as many answers as the limit have come
 back for requests sent since the last change, so the limit changes at most
@@ -16,7 +16,8 @@ move it again.
   ``latency_ceiling`` (half the request timeout, for ``OpenAI``), or (over at
   least ``ROUND_SAMPLES`` answers) their median latency per token is more than
   ``latency_tolerance`` times the baseline: the lowest median of the last
-  ``ROUND_SAMPLES`` answers seen at the end of recent rounds. Medians, not low
+  ``ROUND_SAMPLES`` answers seen at the end of recent rounds (of fewer in the
+  slow start, whose first round is the least loaded one). Medians, not low
   percentiles: a latency with a long tail of its own (real APIs have one) is
   no sign of load, a median that doubles is. So a self-hosted server that
   never answers 429 but queues is backed off before its queue reaches the
@@ -46,7 +47,7 @@ ROUND_SAMPLES = 16
 BASELINE_ROUNDS = 32
 #: Tokens' worth of fixed time per request (the time to the first token).
 TOKENS_OFFSET = 16
-#: Requests in flight a stream starts with (fewer when ``max_concurrency`` is lower).
+#: The fewest requests in flight a stream starts with (it starts at half its ceiling).
 SLOW_START = 4
 #: What a decrease keeps of the limit.
 DECREASE_FACTOR = 0.8
@@ -82,7 +83,8 @@ class AdaptiveConcurrency:
         self.min_latency = min_latency
         # Slow start: from a few in flight, doubling each healthy round until the first
         # decrease, so the first rounds measure the endpoint's unloaded latency.
-        self.limit = float(min(self.maximum, SLOW_START) if enabled else self.maximum)
+        start = min(self.maximum, max(SLOW_START, self.maximum // 2))
+        self.limit = float(start if enabled else self.maximum)
         self._slow_start = True
         self.lowest = self.maximum
         self.decreases = 0
@@ -114,7 +116,7 @@ class AdaptiveConcurrency:
         self._round_answers += 1
         if self._round_answers < self.allowed:
             return None
-        if len(self._recent) >= ROUND_SAMPLES:
+        if len(self._recent) >= (MIN_SAMPLES if self._slow_start else ROUND_SAMPLES):
             self._round_medians.append(_median(list(self._recent)))
         window = list(self._since_decrease)[-max(self.allowed, ROUND_SAMPLES) :]
         if len(window) >= MIN_SAMPLES:
