@@ -4,13 +4,18 @@ Every generation (LLMs) and every embedding (embedders) goes through it, so a
 re-run makes no model call and a killed run resumes with only the missing ones.
 
 - The file is named by ``Model.cache_name()``; it holds one table mapping a key
-  to a JSON value, and a ``meta`` table recording the model identity it serves.
+  to a value, and a ``meta`` table recording the model identity it serves.
 - The key hashes the model identity and the fully resolved request (every
   parameter that changes the output, the input, and a per-input occurrence
   index so that repeated inputs get distinct answers). Callers pass the request
   as a dict; ``request_prefix`` + ``key_for`` split the hashing so that the
   constant part is hashed once per run, not once per row.
-- Values are JSON, never pickle: a cache file is data, safe to share and inspect.
+- Values are data, never pickle: a cache file is safe to share and inspect. A
+  value is stored as JSON text (generations, label scores, retrievals), except a
+  numpy vector (an embedding), stored as a BLOB of little-endian float32 bytes
+  and read back as a read-only ``numpy.float32`` vector: four bytes a number,
+  decoded without parsing. Files written before vectors were stored as bytes hold
+  them as JSON lists of floats; those still read (as lists).
 - WAL journal, a busy timeout and ``BEGIN IMMEDIATE`` writes: several processes
   (Dagster's multiprocess executor) can read and write one file at once;
   ``put_many`` commits at once, so a killed run loses only what was in flight.
@@ -85,6 +90,25 @@ def key_for(prefix: bytes, item: str, occurrence: int = 0) -> str:
     return digest.hexdigest()
 
 
+def _encode(value: Any) -> str | bytes:
+    if hasattr(value, "__array_interface__"):
+        import numpy as np
+
+        vector = np.asarray(value)
+        if vector.ndim != 1:
+            raise ValueError(f"The model cache stores 1-D vectors; got an array of shape {vector.shape}.")
+        return vector.astype("<f4", copy=False).tobytes()
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _decode(stored: str | bytes) -> Any:
+    if isinstance(stored, bytes):
+        import numpy as np
+
+        return np.frombuffer(stored, dtype="<f4")
+    return json.loads(stored)
+
+
 class ModelCache:
     """One model's SQLite cache file: ``get_many(keys)`` and ``put_many(items)``.
 
@@ -120,7 +144,7 @@ class ModelCache:
 
     def get_many(self, keys: Sequence[str]) -> list[Any | None]:
         """The cached value of each key, or None where there is none (order kept)."""
-        found: dict[str, str] = {}
+        found: dict[str, str | bytes] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), LOOKUP_CHUNK):
             chunk = unique[start : start + LOOKUP_CHUNK]
@@ -131,14 +155,15 @@ class ModelCache:
                 ).fetchall()
             )
             found.update(rows)
-        return [json.loads(found[key]) if key in found else None for key in keys]
+        return [_decode(found[key]) if key in found else None for key in keys]
 
     def get(self, key: str) -> Any | None:
         return self.get_many([key])[0]
 
     def put_many(self, items: Iterable[tuple[str, Any]]) -> None:
-        """Store ``(key, JSON value)`` pairs and commit."""
-        rows = [(key, json.dumps(value, ensure_ascii=False)) for key, value in items]
+        """Store ``(key, value)`` pairs and commit: a value is JSON-able, or a 1-D numpy
+        vector (stored as float32 bytes)."""
+        rows = [(key, _encode(value)) for key, value in items]
         if not rows:
             return
         self._reopen_if_deleted()

@@ -53,9 +53,9 @@ from pathlib import Path
 from typing import Any
 
 from .data_versions import dataset_data_version, folder_data_version
+from .dataset_io import DatasetSummary, record_batches, save_dataset, stream_dataset
 from .errors import OutputFolderError
 from .filesystem import files_for, is_remote, resolve_location, url_of
-from .row_stream import stream_rows
 from .step_lock import LeaseLock, StepLock, StepLocked
 
 __all__ = [
@@ -232,6 +232,10 @@ class StepFolder:
             local.parent.mkdir(parents=True, exist_ok=True)
             self.files.get_folder(self.path / name, local)
         return local
+
+    def record_batches(self) -> Iterator[Any] | None:
+        """The committed ``_dataset``'s record batches, streamed (see ``dataset_io``)."""
+        return record_batches(self.dataset_path)
 
     # -- before a run -------------------------------------------------------------
 
@@ -496,37 +500,32 @@ class OutputFolder:
         columns: list[str] | None = None,
         num_proc: int | None = None,
         num_shards: int | None = None,
-    ) -> Any:
-        """Write ``rows`` to ``staged/_dataset`` and return the loaded Dataset.
+    ) -> DatasetSummary:
+        """Write ``rows`` to ``staged/_dataset``; return its row count and features.
 
         ``rows`` is a ``datasets.Dataset``, a dict of columns, or an iterable of row
-        dicts; an iterable is streamed to an Arrow file batch by batch, so a step
-        never holds all its rows in memory. ``columns`` names the columns of an
-        iterable that turns out to be empty. ``num_proc`` / ``num_shards`` go to
-        ``save_to_disk`` (DataDreamer's ``save_num_proc`` / ``save_num_shards``).
+        dicts and/or ``pyarrow`` tables; an iterable is streamed into the folder's
+        Arrow files batch by batch, so a step never holds all its rows in memory.
+        ``columns`` names the columns of an iterable that turns out to be empty.
+        ``num_proc`` / ``num_shards`` go to ``save_to_disk`` (DataDreamer's
+        ``save_num_proc`` / ``save_num_shards``).
         """
         import datasets
 
         target = staged / DATASET
         if isinstance(rows, datasets.Dataset):
-            dataset = rows
-        elif isinstance(rows, dict):
+            return save_dataset(rows, target, num_proc, num_shards)
+        if isinstance(rows, dict):
             dataset = datasets.Dataset.from_dict(rows, features=features)
-        else:
-            dataset = stream_rows(staged, rows, writer_batch_size, features, columns)
-        # datasets writes no shard at all for zero rows, and then cannot load the
-        # folder back; one (empty) shard keeps an empty output loadable.
-        if len(dataset) == 0:
-            num_proc, num_shards = None, 1
-        elif num_shards is not None:
-            num_shards = min(num_shards, len(dataset))
-        if num_proc is not None:
-            num_proc = max(1, min(num_proc, len(dataset), num_shards or len(dataset)))
-        dataset.save_to_disk(str(target), num_shards=num_shards, num_proc=num_proc)
-        del dataset
-        for leftover in staged.glob("rows-*.arrow"):
-            leftover.unlink()
-        return datasets.load_from_disk(str(target))
+            return save_dataset(dataset, target, num_proc, num_shards)
+        if num_proc is None and num_shards is None:
+            return stream_dataset(target, rows, writer_batch_size, features, columns)
+        # Files split as asked: streamed to a scratch folder first, then saved by save_to_disk.
+        scratch = staged / f"rows-{uuid.uuid4().hex}"
+        stream_dataset(scratch, rows, writer_batch_size, features, columns)
+        summary = save_dataset(datasets.load_from_disk(str(scratch)), target, num_proc, num_shards)
+        shutil.rmtree(scratch)
+        return summary
 
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)

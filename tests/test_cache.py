@@ -8,6 +8,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from dreamer_dagster.cache import ModelCache, key_for, request_prefix
 
 IDENTITY = {"model": "OpenAI", "model_name": "m", "base_url": None}
@@ -27,6 +30,27 @@ def test_put_and_get_many_keep_order_and_json_values(tmp_path):
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         stored = connection.execute("SELECT value FROM cache LIMIT 1").fetchone()[0]
         assert stored.startswith(("{", "["))  # JSON text, never a pickle
+
+
+def test_vectors_are_stored_as_float32_bytes_and_read_back_bit_for_bit(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = (rng.normal(size=(50, 384)) * 10.0 ** rng.integers(-30, 30, (50, 384))).astype(np.float32)
+    with ModelCache(tmp_path, "embedder", IDENTITY) as cache:
+        prefix = cache.prefix({"task": "embed"})
+        keys = [cache.key(prefix, f"text {i}") for i in range(50)]
+        cache.put_many(zip(keys, vectors))
+        cache.put_many([(cache.key(prefix, "json"), {"label": 0.5})])
+        found = cache.get_many(keys)
+        assert all(vector.dtype == np.float32 and not vector.flags.writeable for vector in found)
+        assert np.array_equal(np.stack(found), vectors)
+        assert cache.get(cache.key(prefix, "json")) == {"label": 0.5}
+        with pytest.raises(ValueError, match="1-D vectors"):
+            cache.put_many([(keys[0], vectors[:2])])
+    with sqlite3.connect(tmp_path / "embedder.db") as connection:
+        kinds = dict(connection.execute("SELECT typeof(value), COUNT(*) FROM cache GROUP BY 1").fetchall())
+        assert kinds == {"blob": 50, "text": 1}
+        [blob] = connection.execute("SELECT value FROM cache WHERE key = ?", (keys[3],)).fetchone()
+        assert blob == vectors[3].astype("<f4").tobytes()  # four bytes a number, nothing else
 
 
 def test_keys_depend_on_identity_request_input_and_occurrence():

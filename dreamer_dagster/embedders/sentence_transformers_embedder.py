@@ -11,7 +11,7 @@ from ..citations import SENTENCE_BERT_CITATION
 from ..model import dtype_name
 from ..task_models.hf_hub_info import hf_citations, hf_license, hf_model_card_url
 from ..task_models.task_model import forget_loaded, shared_loaded
-from .embedder import Embedder, float32_list
+from .embedder import Embedder
 
 __all__ = ["SentenceTransformersEmbedder", "packaged_model_path"]
 
@@ -138,7 +138,7 @@ class SentenceTransformersEmbedder(Embedder):
 
     # -- running ----------------------------------------------------------------------
 
-    def embed_batch(self, texts: list[str], truncate: bool, **kwargs: Any) -> list[list[float]]:
+    def embed_batch(self, texts: list[str], truncate: bool, **kwargs: Any) -> Any:
         import torch
 
         model = self.model
@@ -159,7 +159,7 @@ class SentenceTransformersEmbedder(Embedder):
                 convert_to_numpy=True,
                 **kwargs,
             )
-        return [float32_list(vector.astype("float32")) for vector in vectors]
+        return vectors.astype("float32", copy=False)
 
     # -- data card --------------------------------------------------------------------
 

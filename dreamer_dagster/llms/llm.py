@@ -6,7 +6,9 @@ Everything else lives here, the same for every backend:
 
 - the request: generation parameters normalized into the cache key, each
   prompt's occurrence index among identical prompts (so ``n`` identical
-  prompts get ``n`` distinct cached answers) and a per-prompt seed derived
+  prompts get ``n`` distinct cached answers; counted by digest, see
+  ``occurrences``, so a run's memory does not grow with its prompts' length)
+  and a per-prompt seed derived
   from its key (so sampling does not depend on batch composition);
 - the cache: looked up in chunks (``get_many``), written after every batch the
   backend finishes (``put_many``);
@@ -45,6 +47,7 @@ from ..model import Model
 from . import response_format as response_formats
 from .call_report import CallReport
 from .estimate_stream import EstimateStream
+from .occurrences import OccurrenceCounter
 from .pricing import Price
 from .request import GenerationRequest
 from .stream import GenerationStream
@@ -342,10 +345,14 @@ class LLM(Model):
             options = dataclasses.replace(options, retries=0, cache_only=False)  # empty answers never parse
         cache = self._open_cache(estimating)
         stats = self.stats if self.stats is not None else Counter()
+        stats["model_calls"] += 0  # reported as 0 rather than left out
+        stats["cache_hits"] += 0
         report = CallReport(repr(self), stats, scope, self.price())
         chunk_size = max(batch_size, 64)
         lookahead = max(self._lookahead(batch_size), 2 * chunk_size)
-        occurrences: dict[str, int] = dict(self.occurrence_base or {})
+        occurrences = OccurrenceCounter()
+        for prompt, count in (self.occurrence_base or {}).items():  # a shard's earlier prompts
+            occurrences.add(prompt, count)
         waiting: dict[int, Any] = {}  # input position -> the finished result
         # Answered and not yet in the cache (a stream that writes answers as they arrive
         # marks them ``in_cache``): written at once, and again in ``finally`` if an
@@ -446,9 +453,7 @@ class LLM(Model):
                 for prompt in chunk:
                     if not isinstance(prompt, str):
                         raise TypeError(f"Prompt #{index} is a {type(prompt).__name__}, not a string.")
-                    occurrence = occurrences.get(prompt, 0)
-                    occurrences[prompt] = occurrence + 1
-                    key = key_for(prefix, prompt, occurrence)
+                    key = key_for(prefix, prompt, occurrences.next(prompt))
                     requests.append(GenerationRequest(index, prompt, key, int(key[:15], 16)))
                     index += 1
                 cached = lookup(requests)

@@ -260,7 +260,8 @@ class EmbeddingRetriever(Retriever):
             request={"task": "retrieve", "k": k, "kwargs": kwargs},
             compute=compute,
             batch_size=batch_size,
-            counters=("retrievals", "retrieval_cache_hits"),
+            # A query answered from the retrieval cache is a cache hit like an embedding's.
+            counters=("retrievals", "retrieval_cache_hits", "cache_hits"),
         )
         return self.finish(results, return_generator)
 

@@ -109,16 +109,56 @@ class StepRunContext:
             self._rows = saved
 
     def column(self, ref: ColumnRef) -> list:
-        """The referenced column as a list."""
+        """The referenced column as a list (for random access; :meth:`iter_column` streams)."""
+        dataset = self._checked(ref)
+        # dataset[name] is a lazy Column that decodes row by row when iterated;
+        # slicing the one-column dataset converts the whole column at once.
+        return dataset.select_columns([ref.column])[:][ref.column]
+
+    def column_length(self, ref: ColumnRef) -> int:
+        """The number of rows of the referenced column."""
+        return len(self._checked(ref))
+
+    def column_chunks(self, ref: ColumnRef, chunk: int = 1000) -> Iterator[Any]:
+        """The referenced column as ``pyarrow`` arrays of about ``chunk`` rows, in order.
+
+        A committed step's column is read from its Arrow files a record batch at a
+        time with plain reads, so a step reading a column of any length holds one
+        batch of it at a time (a memory-mapped read would keep every page it
+        touched resident).
+        """
+        dataset = self._checked(ref)
+        batches = None
+        files = dataset.cache_files
+        step_folder = self.output_folder.step(ref.step.key)
+        if files and all(Path(f["filename"]).parent == step_folder.dataset_path for f in files):
+            batches = step_folder.record_batches()
+        if batches is None:  # not a committed folder (a dataset built in memory)
+            tables = dataset.select_columns([ref.column]).with_format("arrow").iter(batch_size=chunk)
+            yield from (table.column(0).combine_chunks() for table in tables)
+            return
+        for batch in batches:
+            yield batch.column(ref.column)
+
+    def iter_column(self, ref: ColumnRef, chunk: int = 1000) -> Iterator[Any]:
+        """The values of the referenced column, in order, read a chunk at a time."""
+        import datasets
+        import pyarrow as pa
+        from datasets.formatting import PythonFormatter
+
+        feature = self._checked(ref).features[ref.column]
+        formatter = PythonFormatter(features=datasets.Features({ref.column: feature}))
+        for array in self.column_chunks(ref, chunk):
+            yield from formatter.format_column(pa.table({ref.column: array}))
+
+    def _checked(self, ref: ColumnRef) -> Any:
         dataset = self.dataset(ref.step)
         if ref.column not in dataset.column_names:
             raise KeyError(
                 f"Step {self.step.name!r}: step {ref.step.name!r} has no column {ref.column!r} "
                 f"(it has {dataset.column_names})."
             )
-        # dataset[name] is a lazy Column that decodes row by row when iterated;
-        # slicing the one-column dataset converts the whole column at once.
-        return dataset.select_columns([ref.column])[:][ref.column]
+        return dataset
 
     def input_columns(self) -> dict[str, list]:
         """Every declared input as a list, by input name."""
@@ -200,10 +240,13 @@ class StepRunContext:
         """Log to the run log (and a running script's terminal), at the step's threshold."""
         report(self.step, message, run_log=self.log)
 
-    def with_progress(self, rows: Iterable[dict], total: int | None) -> Iterator[dict]:
-        """``rows`` passed through, with :meth:`progress` reported as they go."""
-        for done, row in enumerate(rows, start=1):
+    def with_progress(self, rows: Iterable[Any], total: int | None) -> Iterator[Any]:
+        """``rows`` (row dicts or ``pyarrow`` tables) passed through, with :meth:`progress`
+        reported as they go."""
+        done = 0
+        for row in rows:
             yield row
+            done += 1 if isinstance(row, dict) else row.num_rows
             self.progress(done, total)
 
     def fraction(self, value: float) -> None:

@@ -478,9 +478,12 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
         return f"{type(self).__name__}({self.name!r})"
 
 
-def _rename_stream(rows: Iterable[dict], mapping: dict[str, str]) -> Iterator[dict]:
+def _rename_stream(rows: Iterable[Any], mapping: dict[str, str]) -> Iterator[Any]:
     for row in rows:
-        yield {mapping.get(k, k): v for k, v in row.items()}
+        if isinstance(row, dict):
+            yield {mapping.get(k, k): v for k, v in row.items()}
+        else:  # a pyarrow table of rows
+            yield row.rename_columns([mapping.get(name, name) for name in row.column_names])
 
 
 def _walk(value: Any) -> Iterator[Any]:

@@ -4,11 +4,12 @@ A task model maps each input text to one deterministic answer (a label
 distribution, an embedding, a list of retrieved texts). ``TaskModel.cached_map``
 is the one loop they share: inputs are taken a batch at a time, looked up in the
 model's SQLite cache (:mod:`dreamer_dagster.cache`), and only the missing ones
-(each distinct text once) reach the model; answers are stored as JSON and
-committed batch by batch, so a killed run resumes with only the missing inputs.
+(each distinct text once) reach the model; answers are committed batch by batch,
+so a killed run resumes with only the missing inputs.
 
-Counters (in the run's ``stats``): ``model_calls`` (inputs the model computed)
-and ``cache_hits`` (inputs answered from the cache).
+Counters (in the run's ``stats``, so in the step's ``dreamer/...`` metadata, zero
+included): ``model_calls`` (inputs the model computed) and ``cache_hits``
+(inputs answered from the cache).
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ def forget_loaded(key: tuple) -> None:
     _LOADED.pop(key, None)
 
 
+def _one_at_a_time(
+    compute: Callable[[list[str]], list[Any]],
+) -> Callable[[list[list[str]]], Iterator[tuple[int, list[Any]]]]:
+    def compute_batches(batches: list[list[str]]) -> Iterator[tuple[int, list[Any]]]:
+        for number, batch in enumerate(batches):
+            yield number, compute(batch)
+
+    return compute_batches
+
+
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while batch := list(islice(iterator, max(1, int(size)))):
@@ -71,26 +82,53 @@ class TaskModel(Model):
         compute: Callable[[list[str]], list[Any]],
         batch_size: int = DEFAULT_BATCH_SIZE,
         decode: Callable[[Any], Any] | None = None,
-        counters: tuple[str, str] = ("model_calls", "cache_hits"),
+        counters: tuple[str, ...] = ("model_calls", "cache_hits"),
     ) -> Iterator[Any]:
         """Answer each item in order: from the cache where it can, else by ``compute``.
 
         ``compute`` gets up to ``batch_size`` distinct missing items and returns one
-        JSON-able answer each; ``decode`` turns a stored JSON answer into what
-        ``run`` returns (applied to fresh answers too, so both read alike).
-        ``counters`` names the stats for computed and cached inputs.
+        answer each (JSON-able, or a numpy vector); ``decode`` turns a stored answer
+        into what ``run`` returns (applied to fresh answers too, so both read
+        alike). ``counters`` names the stat for computed inputs, then those for cached ones.
+        """
+        decode = decode or (lambda value: value)
+        for _, answers in self.cached_windows(items, request, compute, batch_size, counters=counters):
+            for answer in answers:
+                yield decode(answer)
+
+    def cached_windows(
+        self,
+        items: Iterable[str],
+        request: dict,
+        compute: Callable[[list[str]], list[Any]] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        compute_batches: Callable[[list[list[str]]], Iterator[tuple[int, list[Any]]]] | None = None,
+        counters: tuple[str, ...] = ("model_calls", "cache_hits"),
+    ) -> Iterator[tuple[list[str], list[Any]]]:
+        """The items a window at a time, each window with its answers in order.
+
+        A window of inputs is looked up in the cache at once; its distinct missing
+        items are split into batches of ``batch_size`` and answered by ``compute``
+        (one batch at a time), or by ``compute_batches``, which gets all of the
+        window's batches and yields ``(batch number, answers)`` as each is done, in
+        any order (an API model sends them concurrently). Every answered batch is
+        committed to the cache as it arrives, so a failed or killed run keeps it.
         """
         from ..cache import ModelCache
 
+        if compute_batches is None:
+            if compute is None:
+                raise TypeError("cached_windows needs compute or compute_batches.")
+            compute_batches = _one_at_a_time(compute)
         stats = self.stats if self.stats is not None else Counter()
-        decode = decode or (lambda value: value)
+        for name in {"model_calls", "cache_hits", *counters}:
+            stats[name] += 0  # reported as 0 rather than left out
         cache = None
         if self.cache_folder is not None:
             cache = ModelCache(self.cache_folder, self.cache_name(), self.fingerprint_identity())
         try:
             prefix = cache.prefix(request) if cache is not None else b""
-            # Look up a window of inputs at once (cheap); compute the misses a batch at a time.
-            for window in batched(items, max(batch_size, LOOKUP_WINDOW)):
+            for window in batched(items, self.lookup_window(batch_size)):
                 for item in window:
                     if not isinstance(item, str):
                         raise TypeError(
@@ -98,27 +136,35 @@ class TaskModel(Model):
                         )
                 keys = [ModelCache.key(prefix, item) for item in window]
                 found = cache.get_many(keys) if cache is not None else [None] * len(window)
-                answers: dict[str, Any] = {key: value for key, value in zip(keys, found) if value is not None}
-                stats[counters[1]] += len(window) - found.count(None)
-                missing = list(dict.fromkeys(item for key, item in zip(keys, window) if key not in answers))
-                pending = batched(missing, batch_size)
-                for key in keys:
-                    while key not in answers:
-                        batch = next(pending)
-                        computed = compute(batch)
+                missing = {key: item for key, item, value in zip(keys, window, found) if value is None}
+                hits = sum(value is not None for value in found)
+                for name in counters[1:]:
+                    stats[name] += hits
+                if missing:
+                    answers = dict(zip(keys, found))
+                    batches = list(batched(list(missing.values()), batch_size))
+                    for number, computed in compute_batches(batches):
+                        batch = batches[number]
                         if len(computed) != len(batch):
                             raise RuntimeError(
                                 f"{type(self).__name__} returned {len(computed)} answers for {len(batch)} inputs."
                             )
-                        fresh = {ModelCache.key(prefix, item): value for item, value in zip(batch, computed)}
+                        fresh = [
+                            (ModelCache.key(prefix, item), value) for item, value in zip(batch, computed)
+                        ]
                         if cache is not None:
-                            cache.put_many(fresh.items())
+                            cache.put_many(fresh)
                         answers.update(fresh)
                         stats[counters[0]] += len(batch)
-                    yield decode(answers[key])
+                    found = [answers[key] for key in keys]
+                yield window, found
         finally:
             if cache is not None:
                 cache.close()
+
+    def lookup_window(self, batch_size: int) -> int:
+        """How many inputs are looked up in the cache at once."""
+        return max(batch_size, LOOKUP_WINDOW)
 
     @staticmethod
     def finish(results: Iterator[Any], return_generator: bool) -> Iterator[Any] | list[Any]:

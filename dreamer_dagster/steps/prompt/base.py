@@ -375,26 +375,18 @@ class PromptStepBase(Step):
 
 
 def iter_column(context: StepRunContext, ref: ColumnRef, chunk: int = 1000) -> Iterator[Any]:
-    """The values of a referenced column, read ``chunk`` rows at a time."""
-    dataset = context.dataset(ref.step)
-    if ref.column not in dataset.column_names:
-        raise KeyError(
-            f"Step {context.step.name!r}: step {ref.step.name!r} has no column {ref.column!r} "
-            f"(it has {dataset.column_names})."
-        )
-    index = 0
-    for batch in dataset.select_columns([ref.column]).iter(batch_size=chunk):
-        for value in batch[ref.column]:
-            if value is None or isinstance(value, (list, dict, bytes)):
-                what = "None (a failed row upstream?)" if value is None else f"a {type(value).__name__}"
-                raise PromptInputError(
-                    f"Step {context.step.name!r} ({type(context.step).__name__}), input "
-                    f"{ref.describe()}: row {index} is {what}, not text. Fix: give a column of "
-                    "strings (drop empty rows first, e.g. .filter(lambda row: row[...] is not None), "
-                    "or turn the values into text with .map(...))."
-                )
-            index += 1
-            yield value
+    """The text values of a referenced column, read ``chunk`` rows at a time (see
+    ``StepRunContext.iter_column``); a value that is not text is an error naming its row."""
+    for index, value in enumerate(context.iter_column(ref, chunk)):
+        if value is None or isinstance(value, (list, dict, bytes)):
+            what = "None (a failed row upstream?)" if value is None else f"a {type(value).__name__}"
+            raise PromptInputError(
+                f"Step {context.step.name!r} ({type(context.step).__name__}), input "
+                f"{ref.describe()}: row {index} is {what}, not text. Fix: give a column of "
+                "strings (drop empty rows first, e.g. .filter(lambda row: row[...] is not None), "
+                "or turn the values into text with .map(...))."
+            )
+        yield value
 
 
 def is_deferred(value: Any) -> bool:

@@ -47,10 +47,10 @@ class CosineSimilarity(TaskStep):
             )
 
     def run(self, context: Any) -> Iterator[dict] | dict[str, list]:
-        columns = {name: context.column(ref) for name, ref in self.inputs.items()}
-        if len(columns["a"]) != len(columns["b"]):
+        lengths = {name: context.column_length(ref) for name, ref in self.inputs.items()}
+        if lengths["a"] != lengths["b"]:
             raise ValueError(
-                f"Step {self.name!r}: 'a' has {len(columns['a'])} rows but 'b' has {len(columns['b'])}; "
+                f"Step {self.name!r}: 'a' has {lengths['a']} rows but 'b' has {lengths['b']}; "
                 "cosine similarities compare row by row."
             )
         texts = {name: _holds_texts(context, ref) for name, ref in self.inputs.items()}
@@ -70,19 +70,24 @@ class CosineSimilarity(TaskStep):
         vectors = {
             name: (
                 embedder.run(
-                    column, batch_size=self.args["batch_size"], return_generator=True, **self.extra_args()
+                    context.iter_column(ref),
+                    batch_size=self.args["batch_size"],
+                    return_generator=True,
+                    **self.extra_args(),
                 )
                 if texts[name]
-                else iter(column)
+                else context.iter_column(ref)
             )
-            for name, column in columns.items()
+            for name, ref in self.inputs.items()
         }
         similarities = self._similarities(vectors["a"], vectors["b"])
         rows = (
             {"a": a, "b": b, "similarities": similarity}
-            for a, b, similarity in zip(columns["a"], columns["b"], similarities)
+            for a, b, similarity in zip(
+                context.iter_column(self.inputs["a"]), context.iter_column(self.inputs["b"]), similarities
+            )
         )
-        return self.stream(context, rows, len(columns["a"]))
+        return self.stream(context, rows, lengths["a"])
 
     def _similarities(self, a: Iterator[Any], b: Iterator[Any]) -> Iterator[float]:
         import numpy as np

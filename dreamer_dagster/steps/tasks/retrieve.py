@@ -40,13 +40,15 @@ class Retrieve(TaskStep):
 
     def run(self, context: Any) -> Iterator[dict] | dict[str, list]:
         retriever = context.model(self.args["retriever"])
-        queries = context.column(self.inputs["queries"])
+        ref = self.inputs["queries"]
         results = retriever.run(
-            queries,
+            context.iter_column(ref),
             k=self.args["k"],
             batch_size=self.args["batch_size"],
             return_generator=True,
             **self.extra_args(),
         )
-        rows = ({"queries": query, "results": result} for query, result in zip(queries, results))
-        return self.stream(context, rows, len(queries))
+        rows = (
+            {"queries": query, "results": result} for query, result in zip(context.iter_column(ref), results)
+        )
+        return self.stream(context, rows, context.column_length(ref))

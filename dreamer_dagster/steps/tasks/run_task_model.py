@@ -34,13 +34,13 @@ class RunTaskModel(TaskStep):
 
     def run(self, context: Any) -> Iterator[dict] | dict[str, list]:
         model = context.model(self.args["model"])
-        texts = context.column(self.inputs["texts"])
+        ref = self.inputs["texts"]
         results = model.run(
-            texts,
+            context.iter_column(ref),
             truncate=self.args["truncate"],
             batch_size=self.args["batch_size"],
             return_generator=True,
             **self.extra_args(),
         )
-        rows = ({"texts": text, "results": result} for text, result in zip(texts, results))
-        return self.stream(context, rows, len(texts))
+        rows = ({"texts": text, "results": result} for text, result in zip(context.iter_column(ref), results))
+        return self.stream(context, rows, context.column_length(ref))
