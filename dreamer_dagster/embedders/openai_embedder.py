@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
 from ..citations import OPENAI_EMBEDDINGS_CITATION
+from ..errors import NonRetryableError
+from ..llms.generation_result import GenerationResult
 from ..model import ClientSettings
 from ..pools import endpoint_pool
 from .embedder import Embedder
@@ -14,19 +19,33 @@ from .embedder import Embedder
 __all__ = ["OpenAIEmbedder"]
 
 
+@dataclass
+class EmbeddingResult(GenerationResult):
+    """What one embeddings request returned: a vector a text, and the tokens it cost."""
+
+    vectors: Any = None
+
+
 class OpenAIEmbedder(ClientSettings, Embedder):
     """Embeds texts with the OpenAI embeddings API (``/v1/embeddings``).
 
     ``base_url`` points it at any OpenAI-compatible server (vLLM, Ollama, a
     proxy). The API key is ``api_key`` or, at run time, ``OPENAI_API_KEY``; it is
-    never part of the identity, fingerprints, ``step.json`` or the cache. Failed
-    requests (429, 5xx, timeouts, lost connections) are retried with exponential
-    back-off up to ``max_retries`` times, honouring ``Retry-After`` (none with
-    ``retry_on_fail=False``). DataDreamer's order: ``(model_name, dimensions,
-    organization, api_key, base_url, api_version, retry_on_fail,
-    cache_folder_path, **kwargs)``. One request
-    embeds one batch. ``truncate`` is left to the server (counting OpenAI tokens
-    needs tables fetched from the internet), which refuses over-long texts. Writes the model cache
+    never part of the identity, fingerprints, ``step.json`` or the cache.
+    DataDreamer's order: ``(model_name, dimensions, organization, api_key,
+    base_url, api_version, retry_on_fail, cache_folder_path, **kwargs)``.
+
+    One request embeds one batch; the batches of a run are sent concurrently,
+    at most ``max_concurrency`` at a time with no batch barrier, by the same
+    machinery and rules as ``OpenAI`` (an
+    :class:`~dreamer_dagster.llms.async_stream.AsyncStream` and
+    :mod:`~dreamer_dagster.llms.api_retry`): 429s (honouring ``Retry-After``),
+    5xx, timeouts, lost connections and malformed bodies are retried with
+    exponential backoff and jitter up to ``max_retries`` times (none with
+    ``retry_on_fail=False``); any other 4xx fails at once, naming the model, and
+    no queued batch is sent after it. ``truncate`` is left to the server
+    (counting OpenAI tokens needs tables fetched from the internet), which
+    refuses over-long texts. Writes the model cache
     ``<output>/.cache/OpenAIEmbedder-<name>-<hash>.db``.
     """
 
@@ -48,12 +67,17 @@ class OpenAIEmbedder(ClientSettings, Embedder):
         *,
         max_retries: int = 8,
         timeout: float | None = 120.0,
+        max_concurrency: int = 16,
+        retry_initial_delay: float = 0.5,
+        retry_max_delay: float = 30.0,
         **kwargs: Any,
     ):
         if not isinstance(model_name, str) or not model_name:
             raise ValueError(f"OpenAIEmbedder: model_name must be a non-empty string, got {model_name!r}.")
         if dimensions is not None and (not isinstance(dimensions, int) or dimensions < 1):
             raise ValueError(f"OpenAIEmbedder: dimensions must be a positive int, got {dimensions!r}.")
+        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ValueError(f"OpenAIEmbedder: max_concurrency must be >= 1, got {max_concurrency!r}.")
         self.model_name = model_name
         self.dimensions = dimensions
         self.organization = organization
@@ -64,6 +88,9 @@ class OpenAIEmbedder(ClientSettings, Embedder):
         self.cache_folder_path = cache_folder_path
         self.max_retries = max_retries if retry_on_fail else 0
         self.timeout = timeout
+        self.max_concurrency = max_concurrency
+        self.retry_initial_delay = retry_initial_delay
+        self.retry_max_delay = retry_max_delay
         self.kwargs = kwargs
         self._api_key = api_key
 
@@ -80,34 +107,35 @@ class OpenAIEmbedder(ClientSettings, Embedder):
         """One Dagster pool per endpoint, shared with the ``OpenAI`` LLMs on it."""
         return endpoint_pool(getattr(self, "PROVIDER", "OpenAI"), self.base_url, "api.openai.com")
 
-    @property
-    def client(self) -> Any:
-        """The ``openai.OpenAI`` client (made on first use; the key read then)."""
-        client = self.__dict__.get("_client")
-        if client is None:
-            import openai
+    def _label(self) -> str:
+        where = f" at {self.base_url}" if self.base_url and self.base_url != self.DEFAULT_BASE_URL else ""
+        return f"{type(self).__name__} {self.model_name!r}{where}"
 
-            api_key = self._api_key or os.environ.get(self.API_KEY_ENV)
-            if not api_key:
-                if self.base_url is None or self.DEFAULT_BASE_URL is not None:
-                    raise RuntimeError(
-                        f"{type(self).__name__} needs an API key. Fix: set the {self.API_KEY_ENV} environment "
-                        "variable where the pipeline runs (or pass api_key=...)."
-                    )
-                api_key = "no-key"  # an OpenAI-compatible server that wants none
-            options: dict[str, Any] = {
-                "api_key": api_key,
-                "base_url": self.base_url,
-                "organization": self.organization,
-                "max_retries": self.max_retries,
-                "timeout": self.timeout,
-            }
-            if self.api_version is not None:
-                client = openai.AzureOpenAI(api_version=self.api_version, **options)
-            else:
-                client = openai.OpenAI(**options)
-            self._client = client
-        return client
+    def _resolve_api_key(self) -> str:
+        api_key = self._api_key or os.environ.get(self.API_KEY_ENV)
+        if api_key:
+            return api_key
+        if self.base_url is None or self.DEFAULT_BASE_URL is not None:
+            raise NonRetryableError(
+                f"{type(self).__name__} needs an API key. Fix: set the {self.API_KEY_ENV} environment "
+                "variable where the pipeline runs (or pass api_key=...)."
+            )
+        return "no-key"  # an OpenAI-compatible server that wants none
+
+    def make_client(self, api_key: str) -> Any:
+        """The async SDK client, with the SDK's own retries off (``api_retry`` is the rule)."""
+        import openai
+
+        options: dict[str, Any] = {
+            "api_key": api_key,
+            "base_url": self.base_url,
+            "organization": self.organization,
+            "max_retries": 0,
+            "timeout": self.timeout,
+        }
+        if self.api_version is not None:
+            return openai.AsyncAzureOpenAI(api_version=self.api_version, **options)
+        return openai.AsyncOpenAI(**options)
 
     @property
     def dims(self) -> int:
@@ -119,25 +147,91 @@ class OpenAIEmbedder(ClientSettings, Embedder):
     def model_max_length(self) -> int:
         return 8191
 
-    def embed_batch(self, texts: list[str], truncate: bool, **kwargs: Any) -> list[list[float]]:
+    def embed_batch(self, texts: list[str], truncate: bool, **kwargs: Any) -> Any:
+        with self.batch_session(truncate, **kwargs) as embed:
+            [(_, vectors)] = list(embed([texts]))
+        return vectors
+
+    def batch_session(self, truncate: bool, **kwargs: Any) -> Any:
+        """Batches sent concurrently through one ``AsyncStream`` (an event loop and a client
+        kept for the whole run, opened on the first miss: a fully cached run needs no key)."""
+        import openai
+
+        from ..llms.api_retry import MalformedResponse, RetryPolicy, call_with_retries
+        from ..llms.async_stream import AsyncStream
+        from ..llms.request import GenerationRequest
+
         options = {**self.kwargs, **kwargs}
         if self.dimensions is not None:
             options["dimensions"] = self.dimensions
-        response = self.client.embeddings.create(model=self.model_name, input=list(texts), **options)
-        data = sorted(response.data, key=lambda item: item.index)
-        if len(data) != len(texts):
-            raise RuntimeError(
-                f"OpenAIEmbedder({self.model_name}): the server returned {len(data)} embeddings "
-                f"for {len(texts)} texts."
-            )
-        if self.stats is not None and getattr(response, "usage", None) is not None:
-            self.stats["prompt_tokens"] += int(getattr(response.usage, "prompt_tokens", 0) or 0)
-        return [[float(value) for value in item.embedding] for item in data]
+        policy = RetryPolicy(
+            self.retry_on_fail, self.max_retries, self.retry_initial_delay, self.retry_max_delay
+        )
+        label = self._label()
+        stats = self.stats
+
+        def count_retry(error: BaseException, attempt: int, delay: float) -> None:
+            if stats is not None:
+                stats["api_retries"] += 1
+
+        async def call(client: Any, request: GenerationRequest) -> EmbeddingResult:
+            texts = request.extra["texts"]
+
+            async def attempt() -> EmbeddingResult:
+                response = await client.embeddings.create(model=self.model_name, input=texts, **options)
+                data = sorted(response.data, key=lambda item: item.index)
+                if len(data) != len(texts):
+                    raise MalformedResponse(f"{len(data)} embeddings for {len(texts)} texts")
+                usage = getattr(response, "usage", None)
+                tokens = int(getattr(usage, "prompt_tokens", 0) or 0) if usage is not None else 0
+                return EmbeddingResult([], prompt_tokens=tokens, vectors=[item.embedding for item in data])
+
+            # ValueError: a body that is not JSON.
+            errors = (openai.APIError, MalformedResponse, ValueError)
+            return await call_with_retries(attempt, policy, label, errors, on_retry=count_retry)
+
+        async def close_client(client: Any) -> None:
+            await client.close()
+
+        @contextmanager
+        def session() -> Iterator[Callable[[list[list[str]]], Iterator[tuple[int, Any]]]]:
+            opened: list[AsyncStream] = []
+
+            def embed(batches: list[list[str]]) -> Iterator[tuple[int, Any]]:
+                if not opened:
+                    api_key = self._resolve_api_key()
+                    opened.append(
+                        AsyncStream(
+                            call, self.max_concurrency, lambda: self.make_client(api_key), close_client
+                        )
+                    )
+                stream = opened[0]
+                stream.submit(
+                    [
+                        GenerationRequest(number, "", "", 0, extra={"texts": batch})
+                        for number, batch in enumerate(batches)
+                    ]
+                )
+                while stream.pending:
+                    for request, result in stream.poll(block=True):
+                        if stats is not None:
+                            stats["prompt_tokens"] += result.prompt_tokens
+                        yield request.index, result.vectors
+
+            try:
+                yield embed
+            finally:
+                if opened:
+                    opened[0].close()
+
+        return session()
+
+    def lookup_window(self, batch_size: int) -> int:
+        # Enough batches a window to keep max_concurrency requests in flight.
+        return max(super().lookup_window(batch_size), 2 * batch_size * self.max_concurrency)
 
     def unload_model(self) -> None:
-        client = self.__dict__.pop("_client", None)
-        if client is not None:
-            client.close()
+        """Nothing stays loaded: each run opens (and closes) its own client."""
 
     def card_entries(self) -> dict[str, list[str]]:
         entries: dict[str, list[str]] = {MODEL_NAME: [self.model_name]}
