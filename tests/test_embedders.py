@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ from dreamer_dagster import Pipeline
 from dreamer_dagster.cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
 from dreamer_dagster.embedders import OpenAIEmbedder, SentenceTransformersEmbedder, default_embedder
 from dreamer_dagster.steps import DataSource, Embed, StepDeclarationError
-from tests.support.foundation import materialize, rows, step_json
+from tests.support.foundation import materialization_metadata, materialize, rows, step_json
 from tests.support.openai_server import openai_server  # noqa: F401 - the fixture
 
 SENTENCES = [
@@ -78,7 +81,10 @@ def test_embed_step_materializes_and_a_rerun_is_fully_cached(tmp_path, instance)
             inputs={"texts": texts.output["sentence"]},
             args={"embedder": default_embedder(), "batch_size": 2},
         )
-    materialize([embed], instance, output)
+    result = materialize([embed], instance, output)
+    metadata = materialization_metadata(result, embed)
+    # Three distinct texts reach the model; the repeated one is answered with them.
+    assert metadata["dreamer/model_calls"] == 3 and metadata["dreamer/cache_hits"] == 0
 
     produced = rows(output, embed)
     assert produced["texts"] == SENTENCES
@@ -107,10 +113,11 @@ def test_embed_step_materializes_and_a_rerun_is_fully_cached(tmp_path, instance)
             args={"embedder": default_embedder(), "batch_size": 3},
             outputs={"embeddings": "vectors"},
         )
-    materialize([again], instance, output, only=[again])
+    result = materialize([again], instance, output, only=[again])
+    metadata = materialization_metadata(result, again)
+    assert metadata["dreamer/model_calls"] == 0 and metadata["dreamer/cache_hits"] == 4
     record = step_json(output, again)
-    assert record["stats"].get("model_calls", 0) == 0
-    assert record["stats"]["cache_hits"] == 4
+    assert record["stats"]["model_calls"] == 0 and record["stats"]["cache_hits"] == 4
     assert np.array_equal(np.asarray(rows(output, again)["vectors"], dtype=np.float32), vectors)
 
 
@@ -184,6 +191,68 @@ def test_openai_embedder_against_the_loopback_server(tmp_path, instance, openai_
     assert step_json(output, again)["stats"]["cache_hits"] == 4
 
 
+def bound_api_embedder(server, cache, **kwargs) -> OpenAIEmbedder:
+    kwargs.setdefault("retry_initial_delay", 0.01)
+    embedder = OpenAIEmbedder("fake-embed", base_url=server.base_url, dimensions=8, **kwargs)
+    return embedder.for_run(cache_folder=cache, stats=Counter())
+
+
+def test_openai_embedder_sends_batches_concurrently_with_no_barrier(openai_server, tmp_path):  # noqa: F811
+    from tests.support.openai_server import fake_embedding
+
+    openai_server.latency = 0.02
+    embedder = bound_api_embedder(openai_server, tmp_path, max_concurrency=4)
+    texts = ["slow [[sleep:2.0]]"] + [f"text {i}" for i in range(59)]
+    vectors = embedder.run(texts, batch_size=2)
+    assert np.allclose(vectors, [fake_embedding(text, 8) for text in texts], atol=1e-6)
+    assert embedder.stats["model_calls"] == 60 and embedder.stats["cache_hits"] == 0
+    assert embedder.stats["prompt_tokens"] > 0
+    requests = openai_server.requests
+    assert len(requests) == 30 and openai_server.max_in_flight == 4
+    [slow] = [r for r in requests if "[[sleep" in r["body"]["input"][0]]
+    # The 29 fast batches share the 3 other slots (well under 2 s, even at ~60 ms a
+    # request on a busy machine) while the slow one is in flight: no barrier.
+    overlapped = [r for r in requests if r is not slow and r["finished"] < slow["finished"]]
+    assert len(overlapped) == 29, len(overlapped)
+    # Every answered batch is in the cache: a re-run sends nothing.
+    again = bound_api_embedder(openai_server, tmp_path, max_concurrency=4)
+    assert np.array_equal(np.stack(again.run(texts, batch_size=5)), np.stack(vectors))
+    assert again.stats["model_calls"] == 0 and again.stats["cache_hits"] == 60
+    assert len(openai_server.requests) == 30
+
+
+def test_openai_embedder_retries_as_openai_does_and_fails_fast_on_client_errors(openai_server, tmp_path):  # noqa: F811
+    from tests.support.openai_server import fake_embedding
+
+    openai_server.retry_after = "0.4"
+    embedder = bound_api_embedder(openai_server, tmp_path, max_concurrency=1)
+    openai_server.fail_next(429, 1)
+    started = time.monotonic()
+    assert np.allclose(embedder.run(["a"]), [fake_embedding("a", 8)], atol=1e-6)
+    assert time.monotonic() - started >= 0.4  # Retry-After honoured
+    for fault in ("500", "malformed", "disconnect"):
+        openai_server.fail_next(fault, 1)
+    assert np.allclose(embedder.run(["b"]), [fake_embedding("b", 8)], atol=1e-6)
+    assert len(openai_server.requests) == 2 + 4
+    assert openai_server.statuses[429] == 1 and openai_server.statuses[500] == 1
+
+    openai_server.fail_next(500, 100)
+    with pytest.raises(RuntimeError, match=r"OpenAIEmbedder 'fake-embed'.*HTTP 500.*after 3 attempts"):
+        bound_api_embedder(openai_server, tmp_path, max_retries=2).run(["c"])
+
+    openai_server.reset()
+    openai_server.fail_next(401, 1000)
+    failing = bound_api_embedder(openai_server, tmp_path, max_concurrency=4)
+    started = time.monotonic()
+    with pytest.raises(
+        RuntimeError, match=rf"OpenAIEmbedder 'fake-embed' at {openai_server.base_url} failed: HTTP 401"
+    ):
+        failing.run([f"text {i}" for i in range(200)], batch_size=1)
+    assert time.monotonic() - started < 5
+    # Only the requests already in flight when the first 401 came back were sent.
+    assert len(openai_server.requests) <= 4
+
+
 def test_openai_embedder_needs_a_key_only_for_openai_itself(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(RuntimeError, match="OPENAI_API_KEY"):
@@ -193,14 +262,35 @@ def test_openai_embedder_needs_a_key_only_for_openai_itself(monkeypatch):
     assert os.environ.get("OPENAI_API_KEY") is None
 
 
-def test_cached_vectors_read_back_as_the_same_float32_values():
-    from dreamer_dagster.embedders.embedder import float32_list
+def test_a_cache_written_with_json_vectors_still_serves_a_rerun(tmp_path, instance):
+    """Caches from before vectors were stored as bytes hold JSON lists of floats."""
+    import sqlite3
 
-    rng = np.random.default_rng(0)
-    vectors = (rng.normal(size=20_000) * 10.0 ** rng.integers(-30, 30, 20_000)).astype(np.float32)
-    stored = json.loads(json.dumps(float32_list(vectors)))
-    assert np.array_equal(np.asarray(stored, dtype=np.float32), vectors)
-    assert len(json.dumps(stored)) < len(json.dumps(vectors.tolist()))
+    output = tmp_path / "output"
+    with Pipeline(str(output)):
+        texts = DataSource("Sentences", data={"sentence": SENTENCES})
+        embed = Embed(
+            "Embed Old Cache",
+            inputs={"texts": texts.output["sentence"]},
+            args={"embedder": default_embedder()},
+        )
+    materialize([embed], instance, output)
+    vectors = np.asarray(rows(output, embed)["embeddings"], dtype=np.float32)
+    [database] = (output / ".cache").glob("SentenceTransformersEmbedder-*.db")
+    with sqlite3.connect(database) as connection:
+        stored = connection.execute("SELECT key, value FROM cache").fetchall()
+        assert stored and all(isinstance(value, bytes) and len(value) == 4 * 384 for _, value in stored)
+        # Rewritten as the earlier versions wrote them: the shortest floats that read back as float32.
+        old = [
+            (json.dumps([float(format(v, ".9g")) for v in np.frombuffer(value, "<f4").tolist()]), key)
+            for key, value in stored
+        ]
+        connection.executemany("UPDATE cache SET value = ? WHERE key = ?", old)
+    shutil.rmtree(output / embed.key)
+    result = materialize([embed], instance, output, only=[embed])
+    metadata = materialization_metadata(result, embed)
+    assert metadata["dreamer/model_calls"] == 0 and metadata["dreamer/cache_hits"] == len(SENTENCES)
+    assert np.array_equal(np.asarray(rows(output, embed)["embeddings"], dtype=np.float32), vectors)
 
 
 @pytest.mark.slow

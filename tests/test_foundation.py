@@ -231,6 +231,29 @@ def test_force_runs_a_finished_step_again(tmp_path, instance, output):
     assert rows(output, forced) == {"text": ["a"]}
 
 
+def test_recomputing_an_upstream_with_the_same_output_keeps_downstream_in_sync(tmp_path, instance):
+    output = tmp_path / "output"
+    with Pipeline(str(output)):
+        source = counting_source("Recomputed Source", tmp_path / "source.count", ["a", "b"], force=True)
+        upper = Upper("Upper After Recompute", inputs={"texts": source.output["text"]})
+    materialize([upper], instance, output)
+    first = step_json(output, upper)
+    before = instance.get_latest_data_version_record(source.asset_key)
+
+    # force=True: the source runs again (a real recomputation, a new _dataset), and
+    # its output is the same, so its data version is too.
+    result = materialize([upper], instance, output, only=[source])
+    assert runs(tmp_path / "source.count") == 2
+    assert materialization_metadata(result, source)["dreamer/reused"] is False
+    after = instance.get_latest_data_version_record(source.asset_key)
+    assert after.storage_id != before.storage_id  # a new materialization was recorded
+    versions = [record.asset_materialization.tags["dagster/data_version"] for record in (before, after)]
+    assert versions[0] == versions[1] == step_json(output, source)["data_version"]
+    # Dagster itself says the downstream step is still in sync: nothing needs to run.
+    assert stale_statuses(instance, [source, upper]) == {source.key: "FRESH", upper.key: "FRESH"}
+    assert step_json(output, upper) == first
+
+
 def test_same_pipeline_declared_twice_in_one_process(tmp_path):
     first = declare(tmp_path)
     second = declare(tmp_path)

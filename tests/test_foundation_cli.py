@@ -112,10 +112,34 @@ def test_make_main_on_a_clean_copy(tmp_path):
         ["make", "-o", "install", "main"], cwd=copy, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    steps = sorted(p.name for p in (copy / "output").iterdir() if not p.name.startswith((".", "_")))
-    assert steps, "make main wrote no step folder"
+    import datasets
+
+    output = copy / "output"
+    steps = sorted(p.name for p in output.iterdir() if not p.name.startswith((".", "_")))
+    assert steps == [
+        "abstract_tweet_splits_train",
+        "abstract_tweet_splits_validation",
+        "generate_research_paper_abstracts",
+        "generate_tweets_from_abstracts",
+        "train_an_abstract_tweet_model",
+    ]
     for name in steps:
-        record = json.loads((copy / "output" / name / "step.json").read_text())
+        record = json.loads((output / name / "step.json").read_text())
         assert record["fingerprint"]
-        produced = copy / "output" / name
-        assert (produced / "_dataset" / "dataset_info.json").exists() or (produced / "_model").is_dir()
+
+    def columns(name: str) -> dict[str, list]:
+        return datasets.load_from_disk(str(output / name / "_dataset")).to_dict()
+
+    abstracts = columns("generate_research_paper_abstracts")["abstracts"]
+    assert len(abstracts) == 8 and all(text.strip() for text in abstracts)
+    tweets = columns("generate_tweets_from_abstracts")
+    assert tweets["abstracts"] == abstracts
+    assert len(tweets["tweets"]) == 8 and all(text.strip() for text in tweets["tweets"])
+    train = columns("abstract_tweet_splits_train")
+    validation = columns("abstract_tweet_splits_validation")
+    assert (len(train["abstracts"]), len(validation["abstracts"])) == (6, 2)
+    assert sorted(train["abstracts"] + validation["abstracts"]) == sorted(abstracts)
+    model = output / "train_an_abstract_tweet_model" / "_model"
+    assert (model / "adapter_config.json").is_file()
+    assert (model / "adapter_model.safetensors").stat().st_size > 0
+    assert json.loads((model / "adapter_config.json").read_text())["r"] == 8

@@ -174,3 +174,56 @@ def test_vllm_declares_without_importing_vllm():
     )
     assert llm.model_fingerprint != VLLM("org/model", system_prompt="Other").model_fingerprint
     assert "vllm" not in sys.modules
+
+
+def test_repeats_are_counted_by_digest_exactly_as_by_the_prompts_themselves():
+    import random
+
+    from dreamer_dagster.llms.occurrences import OccurrenceCounter
+
+    rng = random.Random(0)
+    pool = [f"prompt {i} " + "x" * rng.randrange(2000) for i in range(3000)] + ["", "é\ud800", "\x00"]
+    counter, seen = OccurrenceCounter(capacity=4), {}  # tiny: the table grows several times
+    for prompt in (rng.choice(pool) for _ in range(30_000)):
+        expected = seen.get(prompt, 0)
+        seen[prompt] = expected + 1
+        assert counter.next(prompt) == expected
+    assert len(counter) == len(seen)
+
+
+def test_caches_written_with_occurrences_by_prompt_keep_their_keys(openai_server, tmp_path):
+    """n identical prompts are n cache entries, under the keys (prompt, k) always had."""
+    from dreamer_dagster.cache import ModelCache, key_for, request_prefix
+
+    llm = OpenAI("fake-chat", base_url=openai_server.base_url)
+    prompts = ["same"] * 3 + ["other", "same", "other"]
+    params = llm._generation_params(
+        max_new_tokens=None,
+        temperature=1.0,
+        top_p=1.0,
+        n=1,
+        stop=None,
+        repetition_penalty=None,
+        logit_bias=None,
+        seed=None,
+        response_format=None,
+    )
+    prefix = request_prefix(llm.fingerprint_identity(), params)
+    seen: dict[str, int] = {}
+    stored = []
+    for prompt in prompts:  # the keys as a dict of every prompt gave them
+        stored.append((key_for(prefix, prompt, seen.get(prompt, 0)), [f"{prompt} #{seen.get(prompt, 0)}"]))
+        seen[prompt] = seen.get(prompt, 0) + 1
+    with ModelCache(tmp_path, llm.cache_name(), llm.fingerprint_identity()) as cache:
+        cache.put_many(stored)
+    bound = llm.for_run(cache_folder=tmp_path, stats=Counter())
+    assert bound.run(prompts, temperature=1.0, top_p=1.0) == [
+        "same #0",
+        "same #1",
+        "same #2",
+        "other #0",
+        "same #3",
+        "other #1",
+    ]
+    assert bound.stats["cache_hits"] == 6 and bound.stats["model_calls"] == 0
+    assert openai_server.request_count == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -12,7 +13,7 @@ import pytest
 
 from dreamer_dagster.cache import ModelCache
 from dreamer_dagster.errors import NonRetryableError
-from dreamer_dagster.fingerprint import fingerprint
+from dreamer_dagster.fingerprint import canonical, fingerprint
 from dreamer_dagster.llms import OpenAI
 from dreamer_dagster.llms.pricing import estimate_cost
 from dreamer_dagster.llms.token_estimate import estimate_tokens
@@ -41,17 +42,22 @@ def test_never_more_than_max_concurrency_in_flight(openai_server, concurrency):
     assert llm.stats["prompt_tokens"] > 0 and llm.stats["completion_tokens"] > 0
 
 
-def test_a_slow_request_holds_up_no_other_and_order_is_kept(openai_server):
+@pytest.mark.parametrize("batch_size", [4, 10])
+def test_a_slow_request_holds_up_no_other_and_order_is_kept(openai_server, batch_size):
     openai_server.latency = 0.02
     llm = bound(make(openai_server, max_concurrency=4))
-    prompts = ["first [[sleep:1.0]]"] + [f"p{i}" for i in range(60)]
-    started = time.monotonic()
-    results = list(llm.run(prompts, return_generator=True))
-    elapsed = time.monotonic() - started
+    prompts = ["first [[sleep:2.0]]"] + [f"p{i}" for i in range(45)]
+    results = list(llm.run(prompts, return_generator=True, batch_size=batch_size))
     assert results == [f"Echo: {p}" for p in prompts]
-    # 60 fast requests over the 3 other slots take ~0.4 s, alongside the slow one: no barrier.
-    assert elapsed < 1.0 + 0.02 * 60 / 2
     assert openai_server.max_in_flight <= 4
+    # From the server's own records: every fast request was received and answered
+    # while the slow one was in flight (45 x 20 ms over the 3 other slots: well under
+    # 2 s even at ~60 ms a request on a busy machine). A barrier every `batch_size`
+    # prompts would hold the rest until the slow one ends.
+    [slow] = [r for r in openai_server.requests if "[[sleep" in json.dumps(r["body"])]
+    fast = [r for r in openai_server.requests if r is not slow]
+    assert len(fast) == 45
+    assert all(slow["started"] < r["finished"] < slow["finished"] for r in fast)
 
 
 @pytest.mark.parametrize("fault", ["429", "500", "503", "malformed", "disconnect"])
@@ -105,6 +111,62 @@ def test_giving_up_after_max_retries_is_a_clear_error(openai_server):
     llm = bound(make(openai_server, max_retries=2))
     with pytest.raises(RuntimeError, match=r"'fake-chat'.*HTTP 500.*after 3 attempts"):
         llm.run(["x"])
+
+
+def test_a_timed_out_request_is_retried_and_timeouts_alone_give_up(openai_server):
+    received = []
+    answer = openai_server._chat_completions
+
+    def slow_first(request):
+        received.append(time.monotonic())
+        if len(received) == 1 or "always slow" in json.dumps(request.body):
+            time.sleep(1.0)  # longer than the client's timeout
+        return answer(request)
+
+    openai_server.add_route("POST", r"/v1/chat/completions", slow_first)
+    llm = bound(make(openai_server, timeout=0.3, max_concurrency=1))
+    assert llm.run(["x"]) == ["Echo: x"]
+    assert len(received) == 2 and received[1] - received[0] >= 0.3  # sent again after the timeout
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"'fake-chat'.*APITimeoutError.*after 3 attempts"):
+        bound(make(openai_server, timeout=0.3, max_retries=2)).run(["always slow"])
+    assert time.monotonic() - started < 5  # 3 attempts of 0.3 s and two short waits
+
+
+def test_backoff_doubles_with_jitter_within_its_bounds_and_retry_after_wins():
+    from types import SimpleNamespace
+
+    from dreamer_dagster.llms.api_retry import RetryPolicy, retry_delay
+
+    policy = RetryPolicy(initial_delay=0.5, max_delay=4.0)
+    error = SimpleNamespace(status_code=500, response=SimpleNamespace(headers={}))
+    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 4.0), (9, 4.0)]:
+        delays = [retry_delay(error, attempt, policy) for _ in range(200)]
+        assert all(ceiling / 2 <= delay <= ceiling for delay in delays), (attempt, min(delays), max(delays))
+        assert max(delays) - min(delays) > ceiling / 10  # jittered, not one fixed wait
+
+    def limited(headers: dict[str, str]) -> SimpleNamespace:  # what retry_delay reads of a 429
+        return SimpleNamespace(status_code=429, response=SimpleNamespace(headers=headers))
+
+    assert (
+        retry_delay(limited({"retry-after": "7"}), 1, policy) == 7.0
+    )  # the server's wait, even past max_delay
+    assert retry_delay(limited({"retry-after-ms": "250"}), 3, policy) == 0.25
+    in_two_seconds = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 2))
+    assert 0.5 < retry_delay(limited({"retry-after": in_two_seconds}), 1, policy) <= 2.0
+    assert 0.25 <= retry_delay(limited({"retry-after": "soon"}), 1, policy) <= 0.5  # unreadable: backoff
+
+
+def test_waits_between_retries_grow_as_the_backoff_says(openai_server):
+    openai_server.fail_next(500, 3)
+    llm = bound(make(openai_server, max_concurrency=1, retry_initial_delay=0.1))
+    assert llm.run(["x"]) == ["Echo: x"]
+    sent = [record["started"] for record in openai_server.requests]
+    gaps = [later - earlier for earlier, later in zip(sent, sent[1:])]
+    assert len(gaps) == 3
+    # At least half of 0.1, 0.2 and 0.4 s (the jitter's floor) between attempts.
+    assert all(gap >= floor for gap, floor in zip(gaps, [0.05, 0.1, 0.2])), gaps
 
 
 def test_cache_serves_a_rerun_and_keeps_the_api_key_out(openai_server, tmp_path, monkeypatch):
@@ -249,9 +311,20 @@ def test_concurrent_runs_from_threads_share_nothing_but_the_server(openai_server
         assert len(cache) == 60
 
 
-def test_fingerprint_of_a_step_arg_never_holds_the_key(openai_server):
-    llm = OpenAI("fake-chat", base_url=openai_server.base_url, api_key="sk-secret-in-args")
-    assert "sk-secret" not in str(fingerprint({"llm": llm}))
+def test_the_api_key_is_neither_hashed_nor_shown_in_a_fingerprint(openai_server, monkeypatch):
+    one = OpenAI("fake-chat", base_url=openai_server.base_url, api_key="sk-secret-in-args-one")
+    other = OpenAI("fake-chat", base_url=openai_server.base_url, api_key="sk-secret-in-args-two")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-from-the-environment")
+    from_environment = OpenAI("fake-chat", base_url=openai_server.base_url)
+    # The key changes nothing a fingerprint is made of...
+    assert fingerprint({"llm": one}) == fingerprint({"llm": other}) == fingerprint({"llm": from_environment})
+    # ...while what does change the outputs does change it.
+    assert fingerprint({"llm": one}) != fingerprint(
+        {"llm": OpenAI("fake-instruct", api_key="sk-secret-in-args-one")}
+    )
+    for llm in (one, other, from_environment):
+        text = json.dumps(canonical({"llm": llm}))
+        assert "sk-secret" not in text and "api_key" not in text, text
 
 
 def test_the_server_runs_as_a_subprocess_with_remote_control(openai_server_process):

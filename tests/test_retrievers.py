@@ -12,7 +12,7 @@ from dreamer_dagster.embedders import default_embedder
 from dreamer_dagster.retrievers import EmbeddingRetriever
 from dreamer_dagster.retrievers import embedding_retriever as retriever_module
 from dreamer_dagster.steps import DataSource, Retrieve, StepDeclarationError
-from tests.support.foundation import materialize, rows, step_json
+from tests.support.foundation import materialization_metadata, materialize, rows, step_json
 
 DOCUMENTS = [
     "Paris is the capital and largest city of France.",
@@ -79,7 +79,11 @@ def test_retrieve_step_over_a_column_and_a_cached_rerun(tmp_path, instance):
     # The indexed column's step is upstream of the retrieval (a Dagster dependency).
     assert documents in retrieve.upstream()
     assert documents.asset_key in retrieve.asset.dependency_keys
-    materialize([retrieve], instance, output)
+    result = materialize([retrieve], instance, output)
+    metadata = materialization_metadata(result, retrieve)
+    # Every document and query embedded once; nothing came from a cache.
+    assert metadata["dreamer/model_calls"] == len(DOCUMENTS) + len(QUERIES)
+    assert metadata["dreamer/cache_hits"] == 0
 
     produced = rows(output, retrieve)
     assert produced["queries"] == QUERIES
@@ -101,9 +105,11 @@ def test_retrieve_step_over_a_column_and_a_cached_rerun(tmp_path, instance):
             inputs={"queries": questions.output["question"]},
             args={"retriever": retriever, "k": 3, "batch_size": 2},
         )
-    materialize([again], instance, output, only=[again])
+    result = materialize([again], instance, output, only=[again])
+    metadata = materialization_metadata(result, again)
+    assert metadata["dreamer/model_calls"] == 0 and metadata["dreamer/cache_hits"] == 3
     stats = step_json(output, again)["stats"]
-    assert stats.get("model_calls", 0) == 0 and stats.get("retrievals", 0) == 0
+    assert stats["model_calls"] == 0 and stats["retrievals"] == 0
     assert stats["retrieval_cache_hits"] == 3
     assert rows(output, again)["results"] == produced["results"]
 
@@ -114,9 +120,13 @@ def test_retrieve_step_over_a_column_and_a_cached_rerun(tmp_path, instance):
             inputs={"queries": questions.output["question"]},
             args={"retriever": retriever, "k": 1},
         )
-    materialize([top_one], instance, output, only=[top_one])
+    result = materialize([top_one], instance, output, only=[top_one])
+    metadata = materialization_metadata(result, top_one)
+    # The index's documents and the queries: every embedding from the embedder's cache.
+    assert metadata["dreamer/model_calls"] == 0
+    assert metadata["dreamer/cache_hits"] == len(DOCUMENTS) + len(QUERIES)
     stats = step_json(output, top_one)["stats"]
-    assert stats["retrievals"] == 3 and stats.get("model_calls", 0) == 0
+    assert stats["retrievals"] == 3 and stats["model_calls"] == 0
     assert [r["indices"] for r in rows(output, top_one)["results"]] == [[0], [1], [3]]
 
 

@@ -13,7 +13,7 @@ from dreamer_dagster.cards import CITATION, MODEL_NAME
 from dreamer_dagster.fingerprint import canonical
 from dreamer_dagster.steps import DataSource, RunTaskModel, StepDeclarationError
 from dreamer_dagster.task_models import HFClassificationTaskModel
-from tests.support.foundation import materialize, rows, step_json
+from tests.support.foundation import materialization_metadata, materialize, rows, step_json
 
 TEXTS = [
     "I loved this film, wonderful acting.",
@@ -91,7 +91,9 @@ def test_run_task_model_step_materializes_and_a_rerun_is_fully_cached(classifier
             inputs={"texts": reviews.output["review"]},
             args={"model": model, "batch_size": 2},
         )
-    materialize([step], instance, output)
+    result = materialize([step], instance, output)
+    metadata = materialization_metadata(result, step)
+    assert metadata["dreamer/model_calls"] == 3 and metadata["dreamer/cache_hits"] == 0
     produced = rows(output, step)
     assert produced["texts"] == TEXTS
     expected = HFClassificationTaskModel(str(classifier)).run(TEXTS)
@@ -110,9 +112,9 @@ def test_run_task_model_step_materializes_and_a_rerun_is_fully_cached(classifier
             args={"model": model},
             outputs={"results": "labels"},
         )
-    materialize([again], instance, output, only=[again])
-    stats = step_json(output, again)["stats"]
-    assert stats.get("model_calls", 0) == 0 and stats["cache_hits"] == 4
+    result = materialize([again], instance, output, only=[again])
+    metadata = materialization_metadata(result, again)
+    assert metadata["dreamer/model_calls"] == 0 and metadata["dreamer/cache_hits"] == 4
     assert rows(output, again)["labels"] == produced["results"]
 
     with pytest.raises(StepDeclarationError, match="TaskModel"):

@@ -12,6 +12,7 @@ import pytest
 from dreamer_dagster import dreamer_definitions
 from dreamer_dagster.steps import DataSource
 from dreamer_dagster.trainers import TrainHFDPO
+from tests.support.trainers import merged_adapter, moved_weights
 
 pytestmark = pytest.mark.slow  # trains real models (still part of the suite)
 
@@ -97,13 +98,16 @@ def test_dpo_with_lora_trains_an_adapter(
     aligned = PeftModel.from_pretrained(base, str(model_dir))
     lora = [p for n, p in aligned.named_parameters() if "lora_B" in n]
     assert lora and any(float(p.abs().sum()) > 0 for p in lora)  # the adapter was trained
+    # ...and merged into the base, it moves the base's weights.
+    assert moved_weights(
+        AutoModelForCausalLM.from_pretrained(str(tiny_llama)), merged_adapter(tiny_llama, model_dir)
+    )
     assert isinstance(generate(aligned, tokenizer, "Say hi."), str)
 
 
 def test_dpo_without_peft_saves_the_full_model(
     tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     output = tmp_path / "output"
@@ -113,10 +117,7 @@ def test_dpo_without_peft_saves_the_full_model(
     assert not (model_dir / "adapter_config.json").exists()
     model = AutoModelForCausalLM.from_pretrained(str(model_dir))
     before = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
-    changed = any(
-        not torch.equal(a, b) for a, b in zip(model.state_dict().values(), before.state_dict().values())
-    )
-    assert changed
+    assert moved_weights(before, model)
     assert isinstance(generate(model, AutoTokenizer.from_pretrained(str(model_dir)), "Wave."), str)
 
 

@@ -12,6 +12,7 @@ import pytest
 from dreamer_dagster import dreamer_definitions
 from dreamer_dagster.steps import DataSource
 from dreamer_dagster.trainers import TrainHFDPO, TrainHFGRPO, TrainHFRewardModel
+from tests.support.trainers import merged_adapter, moved_weights
 
 pytestmark = pytest.mark.slow  # trains real models (still part of the suite)
 
@@ -79,6 +80,10 @@ def test_grpo_against_a_reward_model_trainer(
     assert isinstance(record["metrics"]["train_reward"], float)
     assert record["args"]["reward_model"]["step"] == "GRPO Reward Model"
 
+    # The adapter was trained: merged into the base, it moved the base's weights.
+    original = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
+    assert moved_weights(original, merged_adapter(tiny_llama, model_dir))
+
     base = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
     model = PeftModel.from_pretrained(base, str(model_dir))
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -108,6 +113,8 @@ def test_grpo_against_a_reward_model_trainer(
     assert reward not in by_folder.upstream()
     assert materialize([by_folder], instance, output).success
     assert (output / by_folder.key / "_model" / "model.safetensors").is_file()
+    trained = AutoModelForCausalLM.from_pretrained(str(output / by_folder.key / "_model"))
+    assert moved_weights(original, trained)
 
 
 def test_grpo_with_a_reward_function_and_validation(
@@ -130,7 +137,9 @@ def test_grpo_with_a_reward_function_and_validation(
     assert materialize([policy], instance, output).success
     model_dir = output / policy.key / "_model"
     assert not (model_dir / "adapter_config.json").exists()
-    assert AutoModelForCausalLM.from_pretrained(str(model_dir)).config.num_hidden_layers == 1
+    trained = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    assert trained.config.num_hidden_layers == 1
+    assert moved_weights(AutoModelForCausalLM.from_pretrained(str(tiny_llama)), trained)
     metrics = json.loads((output / policy.key / "step.json").read_text())["metrics"]
     assert "eval_reward" in metrics and metrics["global_step"] == 4
 

@@ -12,6 +12,7 @@ import pytest
 from dreamer_dagster import dreamer_definitions
 from dreamer_dagster.steps import DataSource
 from dreamer_dagster.trainers import TrainSentenceTransformer
+from tests.support.trainers import moved_weights
 
 pytestmark = pytest.mark.slow  # trains real models (still part of the suite)
 
@@ -69,6 +70,9 @@ def test_triplets_with_lora_merge_into_a_sentence_transformer(
 
     trained = SentenceTransformer(str(model_dir), device="cpu")
     base = SentenceTransformer(str(minilm), device="cpu")
+    moved = moved_weights(base, trained)
+    # LoRA on query and value, merged: exactly those weights moved.
+    assert moved and all(".query." in name or ".value." in name for name in moved), moved
     assert trained.max_seq_length == 16
     embeddings = trained.encode(ANCHORS, convert_to_tensor=True)
     assert embeddings.shape == (len(ANCHORS), 384)
@@ -94,7 +98,10 @@ def test_positive_pairs_train_the_whole_model(
     model_dir = output / trainer.key / "_model"
     info = json.loads((model_dir / "dreamer_trainer.json").read_text())
     assert info["objective"] == "positive_pairs" and info["merged_adapter"] is False
-    assert SentenceTransformer(str(model_dir), device="cpu").encode(["hello"]).shape == (1, 384)
+    trained = SentenceTransformer(str(model_dir), device="cpu")
+    assert trained.encode(["hello"]).shape == (1, 384)
+    moved = moved_weights(SentenceTransformer(str(minilm), device="cpu"), trained)
+    assert any(".query." in name for name in moved) and any("intermediate" in name for name in moved)
 
 
 def test_labeled_pairs_use_similarity_labels(
@@ -122,6 +129,7 @@ def test_labeled_pairs_use_similarity_labels(
     assert "CoSENTLoss" in json.dumps(record["args"]["loss"])
     model = SentenceTransformer(str(output / trainer.key / "_model"), device="cpu")
     assert model.similarity(model.encode(["a cat"]), model.encode(["a kitten"])).shape == (1, 1)
+    assert moved_weights(SentenceTransformer(str(minilm), device="cpu"), model)
 
 
 def test_sentence_transformer_declaration_is_checked(minilm: Path) -> None:

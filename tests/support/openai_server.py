@@ -1,7 +1,8 @@
 """An OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks.
 
 Deterministic answers (echo-based), configurable latency and faults, and a
-record of every request (count, concurrency). Endpoints: ``/v1/chat/completions``,
+record of every request (count, concurrency, and when each was received and
+answered: ``started`` / ``finished`` on ``time.monotonic()``). Endpoints: ``/v1/chat/completions``,
 ``/v1/completions``, ``/v1/models``, ``/v1/embeddings``, and the files and
 fine-tuning jobs endpoints (``server.fine_tuning``, see :class:`FineTuningAPI`);
 more are added with
@@ -226,19 +227,20 @@ class FakeOpenAIServer:
         """Route one request; returns a response, or ``"disconnect"``."""
         if request.path.startswith("/_"):
             return self._control(request)
+        record = {
+            "method": request.method,
+            "path": request.path,
+            "body": request.body,
+            "headers": request.headers,
+            "started": time.monotonic(),
+            "finished": None,
+        }
         with self._lock:
             self.in_flight += 1
             in_flight = self.in_flight
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            self.requests.append(
-                {
-                    "method": request.method,
-                    "path": request.path,
-                    "body": request.body,
-                    "headers": request.headers,
-                    "in_flight": in_flight,
-                }
-            )
+            record["in_flight"] = in_flight
+            self.requests.append(record)
         text = _prompt_text(request.body)
         try:
             if self.overload_above is not None and in_flight > self.overload_above:
@@ -256,6 +258,7 @@ class FakeOpenAIServer:
         finally:
             with self._lock:
                 self.in_flight -= 1
+                record["finished"] = time.monotonic()
         with self._lock:
             self.statuses[response if isinstance(response, str) else response.status] += 1
             if (

@@ -76,3 +76,28 @@ def tiny_t5(tmp_path_factory: pytest.TempPathFactory, minilm: Path) -> Path:
     tokenizer.model_max_length = 64
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+def moved_weights(base: object, trained: object, atol: float = 1e-6) -> list[str]:
+    """The parameters of ``trained`` that moved from ``base`` (two models of one architecture):
+    names in both state dicts whose tensors differ by more than ``atol`` somewhere."""
+    import torch
+
+    before = base.state_dict()
+    after = trained.state_dict()
+    shared = [name for name in after if name in before and after[name].shape == before[name].shape]
+    assert shared, "the two models share no parameter: not one architecture"
+    return [
+        name
+        for name in shared
+        if not torch.allclose(after[name].float(), before[name].float(), atol=atol, rtol=0.0)
+    ]
+
+
+def merged_adapter(base_folder: object, adapter_folder: object) -> object:
+    """A fresh copy of the causal LM in ``base_folder`` with the adapter merged into its weights."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(base_folder))
+    return PeftModel.from_pretrained(base, str(adapter_folder)).merge_and_unload()
