@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install main test lint dev system-packages bench-peers
+.PHONY: install main test lint dev bench system-packages bench-peers
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) || command -v python3) -m venv $(VENV)
@@ -32,6 +32,11 @@ system-packages:
 
 test: lint system-packages
 	$(BIN)/pytest
+
+# Every benchmark in bench/ (each prints its ratio to a floor measured in the same
+# run, and exits non-zero below its target); about 10 minutes on 2 CPU cores.
+bench: install
+	$(BIN)/python bench/_run_all.py
 
 dev: install
 	mkdir -p $(DAGSTER_HOME)

@@ -4,7 +4,8 @@ Both talk to the same OpenAI-compatible server (tests/support/openai_server.py,
 a subprocess on loopback) with a fixed latency, N prompts and C requests in
 flight. Prints our throughput as a ratio of the bare loop's (target >= 0.9),
 the most requests the server saw in flight (must be <= C), and where the
-adaptive concurrency limit went (on this healthy server it should stay at C).
+adaptive concurrency limit went (on this healthy server it should stay at C);
+exits non-zero when the ratio or the in-flight limit misses.
 
     python bench/api_generation.py [--prompts 1000] [--concurrency 32] [--latency 0.05]
 """
@@ -98,6 +99,8 @@ def main() -> None:
         f"{'OK' if max_in_flight <= args.concurrency else 'OVER LIMIT'}"
     )
     print(f"adaptive concurrency limit: lowest {lowest_limit} of {args.concurrency}")
+    if ratio < TARGET or max_in_flight > args.concurrency:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
