@@ -5,7 +5,7 @@ are buffered a batch at a time, and ``pyarrow`` tables (a step that builds its
 columns from numpy, such as ``Embed``) are written as they come. Nothing is
 copied or read back afterwards, so writing a step of any size adds no memory
 per row, and ``datasets.load_from_disk`` reads the folder as one written by
-``save_to_disk`` (the metadata files are ``datasets``' own).
+``save_to_disk``.
 
 Reading streams the same way: :func:`record_batches` reads a folder's Arrow
 files a record batch at a time with plain reads (not a memory map, whose
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,34 +142,23 @@ def stream_dataset(
 
 
 def _write_metadata(target: Path, features: Any, shard_count: int) -> None:
-    """``dataset_info.json`` and ``state.json`` as ``datasets`` writes them (it writes them
-    here, for an empty dataset with these features), listing ``shard_count`` files."""
+    """``dataset_info.json`` (written by ``datasets``) and ``state.json`` (the fields
+    ``save_to_disk`` writes and ``load_from_disk`` reads), listing ``shard_count`` files."""
     import datasets
 
-    with _scratch(target) as scratch:
-        datasets.Dataset.from_dict({name: [] for name in features}, features=features).save_to_disk(
-            str(scratch), num_shards=1
-        )
-        state = json.loads((scratch / STATE_JSON).read_text())
-        state["_data_files"] = [
+    datasets.DatasetInfo(features=features).write_to_directory(str(target))
+    state = {
+        "_data_files": [
             {"filename": _SHARD.format(index=index, count=shard_count)} for index in range(shard_count)
-        ]
-        (target / STATE_JSON).write_text(json.dumps(state, indent=2, sort_keys=True))
-        os.replace(scratch / "dataset_info.json", target / "dataset_info.json")
-
-
-class _scratch:
-    """A temporary folder beside ``target`` (removed on exit)."""
-
-    def __init__(self, target: Path):
-        self.path = target.parent / f".{target.name}-metadata-{os.getpid()}"
-
-    def __enter__(self) -> Path:
-        shutil.rmtree(self.path, ignore_errors=True)
-        return self.path
-
-    def __exit__(self, *exc: Any) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        ],
+        "_fingerprint": uuid.uuid4().hex[:16],  # as random as an unsaved dataset's
+        "_format_columns": None,
+        "_format_kwargs": {},
+        "_format_type": None,
+        "_output_all_columns": False,
+        "_split": None,
+    }
+    (target / STATE_JSON).write_text(json.dumps(state, indent=2, sort_keys=True))
 
 
 def record_batches(dataset_path: Path) -> Iterator[Any] | None:
