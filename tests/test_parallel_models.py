@@ -44,6 +44,27 @@ def test_parallel_embedder_matches_one_embedder_and_shares_its_cache(openai_serv
         ParallelEmbedder(embedder(openai_server), "not a model")
 
 
+def test_an_embed_step_runs_on_a_parallel_embedder(openai_server, tmp_path, instance):
+    from dreamer_dagster import Pipeline
+    from dreamer_dagster.steps import DataSource, Embed
+    from tests.support.foundation import materialization_metadata, materialize, rows
+    from tests.support.openai_server import fake_embedding
+
+    output = tmp_path / "output"
+    with Pipeline(str(output)):
+        texts = DataSource("Parallel Texts", data={"text": TEXTS})
+        parallel = ParallelEmbedder(embedder(openai_server), embedder(openai_server))
+        embed = Embed(
+            "Embed In Parallel", inputs={"texts": texts.output["text"]}, args={"embedder": parallel}
+        )
+    result = materialize([embed], instance, output)
+    produced = rows(output, embed)
+    assert produced["texts"] == TEXTS
+    assert np.allclose(produced["embeddings"], [fake_embedding(text, 8) for text in TEXTS], atol=1e-6)
+    metadata = materialization_metadata(result, embed)
+    assert metadata["dreamer/model_calls"] == len(TEXTS) and metadata["dreamer/cache_hits"] == 0
+
+
 def test_parallel_retriever_splits_queries(openai_server, tmp_path):
     documents = [f"document {i}" for i in range(30)]
     one = EmbeddingRetriever(documents, embedder(openai_server))
