@@ -9,6 +9,8 @@ building the index included, and prints its speed as a ratio to the floor with
 its recall@k against the exact answer. ``--index-type HNSW32`` (any FAISS
 factory string) adds an approximate index; on random vectors, which have no
 neighbourhood structure, its recall says little about real embeddings.
+Target: the exact index finds exactly the floor's neighbours (recall 1.000);
+exits non-zero when it does not.
 
     python bench/retriever_search.py [--sizes 10000 100000] [--queries 1000] [--k 5] [--index-type HNSW32]
 """
@@ -61,6 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     queries = unit_vectors(rng, args.queries)
+    exact_recalls = []
     for size in args.sizes:
         matrix = unit_vectors(rng, size)
         started = time.perf_counter()
@@ -73,6 +76,12 @@ def main() -> None:
             print(
                 f"  {label:<22}  {seconds:7.3f} s   {floor / seconds:4.2f}x   recall {recall(found, truth):.3f}"
             )
+            if index_type is None:
+                exact_recalls.append(recall(found, truth))
+    ok = all(value == 1.0 for value in exact_recalls)
+    print(f"exact index recall 1.000 at every size (target): {'OK' if ok else 'MISSED'}")
+    if not ok:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
