@@ -34,7 +34,7 @@ test: lint system-packages
 	$(BIN)/pytest
 
 # Every benchmark in bench/ (each prints its ratio to a floor measured in the same
-# run, and exits non-zero below its target); about 10 minutes on 2 CPU cores.
+# run, and exits non-zero below its target), then a summary with each one's time.
 bench: install
 	$(BIN)/python bench/_run_all.py
 
