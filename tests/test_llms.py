@@ -179,7 +179,7 @@ def test_vllm_declares_without_importing_vllm():
 def test_repeats_are_counted_by_digest_exactly_as_by_the_prompts_themselves():
     import random
 
-    from dreamer_dagster.llms.occurrences import OccurrenceCounter
+    from dreamer_dagster.occurrences import OccurrenceCounter
 
     rng = random.Random(0)
     pool = [f"prompt {i} " + "x" * rng.randrange(2000) for i in range(3000)] + ["", "é\ud800", "\x00"]

@@ -7,7 +7,8 @@ Everything else lives here, the same for every backend:
 - the request: generation parameters normalized into the cache key, each
   prompt's occurrence index among identical prompts (so ``n`` identical
   prompts get ``n`` distinct cached answers; counted by digest, see
-  ``occurrences``, so a run's memory does not grow with its prompts' length)
+  :mod:`~dreamer_dagster.occurrences`, so a run's memory does not grow with
+  its prompts' length)
   and a per-prompt seed derived
   from its key (so sampling does not depend on batch composition);
 - the cache: looked up in chunks (``get_many``), written after every batch the
@@ -44,10 +45,10 @@ from typing import Any
 from ..cache import ModelCache, key_for, request_prefix
 from ..fingerprint import canonical
 from ..model import Model
+from ..occurrences import OccurrenceCounter
 from . import response_format as response_formats
 from .call_report import CallReport
 from .estimate_stream import EstimateStream
-from .occurrences import OccurrenceCounter
 from .pricing import Price
 from .request import GenerationRequest
 from .stream import GenerationStream
