@@ -32,7 +32,6 @@ message, or passes the emptiness on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -40,6 +39,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+
+from .occurrences import OccurrenceCounter
 
 if TYPE_CHECKING:
     from .steps.step import Step
@@ -50,6 +51,7 @@ __all__ = [
     "build_check_specs",
     "check_results",
     "generation_columns",
+    "GenerationCounter",
     "generation_counts",
     "normalize_checks",
 ]
@@ -367,23 +369,59 @@ def generation_columns(step: Step) -> list[str]:
 def generation_counts(dataset: Any, columns: list[str], batch_size: int = 10_000) -> dict[str, int]:
     """``generations``, ``empty_generations`` and ``duplicate_generations`` counted over
     ``columns`` of a Dataset (each generation of an ``n > 1`` list counts once)."""
-    total = empty = duplicates = 0
-    seen: set[bytes] = set()
+    counter = GenerationCounter(columns)
     present = [column for column in columns if column in dataset.column_names]
-    if not present:
-        return {}
-    for batch in dataset.select_columns(present).iter(batch_size=batch_size):
-        for column in present:
-            for value in batch[column]:
+    if present:
+        for table in dataset.select_columns(present).with_format("arrow").iter(batch_size=batch_size):
+            counter.add(table)
+    return counter.counts()
+
+
+class GenerationCounter:
+    """:func:`generation_counts` as rows go by: ``add`` each row dict or ``pyarrow`` table
+    of a step's output as it is written, then read ``counts()``.
+
+    Duplicates are told by a digest of each generation, kept in a compact table
+    (:class:`~dreamer_dagster.occurrences.OccurrenceCounter`, 12 bytes a slot),
+    so counting a large step adds little memory a row.
+    """
+
+    def __init__(self, columns: list[str]):
+        self.columns = list(columns)
+        self.total = self.empty = self.duplicates = 0
+        self.present = False
+        self._seen = OccurrenceCounter()
+
+    def add(self, rows: Any) -> None:
+        """Count one row dict, or every row of a ``pyarrow`` table."""
+        for column in self.columns:
+            if isinstance(rows, dict):
+                if column not in rows:
+                    continue
+                values = [rows[column]]
+            elif column in rows.column_names:
+                values = rows.column(column).to_pylist()
+            else:
+                continue
+            self.present = True
+            for value in values:
                 for item in value if isinstance(value, list) else [value]:
-                    total += 1
-                    if item is None or (isinstance(item, str) and not item.strip()):
-                        empty += 1
-                        continue
-                    text = item if isinstance(item, str) else json.dumps(item, sort_keys=True, default=str)
-                    digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
-                    if digest in seen:
-                        duplicates += 1
-                    else:
-                        seen.add(digest)
-    return {"generations": total, "empty_generations": empty, "duplicate_generations": duplicates}
+                    self._count(item)
+
+    def _count(self, item: Any) -> None:
+        self.total += 1
+        if item is None or (isinstance(item, str) and not item.strip()):
+            self.empty += 1
+            return
+        text = item if isinstance(item, str) else json.dumps(item, sort_keys=True, default=str)
+        if self._seen.next(text):
+            self.duplicates += 1
+
+    def counts(self) -> dict[str, int]:
+        if not self.present:
+            return {}
+        return {
+            "generations": self.total,
+            "empty_generations": self.empty,
+            "duplicate_generations": self.duplicates,
+        }

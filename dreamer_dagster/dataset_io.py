@@ -18,7 +18,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ STATE_JSON = "state.json"
 MAX_SHARD_BYTES = 500 << 20
 _SHARD = "data-{index:05d}-of-{count:05d}.arrow"
 _DATA_FILE = re.compile(r"data-\d{5}-of-\d{5}\.arrow")
+#: Called with each row dict or ``pyarrow`` table as it is written.
+Observer = Callable[[Any], None]
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,15 @@ class DatasetSummary:
 
 
 def save_dataset(
-    dataset: Any, target: Path, num_proc: int | None = None, num_shards: int | None = None
+    dataset: Any,
+    target: Path,
+    num_proc: int | None = None,
+    num_shards: int | None = None,
+    observers: Sequence[Observer] = (),
 ) -> DatasetSummary:
     """``dataset.save_to_disk(target)``, keeping an empty dataset loadable; ``num_proc`` /
-    ``num_shards`` go to ``save_to_disk`` (DataDreamer's ``save_num_proc`` / ``save_num_shards``)."""
+    ``num_shards`` go to ``save_to_disk`` (DataDreamer's ``save_num_proc`` / ``save_num_shards``);
+    each observer sees the rows as ``pyarrow`` tables."""
     # datasets writes no shard at all for zero rows, and then cannot load the folder
     # back; one (empty) shard keeps an empty output loadable.
     if len(dataset) == 0:
@@ -58,6 +65,10 @@ def save_dataset(
     if num_proc is not None:
         num_proc = max(1, min(num_proc, len(dataset), num_shards or len(dataset)))
     dataset.save_to_disk(str(target), num_shards=num_shards, num_proc=num_proc)
+    if observers and len(dataset):
+        for table in dataset.with_format("arrow").iter(batch_size=1000):
+            for observe in observers:
+                observe(table)
     return DatasetSummary(len(dataset), dataset.features)
 
 
@@ -67,10 +78,13 @@ def stream_dataset(
     writer_batch_size: int = 1000,
     features: Any = None,
     columns: list[str] | None = None,
+    observers: Sequence[Observer] = (),
 ) -> DatasetSummary:
     """Write ``rows`` (row dicts and/or ``pyarrow`` tables, in order) as a ``_dataset`` folder.
 
-    ``columns`` names the columns of an iterable that turns out to be empty.
+    ``columns`` names the columns of an iterable that turns out to be empty. Each
+    observer is called with every row dict and table as it is written (counts and
+    samples taken on the way, so the output is never read back).
     """
     import datasets
     from datasets.arrow_writer import ArrowWriter
@@ -100,9 +114,12 @@ def stream_dataset(
                 writer.write(item)
                 written = 1
             else:
+                item = _as_table(item)
                 writer.write_examples_on_file()  # rows buffered before the table come first
-                writer.write_table(_as_table(item))
+                writer.write_table(item)
                 written = item.num_rows
+            for observe in observers:
+                observe(item)
             count += written
             shard_rows[-1] += written
             since_check += written

@@ -33,6 +33,7 @@ __all__ = [
     "REUSED",
     "ROW_COUNT",
     "SAMPLE",
+    "SampleCollector",
     "STEP_NAME",
     "STEP_TYPE",
     "URI",
@@ -105,6 +106,24 @@ def sample_rows(dataset: Any, count: int = SAMPLE_ROWS, width: int = SAMPLE_CELL
     """The first ``count`` rows of a Dataset, each cell as text cut to ``width`` characters."""
     rows = dataset.select(range(min(count, len(dataset)))).to_list()
     return [{column: _cell(value, width) for column, value in row.items()} for row in rows]
+
+
+class SampleCollector:
+    """:func:`sample_rows` as rows go by: ``add`` row dicts or ``pyarrow`` tables of a
+    step's output as it is written; ``rows`` holds the first ``count``, cut to text."""
+
+    def __init__(self, count: int = SAMPLE_ROWS, width: int = SAMPLE_CELL_CHARS):
+        self.count = count
+        self.width = width
+        self.rows: list[dict] = []
+
+    def add(self, rows: Any) -> None:
+        missing = self.count - len(self.rows)
+        if missing <= 0:
+            return
+        taken = [rows] if isinstance(rows, dict) else rows.slice(0, missing).to_pylist()
+        for row in taken:
+            self.rows.append({column: _cell(value, self.width) for column, value in row.items()})
 
 
 def markdown_table(columns: list[str], rows: list[Mapping[str, Any]]) -> str:

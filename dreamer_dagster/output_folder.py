@@ -45,7 +45,7 @@ import shutil
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -500,6 +500,7 @@ class OutputFolder:
         columns: list[str] | None = None,
         num_proc: int | None = None,
         num_shards: int | None = None,
+        observers: Sequence[Callable[[Any], None]] = (),
     ) -> DatasetSummary:
         """Write ``rows`` to ``staged/_dataset``; return its row count and features.
 
@@ -508,21 +509,22 @@ class OutputFolder:
         Arrow files batch by batch, so a step never holds all its rows in memory.
         ``columns`` names the columns of an iterable that turns out to be empty.
         ``num_proc`` / ``num_shards`` go to ``save_to_disk`` (DataDreamer's
-        ``save_num_proc`` / ``save_num_shards``).
+        ``save_num_proc`` / ``save_num_shards``); ``observers`` see every row (dicts
+        or tables) as it is written.
         """
         import datasets
 
         target = staged / DATASET
         if isinstance(rows, datasets.Dataset):
-            return save_dataset(rows, target, num_proc, num_shards)
+            return save_dataset(rows, target, num_proc, num_shards, observers)
         if isinstance(rows, dict):
             dataset = datasets.Dataset.from_dict(rows, features=features)
-            return save_dataset(dataset, target, num_proc, num_shards)
+            return save_dataset(dataset, target, num_proc, num_shards, observers)
         if num_proc is None and num_shards is None:
-            return stream_dataset(target, rows, writer_batch_size, features, columns)
+            return stream_dataset(target, rows, writer_batch_size, features, columns, observers)
         # Files split as asked: streamed to a scratch folder first, then saved by save_to_disk.
         scratch = staged / f"rows-{uuid.uuid4().hex}"
-        stream_dataset(scratch, rows, writer_batch_size, features, columns)
+        stream_dataset(scratch, rows, writer_batch_size, features, columns, observers)
         summary = save_dataset(datasets.load_from_disk(str(scratch)), target, num_proc, num_shards)
         shutil.rmtree(scratch)
         return summary

@@ -80,3 +80,33 @@ def test_empty_outputs_and_rows_that_do_not_match(tmp_path):
     with pytest.raises(ValueError, match=r"Row 2 has the columns \['c'\]"):
         stream_dataset(tmp_path / "bad" / "_dataset", iter([{"a": 1}, {"a": 2, "c": 3}]))
     assert record_batches(tmp_path / "nowhere") is None
+
+
+def test_counts_and_samples_taken_while_writing_match_a_read_back(tmp_path):
+    from dreamer_dagster.checks import GenerationCounter, generation_counts
+    from dreamer_dagster.metadata import SampleCollector, sample_rows
+
+    def rows():
+        texts = ["same", "", None, "same", "other " * 30, "  "]
+        for i, text in enumerate(texts * 3):
+            yield {"id": i, "generations": text}
+        yield pa.table({"id": [100, 101], "generations": ["same", "new"]})
+
+    def lists():  # n > 1: a list of generations a row
+        for i in range(5):
+            yield {"id": i, "generations": ["a", "b" if i % 2 else None]}
+
+    for name, source in [("texts", rows), ("lists", lists)]:
+        counter, sample = GenerationCounter(["generations", "absent"]), SampleCollector(count=3)
+        stream_dataset(tmp_path / name, source(), writer_batch_size=4, observers=(counter.add, sample.add))
+        written = datasets.load_from_disk(str(tmp_path / name))
+        assert counter.counts() == generation_counts(written, ["generations", "absent"])
+        assert sample.rows == sample_rows(written, count=3)
+    assert generation_counts(written, ["generations"]) == {
+        "generations": 10,  # two a row
+        "empty_generations": 3,  # the three None
+        "duplicate_generations": 5,  # "a" four more times, "b" once more
+    }
+    nothing = GenerationCounter(["absent"])
+    nothing.add({"id": 1})
+    assert nothing.counts() == {}

@@ -24,12 +24,18 @@ import dagster as dg
 
 from .. import metadata as keys
 from ..cards import DATETIME, merge_cards
-from ..checks import build_check_specs, check_results, generation_columns, generation_counts
+from ..checks import (
+    GenerationCounter,
+    build_check_specs,
+    check_results,
+    generation_columns,
+    generation_counts,
+)
 from ..cost import budget_stats, check_budget
 from ..errors import StepOutputError, StepOutputTypeError, is_retryable, is_transient
 from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema
 from ..logs import quiet_hf_logs, report
-from ..metadata import sample_rows, step_metadata
+from ..metadata import SampleCollector, step_metadata
 from ..output_folder import Preparation, StepLocked, dataset_data_version, folder_errors, step_uri
 from ..translator import DreamerTranslator, build_step_spec
 from .run_context import StepRunContext
@@ -315,6 +321,9 @@ def execute_dataset_step(step: Step, context: StepRunContext, rows: Any = None) 
     import pyarrow as pa
 
     rows = step.renamed_rows(step.run(context) if rows is None else rows)
+    # Counted and sampled as the rows are written: the output is never read back.
+    generations = GenerationCounter(generation_columns(step))
+    sample = SampleCollector()
     try:
         dataset = context.output_folder.write_dataset(
             context.staged,
@@ -322,6 +331,7 @@ def execute_dataset_step(step: Step, context: StepRunContext, rows: Any = None) 
             columns=step.output_columns,
             num_proc=step.save_num_proc,
             num_shards=step.save_num_shards,
+            observers=(generations.add, sample.add),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise StepOutputTypeError(
@@ -334,12 +344,12 @@ def execute_dataset_step(step: Step, context: StepRunContext, rows: Any = None) 
             f"Step {step.name!r} produced columns {dataset.column_names}, but declared {declared}."
         )
     context.progress(dataset.num_rows, dataset.num_rows, force=True)
-    context.stats.update(generation_counts(dataset, generation_columns(step)))
+    context.stats.update(generations.counts())
     return {
         "outputs": dataset.column_names,
         "num_rows": dataset.num_rows,
         "schema": dataset_schema(dataset),
-        "sample": sample_rows(dataset),
+        "sample": sample.rows,
         "data_version": dataset_data_version(context.staged / "_dataset"),
     }
 
