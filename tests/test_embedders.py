@@ -235,6 +235,15 @@ def test_openai_embedder_retries_as_openai_does_and_fails_fast_on_client_errors(
     assert np.allclose(embedder.run(["b"]), [fake_embedding("b", 8)], atol=1e-6)
     assert len(openai_server.requests) == 2 + 4
     assert openai_server.statuses[429] == 1 and openai_server.statuses[500] == 1
+    # Retries are counted by cause, as an LLM counts them.
+    retries = {name: count for name, count in embedder.stats.items() if name.startswith("retries")}
+    assert retries == {
+        "retries": 4,
+        "retries_rate_limited": 1,
+        "retries_server_error": 1,
+        "retries_malformed": 1,
+        "retries_connection": 1,
+    }, retries
 
     openai_server.fail_next(500, 100)
     with pytest.raises(RuntimeError, match=r"OpenAIEmbedder 'fake-embed'.*HTTP 500.*after 3 attempts"):

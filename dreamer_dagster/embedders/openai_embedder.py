@@ -42,8 +42,9 @@ class OpenAIEmbedder(ClientSettings, Embedder):
     :mod:`~dreamer_dagster.llms.api_retry`): 429s (honouring ``Retry-After``),
     5xx, timeouts, lost connections and malformed bodies are retried with
     exponential backoff and jitter up to ``max_retries`` times (none with
-    ``retry_on_fail=False``); any other 4xx fails at once, naming the model, and
-    no queued batch is sent after it. ``truncate`` is left to the server
+    ``retry_on_fail=False``; each counted by cause, ``dreamer/retries_<cause>``,
+    under the stream's adaptive in-flight limit); any other 4xx fails at once,
+    naming the model, and no queued batch is sent after it. ``truncate`` is left to the server
     (counting OpenAI tokens needs tables fetched from the internet), which
     refuses over-long texts. Writes the model cache
     ``<output>/.cache/OpenAIEmbedder-<name>-<hash>.db``.
@@ -170,10 +171,6 @@ class OpenAIEmbedder(ClientSettings, Embedder):
         label = self._label()
         stats = self.stats
 
-        def count_retry(error: BaseException, attempt: int, delay: float) -> None:
-            if stats is not None:
-                stats["api_retries"] += 1
-
         async def call(client: Any, request: GenerationRequest) -> EmbeddingResult:
             texts = request.extra["texts"]
 
@@ -188,10 +185,16 @@ class OpenAIEmbedder(ClientSettings, Embedder):
 
             # ValueError: a body that is not JSON.
             errors = (openai.APIError, MalformedResponse, ValueError)
-            return await call_with_retries(attempt, policy, label, errors, on_retry=count_retry)
+            return await call_with_retries(attempt, policy, label, errors)
 
         async def close_client(client: Any) -> None:
             await client.close()
+
+        def take_retries(stream: AsyncStream) -> None:
+            # Counted by cause as an LLM counts them (``retries``, ``retries_<cause>``).
+            counts, _, _ = stream.take_events()
+            if stats is not None:
+                stats.update(counts)
 
         @contextmanager
         def session() -> Iterator[Callable[[list[list[str]]], Iterator[tuple[int, Any]]]]:
@@ -213,7 +216,9 @@ class OpenAIEmbedder(ClientSettings, Embedder):
                     ]
                 )
                 while stream.pending:
-                    for request, result in stream.poll(block=True):
+                    done = stream.poll(block=True)
+                    take_retries(stream)
+                    for request, result in done:
                         if stats is not None:
                             stats["prompt_tokens"] += result.prompt_tokens
                         yield request.index, result.vectors
@@ -222,6 +227,7 @@ class OpenAIEmbedder(ClientSettings, Embedder):
                 yield embed
             finally:
                 if opened:
+                    take_retries(opened[0])
                     opened[0].close()
 
         return session()
