@@ -1,4 +1,5 @@
-"""``make bench``: every benchmark script in this folder, one after another.
+"""``make bench``: every benchmark script in this folder, one after another (but
+``peers.py``, which ``make bench-peers`` runs).
 
 Each runs in its own process and prints its figures against the floor it
 measured in the same run; this prints how long each took, a summary, and
@@ -15,11 +16,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: Run by their own make target: ``peers.py`` builds side environments (``make bench-peers``).
+APART = {"peers.py"}
 
 
 def main() -> None:
     wanted = set(sys.argv[1:])
-    scripts = sorted(p for p in HERE.glob("*.py") if not p.name.startswith("_"))
+    scripts = sorted(p for p in HERE.glob("*.py") if not p.name.startswith("_") and p.name not in APART)
     scripts = [p for p in scripts if not wanted or p.stem in wanted]
     results = []
     started = time.perf_counter()
