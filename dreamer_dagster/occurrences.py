@@ -40,14 +40,21 @@ class OccurrenceCounter:
         return self._used
 
     def next(self, prompt: str) -> int:
-        digest = hashlib.blake2b(prompt.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        return self.add(prompt, 1)
+
+    def add(self, text: str, count: int) -> int:
+        """Count ``text`` as seen ``count`` more times (``count`` 0 changes nothing);
+        return how many times it was seen before."""
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
         value = int.from_bytes(digest, "little")
         slot = self._find(value)
         seen = self._counts[slot]
+        if count <= 0:
+            return seen
         if seen == 0:
             self._digests[slot] = value
             self._used += 1
-        self._counts[slot] = seen + 1
+        self._counts[slot] = seen + count
         if self._used > _MAX_LOAD * len(self._counts):
             self._grow()
         return seen

@@ -189,6 +189,10 @@ def test_repeats_are_counted_by_digest_exactly_as_by_the_prompts_themselves():
         seen[prompt] = expected + 1
         assert counter.next(prompt) == expected
     assert len(counter) == len(seen)
+    # A shard starts from the counts of the shards before it.
+    based = OccurrenceCounter()
+    assert based.add("same", 3) == 0 and based.add("other", 0) == 0 and len(based) == 1
+    assert [based.next("same"), based.next("other"), based.next("same")] == [3, 0, 4]
 
 
 def test_caches_written_with_occurrences_by_prompt_keep_their_keys(openai_server, tmp_path):

@@ -137,8 +137,19 @@ class StepRunContext:
             tables = dataset.select_columns([ref.column]).with_format("arrow").iter(batch_size=chunk)
             yield from (table.column(0).combine_chunks() for table in tables)
             return
+        # A shard reads its rows of the folder, as :meth:`dataset` selects them.
+        start, stop = (
+            self._rows if self._rows is not None and ref.step.key in self.shard.sliced_steps else (0, None)
+        )
+        offset = 0
         for batch in batches:
-            yield batch.column(ref.column)
+            begin, offset = offset, offset + batch.num_rows
+            if stop is not None and begin >= stop:
+                break
+            if offset <= start:
+                continue
+            end = offset if stop is None else min(stop, offset)
+            yield batch.column(ref.column).slice(max(start - begin, 0), end - max(start, begin))
 
     def iter_column(self, ref: ColumnRef, chunk: int = 1000) -> Iterator[Any]:
         """The values of the referenced column, in order, read a chunk at a time."""

@@ -432,14 +432,14 @@ def _merge(
         for name, value in (record.get("stats") or {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 stats[name] += value
-    stats.update(generation_counts(dataset, generation_columns(step)))
+    stats.update(generation_counts(merged, generation_columns(step)))
     record = {
         **common_record(step, run_context),
         "datetime": _dt.datetime.now(_dt.UTC).isoformat(),
         "outputs": dataset.column_names,
         "num_rows": dataset.num_rows,
         "schema": dataset_schema(dataset),
-        "sample": sample_rows(dataset),
+        "sample": sample_rows(merged),
         "data_version": dataset_data_version(staged / "_dataset"),
         "stats": dict(stats),
         "shards": summary,
