@@ -37,16 +37,12 @@ naming the folder and the fix; the work folder of the failed run is removed.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
 import shutil
-import socket
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -56,7 +52,9 @@ from .data_versions import dataset_data_version, folder_data_version
 from .dataset_io import DatasetSummary, record_batches, save_dataset, stream_dataset
 from .errors import OutputFolderError
 from .filesystem import files_for, is_remote, resolve_location, url_of
+from .folder_errors import folder_errors, output_folder_error
 from .step_lock import LeaseLock, StepLock, StepLocked
+from .work_folders import new_work_folder
 
 __all__ = [
     "OutputFolder",
@@ -480,16 +478,7 @@ class OutputFolder:
         this step left by a process of this host that no longer runs (a killed
         run) are removed first; another host's are never touched.
         """
-        base = (self.local_root if self.remote else self.root) / STAGING
-        base.mkdir(parents=True, exist_ok=True)
-        stem = name.replace("/", "__")
-        host = _host()
-        for leftover in base.glob(f"{stem}-*"):
-            owner = _staging_owner(leftover.name[len(stem) + 1 :])
-            if owner is not None and owner[0] in (host, None) and not _process_alive(owner[1]):
-                shutil.rmtree(leftover, ignore_errors=True)
-        run = re.sub(r"[^A-Za-z0-9]", "", run_id or "")[:8] or "norun"
-        return Path(tempfile.mkdtemp(prefix=f"{stem}-{host}--{os.getpid()}--{run}-", dir=base))
+        return new_work_folder((self.local_root if self.remote else self.root) / STAGING, name, run_id)
 
     def write_dataset(
         self,
@@ -530,59 +519,6 @@ class OutputFolder:
         return summary
 
 
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
-
-
-def output_folder_error(
-    error: BaseException, root: Path, step_name: str | None = None
-) -> OutputFolderError | None:
-    """The :class:`OutputFolderError` for a write that failed in the output folder
-    ``root``, or None when ``error`` is not such a failure."""
-    code = getattr(error, "errno", None)
-    text = str(error)
-    filename = getattr(error, "filename", None)
-    inside = filename is None or str(filename).startswith(str(root)) or not os.path.isabs(str(filename))
-    step = f"Step {step_name!r}: " if step_name else ""
-    if code in _NO_SPACE or "No space left on device" in text or "Disk quota exceeded" in text:
-        return OutputFolderError(
-            f"{step}the disk of the output folder {root} is full ({text}). Nothing was committed; the "
-            "unfinished work folder was removed, and answers already received are in the model cache. "
-            "Fix: free space (or point output_folder= at a larger disk) and run again."
-        )
-    if code == errno.ENOTDIR or (code == errno.EEXIST and root.exists() and not root.is_dir()):
-        return OutputFolderError(
-            f"{step}the output folder {root} (or a folder above it) is a file, not a folder ({text}). "
-            "Fix: pass a folder path as output_folder=, or move the file away."
-        )
-    if code in _NOT_WRITABLE and inside:
-        what = (
-            "is on a read-only filesystem"
-            if code == errno.EROFS
-            else "is locked or not writable by this user"
-        )
-        return OutputFolderError(
-            f"{step}the output folder {root} {what} ({text}). Nothing was committed. Fix: make it "
-            "writable (remount it read-write, `chattr -i`, `chmod u+w`), or point output_folder= at "
-            "a writable folder."
-        )
-    return None
-
-
-@contextmanager
-def folder_errors(root: Path, step_name: str | None = None) -> Iterator[None]:
-    """Within the block, a failed write in the output folder raises :class:`OutputFolderError`."""
-    try:
-        yield
-    except OutputFolderError:
-        raise
-    except Exception as error:
-        translated = output_folder_error(error, root, step_name)
-        if translated is None:
-            raise
-        raise translated from error
-
-
 def step_uri(output_folder: Any, name: str) -> str:
     """The URI of step folder ``name`` (``file:///...``, ``s3://...``), without touching any
     filesystem (definitions loading stays fast)."""
@@ -594,28 +530,3 @@ def _is_file_url(path: Any) -> bool:
     if type(path).__module__.startswith("upath"):
         return getattr(path, "protocol", "") in ("file", "local")
     return str(path).lower().startswith("file://")
-
-
-def _host() -> str:
-    """This machine's name as it appears in work folder names (no ``--``)."""
-    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
-
-
-def _staging_owner(rest: str) -> tuple[str | None, int] | None:
-    """``(host, pid)`` from a work folder's name after ``<step>-``: ``<host>--<pid>--<run>-...``,
-    or the older ``<pid>-...`` (host unknown: this host's)."""
-    parts = rest.split("--")
-    if len(parts) >= 3 and parts[1].isdigit():
-        return parts[0], int(parts[1])
-    pid = rest.split("-", 1)[0]
-    return (None, int(pid)) if pid.isdigit() else None
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by someone else
-    return True

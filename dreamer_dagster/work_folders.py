@@ -1,0 +1,56 @@
+"""Work folders (``.staging/``) named after their owner, so a killed run's are removed and
+another live run's, or another host's, never are."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+__all__ = ["new_work_folder"]
+
+
+def new_work_folder(base: Path, name: str, run_id: str | None = None) -> Path:
+    """A fresh work folder for step folder ``name`` under ``base``.
+
+    Its name carries the host, the process id and the run id: work folders of
+    this step left by a process of this host that no longer runs (a killed run)
+    are removed first; another host's are never touched.
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    stem = name.replace("/", "__")
+    host = _host()
+    for leftover in base.glob(f"{stem}-*"):
+        owner = _staging_owner(leftover.name[len(stem) + 1 :])
+        if owner is not None and owner[0] in (host, None) and not _process_alive(owner[1]):
+            shutil.rmtree(leftover, ignore_errors=True)
+    run = re.sub(r"[^A-Za-z0-9]", "", run_id or "")[:8] or "norun"
+    return Path(tempfile.mkdtemp(prefix=f"{stem}-{host}--{os.getpid()}--{run}-", dir=base))
+
+
+def _host() -> str:
+    """This machine's name as it appears in work folder names (no ``--``)."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def _staging_owner(rest: str) -> tuple[str | None, int] | None:
+    """``(host, pid)`` from a work folder's name after ``<step>-``: ``<host>--<pid>--<run>-...``,
+    or the older ``<pid>-...`` (host unknown: this host's)."""
+    parts = rest.split("--")
+    if len(parts) >= 3 and parts[1].isdigit():
+        return parts[0], int(parts[1])
+    pid = rest.split("-", 1)[0]
+    return (None, int(pid)) if pid.isdigit() else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
