@@ -859,6 +859,20 @@ CASES = [
         lambda e: [a := tiny_source("A", []), trainer(TrainHFFineTune, a)],
     ),
     Case(
+        "trainer-empty-validation",
+        "a trainer whose validation split has no rows",
+        R,
+        "have no rows, so there is nothing to evaluate on",
+        "no _model; nothing trained",
+        lambda e: [
+            a := tiny_source("A", ["a", "b"]),
+            v := tiny_source("V", []),
+            trainer(
+                TrainHFFineTune, a, validation_input=v.output["text"], validation_output=v.output["text"]
+            ),
+        ],
+    ),
+    Case(
         "classifier-one-class",
         "`TrainHFClassifier` labels with one class",
         R,

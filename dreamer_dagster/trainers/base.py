@@ -361,12 +361,18 @@ class Trainer(TrainerPublishing, Step):
         datasets = {}
         for split in self.SPLITS:
             dataset = self.split_dataset(context, split)
-            if dataset is not None and len(dataset) == 0 and split == self.SPLITS[0]:
+            if dataset is not None and len(dataset) == 0:
                 names = [ref.describe() for name, ref in self.inputs.items() if name.startswith(f"{split}_")]
+                if split == self.SPLITS[0]:
+                    raise TrainingDataError(
+                        f"Step {self.name!r} ({type(self).__name__}): the {split} inputs {names} have no "
+                        "rows, so there is nothing to train on. Fix: check the steps that make them (a "
+                        "filter that removed every row? an empty split?)."
+                    )
                 raise TrainingDataError(
                     f"Step {self.name!r} ({type(self).__name__}): the {split} inputs {names} have no rows, "
-                    "so there is nothing to train on. Fix: check the steps that make them (a filter "
-                    "that removed every row? an empty split?)."
+                    f"so there is nothing to evaluate on. Fix: give the {split} split some rows (a larger "
+                    f"validation_size= in splits()), or leave the {split}_* arguments out."
                 )
             if dataset is not None:
                 # A private copy: tokenizing it caches files beside it, which must
