@@ -18,6 +18,7 @@ on a retry. Each message names the step (or the file) and the fix.
 from __future__ import annotations
 
 __all__ = [
+    "is_retryable_status",
     "BudgetExceededError",
     "CacheFileError",
     "DataFileError",
@@ -93,6 +94,12 @@ class OutputNotAvailableError(StepOutputError, TypeError):
     where nothing runs; the message names the step and says what works instead."""
 
 
+def is_retryable_status(status: int | None) -> bool:
+    """Whether a failure with this HTTP status (None: no response at all) is worth retrying:
+    408, 409, 429 and any 5xx. Any other 4xx gets the same answer on every attempt."""
+    return status is None or status in (408, 409, 429) or status >= 500
+
+
 def is_retryable(error: BaseException) -> bool:
     """False when ``error`` or any error in its chain (``__cause__`` / ``__context__``)
     says it is not retryable (``retryable = False``)."""
@@ -137,7 +144,7 @@ def is_transient(error: BaseException) -> bool:
         if type(current).__module__.split(".")[0] in _TRANSIENT_PACKAGES:
             return True
         status = getattr(current, "status_code", None)
-        if isinstance(status, int) and (status in (408, 409, 429) or status >= 500):
+        if isinstance(status, int) and is_retryable_status(status):
             return True  # an HTTP answer that a later attempt may not get (any client's error)
         current = current.__cause__ or current.__context__
     return False

@@ -33,6 +33,7 @@ __all__ = [
     "REUSED",
     "ROW_COUNT",
     "SAMPLE",
+    "SHARDS",
     "SampleCollector",
     "STEP_NAME",
     "STEP_TYPE",
@@ -55,6 +56,8 @@ FOLDER = "dreamer/folder"
 PATH = "dreamer/path"
 DATA_CARD = "dreamer/data_card"
 REUSED = "dreamer/reused"
+#: A sharded step's shard count (on its shards asset and its merge asset).
+SHARDS = "dreamer/shards"
 METRICS = "dreamer/metrics"
 SAMPLE = "dreamer/sample"
 #: Dagster's own keys, which its UI shows in their places.

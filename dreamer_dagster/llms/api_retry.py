@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
-from ..errors import RequestRejectedError
+from ..errors import RequestRejectedError, is_retryable_status
 
 __all__ = [
     "CAUSES",
@@ -70,11 +70,6 @@ class RetryPolicy:
     max_retries: int = 8
     initial_delay: float = 0.5
     max_delay: float = 30.0
-
-
-def is_retryable_status(status: int | None) -> bool:
-    """Whether a failure with this HTTP status (None: no response at all) is worth retrying."""
-    return status is None or status in (408, 409, 429) or status >= 500
 
 
 def cause_of(error: BaseException) -> tuple[str, bool]:

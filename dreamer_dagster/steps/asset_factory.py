@@ -64,6 +64,15 @@ def input_name(step: Step) -> str:
     return f"in_{step.key}"
 
 
+def upstream_ins(step: Step, spec: dg.AssetSpec) -> dict[str, dg.AssetIn]:
+    """The asset inputs of ``step``: each upstream step loaded under :func:`input_name`
+    from the asset ``spec`` depends on."""
+    return {
+        input_name(parent): dg.AssetIn(key=dep.asset_key)
+        for parent, dep in zip(step.upstream(), spec.deps, strict=True)
+    }
+
+
 def build_step_asset(
     step: Step,
     translator: DreamerTranslator | None = None,
@@ -72,8 +81,9 @@ def build_step_asset(
     resource_keys: Sequence[str] = (),
     output_folder: Any = None,
 ) -> dg.AssetsDefinition:
-    """The step's asset (for a sharded step: the merge of its shards, see steps/shards.py): its spec and op settings from ``translator``, loaded and written
-    by the IO manager under ``io_manager_key``; ``resource_keys`` name the API client
+    """The step's asset (for a sharded step: the merge of its shards, see steps/shards.py):
+    its spec and op settings from ``translator``, loaded and written by the IO manager
+    under ``io_manager_key``; ``resource_keys`` name the API client
     resources (``OpenAIResource``) its models take settings from at run time;
     ``output_folder`` (when known) gives the asset its folder's ``dagster/uri``."""
     translator = translator or DreamerTranslator()
@@ -85,10 +95,7 @@ def build_step_asset(
     if output_folder is not None:
         spec = spec.merge_attributes(metadata={keys.URI: step_uri(output_folder, step.key)})
     op_settings = translator.get_op_settings(step)
-    ins = {
-        input_name(parent): dg.AssetIn(key=dep.asset_key)
-        for parent, dep in zip(step.upstream(), spec.deps, strict=True)
-    }
+    ins = upstream_ins(step, spec)
     resource_keys = tuple(resource_keys)
 
     @dg.multi_asset(

@@ -205,7 +205,7 @@ def build_shards_asset(
     output_folder: Any = None,
 ) -> dg.AssetsDefinition:
     """The partitioned asset of a sharded step: one partition per shard."""
-    from .asset_factory import input_name
+    from .asset_factory import upstream_ins
 
     translator = translator or DreamerTranslator()
     base = build_step_spec(step, translator, upstream_keys)
@@ -216,14 +216,11 @@ def build_shards_asset(
         description=f"The {step.shards} shards of {step.name!r}: each a partition writing "
         f"{step.key}/_shards/<key>/. {step.key} merges them.",
         automation_condition=None,
-    ).merge_attributes(metadata={"dreamer/shards": step.shards})
+    ).merge_attributes(metadata={keys.SHARDS: step.shards})
     if output_folder is not None:
         spec = spec.merge_attributes(metadata={keys.URI: step_uri(output_folder, f"{step.key}/_shards")})
     op_settings = translator.get_op_settings(step)
-    ins = {
-        input_name(parent): dg.AssetIn(key=dep.asset_key)
-        for parent, dep in zip(step.upstream(), base.deps, strict=True)
-    }
+    ins = upstream_ins(step, base)
     resource_keys = tuple(resource_keys)
 
     @dg.multi_asset(
@@ -258,7 +255,7 @@ def build_merge_asset(
     spec = build_step_spec(step, translator, upstream_keys)
     spec = spec.replace_attributes(
         code_version=shard_set_version(step), deps=[shards_asset_key(spec.key)]
-    ).merge_attributes(metadata={"dreamer/shards": step.shards})
+    ).merge_attributes(metadata={keys.SHARDS: step.shards})
     if output_folder is not None:
         spec = spec.merge_attributes(metadata={keys.URI: step_uri(output_folder, step.key)})
     op_settings = translator.get_op_settings(step)
