@@ -53,6 +53,7 @@ from typing import Any
 
 from .errors import CacheFileError, OutputFolderError
 from .fingerprint import canonical
+from .record_formats import is_worker_cache_name
 
 __all__ = ["ModelCache", "merge_cache_files", "publish_calls", "request_prefix", "share_cache_folder"]
 
@@ -63,6 +64,8 @@ BUSY_TIMEOUT_S = 60.0
 
 #: Local cache folder -> the shared cache folder it is merged with (see the module doc).
 _SHARED: dict[str, object] = {}
+#: Files in shared cache folders already warned about (not a published file's name).
+_UNTRUSTED_WARNED: set[str] = set()
 
 
 def share_cache_folder(local_folder: str | Path, shared_folder: object) -> None:
@@ -190,7 +193,18 @@ class ModelCache:
 
         folder = self.shared / self.path.stem  # type: ignore[operator]
         files = files_for(folder)
-        published = [name for name in files.list_names(folder) if name.endswith(".db")]
+        published = []
+        for name in files.list_names(folder):
+            if is_worker_cache_name(name):
+                published.append(name)
+            elif name.endswith(".db") and str(folder / name) not in _UNTRUSTED_WARNED:
+                _UNTRUSTED_WARNED.add(str(folder / name))
+                logging.getLogger(__name__).warning(
+                    "%s in the shared model cache folder %s is not a published cache file's name "
+                    "(<host>-<pid>-<12 hex>.db); not trusted, not merged (planted?).",
+                    name,
+                    folder,
+                )
         if not published:
             return 0
         known = {
@@ -417,7 +431,7 @@ def publish_calls(local_folder: str | Path) -> int:
                 continue  # a cache file that records nothing for sharing
             if not count:
                 continue
-            host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())
+            host = "".join(c if c.isascii() and c.isalnum() else "_" for c in socket.gethostname())
             name = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}.db"
             outgoing = path.with_name(f".outgoing-{name}")
             try:

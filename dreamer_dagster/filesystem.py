@@ -14,6 +14,12 @@ atomic writes; the output folder decides what goes where.
   every file, the commit mark last, then deleting the source, the commit mark
   first. So a folder is never taken for a finished one while half copied.
 
+Both are bound to the folder they may change (``files_for(root)``): every write, move
+and removal first checks that its path lies inside that root (symlinks resolved on a
+local disk; no ``..`` or empty segment on a remote one), and raises
+:class:`~dreamer_dagster.errors.OutputFolderError` naming the path otherwise, so no
+value planted in the output folder, and no bug, moves or deletes anything outside it.
+
 Credentials and endpoints come from the filesystem's standard variables
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 ``GOOGLE_APPLICATION_CREDENTIALS``...) or from ``storage_options``; neither
@@ -32,6 +38,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from .errors import OutputFolderError
 
 __all__ = [
     "LocalFiles",
@@ -92,14 +100,38 @@ def resolve_location(location: Any, storage_options: Mapping[str, Any] | None = 
 
 
 def files_for(root: Any) -> LocalFiles | RemoteFiles:
-    """The file operations for the folder ``root`` (a Path or a UPath)."""
-    return RemoteFiles() if is_remote(root) else LocalFiles()
+    """The file operations for the folder ``root`` (a Path or a UPath): they write, move
+    and remove only inside it."""
+    return RemoteFiles(root) if is_remote(root) else LocalFiles(root)
+
+
+def _outside(path: Any, root: Any, action: str) -> OutputFolderError:
+    return OutputFolderError(
+        f"Refusing to {action} {path}: it lies outside the output folder {root} (a symlink, or a "
+        "path or name planted in the output folder?); nothing outside the output folder is ever "
+        "changed. Fix: remove whatever in the output folder leads there (a symlink, a hand-edited "
+        "step.json or _in_progress.json), then run again."
+    )
 
 
 class LocalFiles:
-    """File operations on a local disk (or a shared disk mounted as one)."""
+    """File operations on a local disk (or a shared disk mounted as one), inside ``root``."""
 
     remote = False
+
+    def __init__(self, root: Path):
+        self.root = Path(os.path.realpath(root))
+
+    def check_inside(self, path: Path, base: Path | None = None, action: str = "change") -> None:
+        """Raise :class:`OutputFolderError` unless ``path`` lies strictly inside ``base``
+        (default: the root). Symlinks above ``path`` are resolved; ``path`` itself is not
+        followed (a symlink there is removed or moved as a link)."""
+        base = self.root if base is None else Path(os.path.realpath(base))
+        path = Path(path)
+        name = path.name
+        real = Path(os.path.realpath(path.parent)) / name
+        if name in ("", ".", "..") or real == base or not real.is_relative_to(base):
+            raise _outside(path, base, action)
 
     @staticmethod
     def exists(path: Path) -> bool:
@@ -129,9 +161,9 @@ class LocalFiles:
             return None
         return data if isinstance(data, dict) else None
 
-    @staticmethod
-    def write_json(path: Path, data: dict) -> None:
+    def write_json(self, path: Path, data: dict) -> None:
         """Write ``data`` atomically: a temporary file, synced, renamed into place."""
+        self.check_inside(path, action="write")
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         with open(tmp, "w") as handle:
             json.dump(data, handle, indent=2, sort_keys=False, default=str)
@@ -139,34 +171,35 @@ class LocalFiles:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
 
-    @staticmethod
-    def make_dirs(path: Path) -> None:
+    def make_dirs(self, path: Path) -> None:
+        if path != self.root:
+            self.check_inside(path, action="make")
         path.mkdir(parents=True, exist_ok=True)
 
-    @staticmethod
-    def remove_file(path: Path) -> None:
+    def remove_file(self, path: Path) -> None:
+        self.check_inside(path, action="remove")
         path.unlink(missing_ok=True)
 
-    @staticmethod
-    def remove_tree(path: Path) -> None:
-        if path.exists():
-            shutil.rmtree(path)
+    def remove_tree(self, path: Path) -> None:
+        self.check_inside(path, action="remove")
+        _remove_local(path)
 
-    @staticmethod
-    def move_folder(source: Path, target: Path, commit_mark: str | None = None) -> None:
+    def move_folder(self, source: Path, target: Path, commit_mark: str | None = None) -> None:
         """Move ``source`` to ``target`` (replacing it) with one rename."""
-        if target.exists():
-            shutil.rmtree(target)
+        self.check_inside(source, action="move")
+        self.check_inside(target, action="move a folder to")
+        _remove_local(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
 
-    @staticmethod
-    def move_file(source: Path, target: Path) -> None:
+    def move_file(self, source: Path, target: Path) -> None:
+        self.check_inside(source, action="move")
+        self.check_inside(target, action="move a file to")
         os.replace(source, target)
 
-    @staticmethod
-    def put_file(local: Path, target: Path) -> None:
+    def put_file(self, local: Path, target: Path) -> None:
         """Copy a local file to ``target``, whole or not at all (a copy, then a rename)."""
+        self.check_inside(target, action="write")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         shutil.copyfile(local, tmp)
@@ -176,22 +209,44 @@ class LocalFiles:
     def get_file(source: Path, local: Path) -> None:
         shutil.copyfile(source, local)
 
-    @staticmethod
-    def put_folder(local: Path, target: Path, keep_as: Path | None = None) -> None:
+    def put_folder(self, local: Path, target: Path, keep_as: Path | None = None) -> None:
         """Move a finished local work folder into place (a rename on the same disk)."""
-        if target.exists():
-            shutil.rmtree(target)
+        self.check_inside(target, action="replace")
+        _remove_local(target)
         os.replace(local, target)
 
 
+def _remove_local(path: Path) -> None:
+    """Remove a folder, a file, or a symlink (the link itself, never what it points to)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
 class RemoteFiles:
-    """File operations on an fsspec filesystem through universal-pathlib.
+    """File operations on an fsspec filesystem through universal-pathlib, inside ``root``.
 
     Listings are never taken from fsspec's cache: another worker may have changed
     the folder since.
     """
 
     remote = True
+
+    def __init__(self, root: Any):
+        self.root = root
+        self._root_raw = str(root.path).rstrip("/")
+
+    def check_inside(self, path: Any, base: Any = None, action: str = "change") -> None:
+        """Raise :class:`OutputFolderError` unless ``path`` lies strictly inside ``base``
+        (default: the root), on the same filesystem, by plain segments (no ``.``, ``..``
+        or empty one)."""
+        base_raw = self._root_raw if base is None else str(base.path).rstrip("/")
+        raw = str(getattr(path, "path", ""))
+        rest = raw[len(base_raw) + 1 :] if raw.startswith(base_raw + "/") else ""
+        same_fs = getattr(path, "protocol", None) == getattr(self.root, "protocol", None)
+        if not same_fs or not rest or any(part in ("", ".", "..") for part in rest.split("/")):
+            raise _outside(path, self.root if base is None else base, action)
 
     @staticmethod
     def _fs_path(path: Any) -> tuple[Any, str]:
@@ -220,7 +275,8 @@ class RemoteFiles:
             entries = fs.ls(raw, detail=False)
         except FileNotFoundError:
             return []
-        return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries)
+        names = (entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries)
+        return sorted(name for name in names if name not in ("", ".", ".."))
 
     def read_bytes(self, path: Any) -> bytes | None:
         fs, raw = self._fs_path(path)
@@ -244,12 +300,14 @@ class RemoteFiles:
         self.write_bytes(path, json.dumps(data, indent=2, sort_keys=False, default=str).encode())
 
     def write_bytes(self, path: Any, data: bytes) -> None:
+        self.check_inside(path, action="write")
         fs, raw = self._fs_path(path)
         fs.pipe_file(raw, data)
         fs.invalidate_cache(raw)
 
     def create_exclusive(self, path: Any, data: bytes) -> bool:
         """Write ``path`` only if it does not exist (S3's ``If-None-Match: *``); False if it did."""
+        self.check_inside(path, action="write")
         fs, raw = self._fs_path(path)
         try:
             fs.pipe_file(raw, data, mode="create")
@@ -263,12 +321,14 @@ class RemoteFiles:
         """Object stores have no folders; a folder exists once a file is in it."""
 
     def remove_file(self, path: Any) -> None:
+        self.check_inside(path, action="remove")
         fs, raw = self._fs_path(path)
         with contextlib.suppress(FileNotFoundError):
             fs.rm_file(raw)
         fs.invalidate_cache(raw)
 
     def remove_tree(self, path: Any) -> None:
+        self.check_inside(path, action="remove")
         fs, raw = self._fs_path(path)
         fs.invalidate_cache(raw)
         files = self._files(fs, raw)
@@ -286,6 +346,8 @@ class RemoteFiles:
     def move_folder(self, source: Any, target: Any, commit_mark: str | None = None) -> None:
         """Copy every file of ``source`` to ``target`` (the commit mark last), then delete the
         source (the commit mark first): at no point is a half-copied folder finished."""
+        self.check_inside(source, action="move")
+        self.check_inside(target, action="move a folder to")
         fs, src = self._fs_path(source)
         _, dst = self._fs_path(target)
         self.remove_tree(target)
@@ -303,6 +365,8 @@ class RemoteFiles:
         fs.invalidate_cache(dst)
 
     def move_file(self, source: Any, target: Any) -> None:
+        self.check_inside(source, action="move")
+        self.check_inside(target, action="move a file to")
         fs, src = self._fs_path(source)
         fs.copy(src, self._fs_path(target)[1])
         fs.rm_file(src)
@@ -311,6 +375,7 @@ class RemoteFiles:
     def put_folder(self, local: Path, target: Any, keep_as: Path | None = None) -> None:
         """Upload a finished local work folder to ``target`` (replacing it); then the local
         folder is deleted, or renamed to ``keep_as`` (a local copy worth keeping)."""
+        self.check_inside(target, action="replace")
         fs, dst = self._fs_path(target)
         self.remove_tree(target)
         files = sorted(p for p in Path(local).rglob("*") if p.is_file())
@@ -346,6 +411,7 @@ class RemoteFiles:
 
     def put_file(self, local: Path, target: Any) -> None:
         """Upload one file (one PUT for a small file: whole or not at all)."""
+        self.check_inside(target, action="write")
         fs, dst = self._fs_path(target)
         fs.put_file(str(local), dst)
         fs.invalidate_cache(dst)

@@ -12,13 +12,17 @@ Leases are numbered objects ``.locks/<step>/<n>.json`` naming their holder and a
 expiry; taking the lock is creating the next number, which the store lets only
 one writer do (S3's conditional ``If-None-Match: *`` PUT). The holder renews
 its lease every ``ttl / 3`` seconds from a background thread; a dead worker
-stops renewing, and its lease is free ``ttl`` seconds later.
+stops renewing, and its lease is free ``ttl`` seconds later. A file in that folder
+whose name or content is not a lease this library writes (see record_formats.py)
+is not trusted: a misnamed one is ignored, a malformed one counts as unreadable
+(free after a whole ``ttl``); each is named once in a warning.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 import time
@@ -26,6 +30,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .record_formats import is_lease_name, lease_problem
 
 __all__ = ["LeaseLock", "StepLock", "StepLocked"]
 
@@ -134,13 +140,22 @@ class LeaseLock:
         self._record: dict | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._warned: set[str] = set()
+
+    def _warn(self, name: str, why: str) -> None:
+        if name not in self._warned:
+            self._warned.add(name)
+            logging.getLogger(__name__).warning(
+                "Step %r: %s in the lock folder %s is %s; not trusted.", self.step, name, self.folder, why
+            )
 
     def _leases(self) -> list[int]:
         numbers = []
         for name in self.files.list_names(self.folder):
-            stem = name.removesuffix(".json")
-            if name.endswith(".json") and stem.isdigit():
-                numbers.append(int(stem))
+            if is_lease_name(name):
+                numbers.append(int(name.removesuffix(".json")))
+            elif name.endswith(".json"):  # (a nested step's lock folder is no lease)
+                self._warn(name, "not a lease file (<12-digit number>.json); ignored")
         return sorted(numbers)
 
     def _path(self, number: int) -> Any:
@@ -151,7 +166,12 @@ class LeaseLock:
         numbers = self._leases()
         if not numbers:
             return -1, None
-        return numbers[-1], self.files.read_json(self._path(numbers[-1]))
+        record = self.files.read_json(self._path(numbers[-1]))
+        problem = lease_problem(record) if record is not None else None
+        if problem is not None:
+            self._warn(self._path(numbers[-1]).name, f"not a lease ({problem}); it counts as unreadable")
+            record = None
+        return numbers[-1], record
 
     @staticmethod
     def _free(record: dict | None) -> bool:

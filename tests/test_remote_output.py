@@ -21,6 +21,7 @@ from dreamer_dagster.output_folder import OutputFolder, StepLocked
 from dreamer_dagster.step_lock import LeaseLock
 from dreamer_dagster.steps import DataSource
 from tests.support.foundation import materialize, rows
+from tests.support.waiting import HANG_S
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,7 +102,7 @@ def test_a_step_killed_mid_upload_leaves_no_finished_folder(output, tmp_path, in
     env["DREAMER_LOCAL_FOLDER"] = str(tmp_path / "killed-worker")
     env["DREAMER_LEASE_SECONDS"] = "2"  # the killed run's lease frees 2 s after it dies
     killed = subprocess.run(
-        [sys.executable, "-c", KILLED], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", KILLED], env=env, capture_output=True, text=True, timeout=HANG_S
     )
     assert killed.returncode == -9, killed.stderr[-3000:]
 
@@ -127,7 +128,7 @@ def test_the_lease_lock_is_exclusive_names_its_holder_and_frees_after_a_dead_hol
         second.acquire("run B", timeout=0.6, on_wait=waited.append)
     assert waited == ["run A (pid 1 on host-a)"]
     first.release()
-    second.acquire("run B", timeout=5)
+    second.acquire("run B", timeout=60)
     assert second.holder() == "run B"
     second.release()
     # A holder that dies stops renewing: its lease frees ttl seconds later.
@@ -136,7 +137,7 @@ def test_the_lease_lock_is_exclusive_names_its_holder_and_frees_after_a_dead_hol
     dead._stop.set()  # the renewing thread of a killed process is gone
     third = LeaseLock(folder.root / ".locks" / "step", "step", ttl=1.0)
     assert third.holder() == "run D (killed)"
-    third.acquire("run C", timeout=10)
+    third.acquire("run C", timeout=60)
     assert third.holder() == "run C"
     third.release()
     assert third.holder() is None
@@ -149,7 +150,9 @@ def test_a_trained_model_folder_is_downloaded_before_loading(s3_output, tmp_path
     (staged / "_model").mkdir(parents=True)
     (staged / "_model" / "config.json").write_text('{"model_type": "tiny"}')
     (staged / "_model" / "weights.bin").write_bytes(b"\x00" * 1000)
-    folder.step("tune").commit(staged, {"fingerprint": "fp", "data_version": "dv1", "model": True})
+    folder.step("tune").commit(
+        staged, {"fingerprint": "0123456789abcdef", "data_version": "00000000000000d1", "model": True}
+    )
     assert folder.files.exists(folder.root / "tune" / "_model" / "weights.bin")
 
     manager = DreamerIOManager(output_folder=s3_output, local_folder=str(tmp_path / "other-worker"))

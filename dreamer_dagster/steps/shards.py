@@ -44,9 +44,11 @@ import dagster as dg
 from .. import metadata as keys
 from ..checks import build_check_specs, check_results, generation_columns, generation_counts
 from ..fingerprint import fingerprint
+from ..integrity import fail_without_retry, seal_dataset
 from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema
 from ..metadata import sample_rows, step_metadata
-from ..output_folder import dataset_data_version, folder_errors, step_uri
+from ..output_folder import folder_errors, step_uri
+from ..stop_signals import stop_as_failure
 from ..translator import DreamerTranslator, build_step_spec
 from .run_context import StepRunContext
 
@@ -236,9 +238,10 @@ def build_shards_asset(
     )
     def _shards_asset(context, **loaded):  # noqa: ANN001, ANN202 - Dagster reads an annotation as a type
         resources = [getattr(context.resources, name) for name in resource_keys]
-        yield from materialize_shards(
-            step, context, loaded, key, io_manager_key, resources, op_settings.retry_policy is not None
-        )
+        with stop_as_failure(step, context):
+            yield from materialize_shards(
+                step, context, loaded, key, io_manager_key, resources, op_settings.retry_policy is not None
+            )
 
     return _shards_asset
 
@@ -269,7 +272,8 @@ def build_merge_asset(
         can_subset=True,
     )
     def _merge_asset(context):  # noqa: ANN001, ANN202
-        yield from materialize_merge(step, context, spec.key, io_manager_key)
+        with stop_as_failure(step, context):
+            yield from materialize_merge(step, context, spec.key, io_manager_key)
 
     return _merge_asset
 
@@ -326,7 +330,7 @@ def materialize_shards(
     versions = [record["data_version"] for record in records]
     data_version = versions[0] if len(versions) == 1 else _combined(versions)
     metadata = (
-        step_metadata(step_folder.shard(records[0]["shard"]["key"]), records[0]) if len(records) == 1 else {}
+        step_metadata(step_folder.shard(context.partition_keys[0]), records[0]) if len(records) == 1 else {}
     )
     metadata.update({keys.REUSED: reused_all, keys.ROW_COUNT: sum(r.get("num_rows") or 0 for r in records)})
     yield dg.Output(
@@ -360,15 +364,17 @@ def materialize_merge(step: Step, context: Any, asset_key: dg.AssetKey, io_manag
     ]
     lock = lock_step_folder(step, context, io_manager, step_folder, step.fingerprint)
     try:
-        with folder_errors(output_folder.root, step.key):
-            step_folder.prepare(step.fingerprint)  # another configuration's merge goes to _backups
+        with folder_errors(output_folder.root, step.key), fail_without_retry():
+            # another configuration's merge goes to _backups; a finished one is checked
+            step_folder.prepare(step.fingerprint, verify=not step.force)
         record = step_folder.step_json()
         if record is not None and record.get("shards") == summary and not step.force:
             context.log.info(f"Reused the merge of the {len(shards)} shards of {step.name!r}.")
             output: Any = CommittedStep(step_folder, record, lock)
             reused = True
         else:
-            record, staged = _merge(step, context, output_folder, step_folder, shards, summary)
+            with fail_without_retry():  # a shard whose files changed is not merged, nor retried
+                record, staged = _merge(step, context, output_folder, step_folder, shards, summary)
             output = StagedStep(step_folder, staged, record, lock)
             reused = False
         metadata = step_metadata(step_folder, record)
@@ -437,7 +443,7 @@ def _merge(
         "num_rows": dataset.num_rows,
         "schema": dataset_schema(dataset),
         "sample": sample_rows(merged),
-        "data_version": dataset_data_version(staged / "_dataset"),
+        **seal_dataset(staged / "_dataset"),  # data_version and manifest
         "stats": dict(stats),
         "shards": summary,
     }
