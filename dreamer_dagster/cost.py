@@ -159,8 +159,10 @@ def _load_upstream(step: Step, folder: OutputFolder) -> dict[str, Any] | str:
         record = parent_folder.step_json()
         if record is None or record.get("fingerprint") != parent.fingerprint:
             return f"upstream step {parent.name!r} is not materialized yet, so its prompts are not known"
-        loaded[parent.key] = (
-            str(parent_folder.model_path) if record.get("model") else parent_folder.load_dataset()
+        loaded[parent.key] = (  # each checked against its step.json (see integrity.py)
+            str(parent_folder.local_model_path(record))
+            if record.get("model")
+            else parent_folder.load_dataset(record)
         )
     return loaded
 

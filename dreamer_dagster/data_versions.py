@@ -1,5 +1,12 @@
 """Data versions: hashes of a step's output (its ``_dataset`` or ``_model`` folder), so an
-unchanged output leaves downstream steps in sync."""
+unchanged output leaves downstream steps in sync.
+
+A commit derives the data version from the step's file manifest (each file's size and
+content hash, see :mod:`~dreamer_dagster.integrity`), so its files are hashed once:
+:func:`manifest_dataset_version` / :func:`manifest_folder_version`. Folders committed
+before manifests existed recorded :func:`dataset_data_version` /
+:func:`folder_data_version` (SHA-256 of the files themselves), which is how they are
+still checked."""
 
 from __future__ import annotations
 
@@ -8,7 +15,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["dataset_data_version", "folder_data_version"]
+__all__ = [
+    "DATASETS_CACHE_PREFIX",
+    "dataset_data_version",
+    "folder_data_version",
+    "manifest_dataset_version",
+    "manifest_folder_version",
+]
+
+#: ``datasets`` writes the cache files of a ``map`` / ``filter`` on a loaded dataset beside its
+#: Arrow files, under this prefix; ``load_from_disk`` never reads them.
+DATASETS_CACHE_PREFIX = "cache-"
+#: Frames the manifest-derived versions apart from the SHA-256-of-files ones.
+_MANIFEST_TAG = b"dreamer-manifest-v1"
 
 
 def _read_json(path: Path) -> dict | None:
@@ -30,7 +49,30 @@ def dataset_data_version(dataset_path: Path) -> str:
     info = _read_json(dataset_path / "dataset_info.json") or {}
     _update_framed(digest, json.dumps(info.get("features"), sort_keys=True).encode())
     for arrow in sorted(dataset_path.glob("*.arrow")):
-        _update_file(digest, arrow)
+        if not arrow.name.startswith(DATASETS_CACHE_PREFIX):  # a reader's cache, not the data
+            _update_file(digest, arrow)
+    return digest.hexdigest()[:16]
+
+
+def manifest_dataset_version(files: dict[str, dict], features: Any) -> str:
+    """A saved dataset's data version from its manifest ``files`` (relative name -> ``size``
+    and ``hash``) and its ``features``: its Arrow files, in name order, and its features
+    (``state.json`` and the names are left out, as in :func:`dataset_data_version`)."""
+    digest = hashlib.sha256()
+    _update_framed(digest, _MANIFEST_TAG)
+    _update_framed(digest, json.dumps(features, sort_keys=True).encode())
+    for name in sorted(n for n in files if n.endswith(".arrow")):
+        _update_framed(digest, f"{files[name]['size']}:{files[name]['hash']}".encode())
+    return digest.hexdigest()[:16]
+
+
+def manifest_folder_version(files: dict[str, dict]) -> str:
+    """A folder's data version (a trained model) from its manifest ``files``: every file's
+    relative name, size and hash."""
+    digest = hashlib.sha256()
+    _update_framed(digest, _MANIFEST_TAG)
+    for name in sorted(files):
+        _update_framed(digest, f"{name}\0{files[name]['size']}:{files[name]['hash']}".encode())
     return digest.hexdigest()[:16]
 
 

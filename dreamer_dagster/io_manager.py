@@ -20,8 +20,9 @@ import dagster as dg
 from pydantic import Field
 
 from . import metadata as keys
+from .integrity import fail_without_retry, seal_dataset
 from .metadata import step_metadata
-from .output_folder import OutputFolder, StepFolder, dataset_data_version, folder_errors
+from .output_folder import OutputFolder, StepFolder, folder_errors
 
 __all__ = ["IO_MANAGER_KEY", "CommittedStep", "DreamerIOManager", "StagedStep", "step_metadata"]
 
@@ -153,7 +154,8 @@ class DreamerIOManager(dg.ConfigurableIOManager):
         step_folder = output.step(name)
         staged = output.staging(name, context.run_id)
         dataset = output.write_dataset(staged, obj)
-        data_version = dataset_data_version(staged / "_dataset")
+        sealed = seal_dataset(staged / "_dataset")  # data_version and manifest
+        data_version = sealed["data_version"]
         record = {
             "name": name,
             "type": "asset",
@@ -167,7 +169,7 @@ class DreamerIOManager(dg.ConfigurableIOManager):
             "outputs": dataset.column_names,
             "num_rows": dataset.num_rows,
             "schema": dataset_schema(dataset),
-            "data_version": data_version,
+            **sealed,
             "data_card": {},
         }
         record["fingerprint"] = record["fingerprint"] or data_version
@@ -192,9 +194,11 @@ class DreamerIOManager(dg.ConfigurableIOManager):
                 f"{record.get('fingerprint')}, but the step is declared with {expected}. "
                 f"Materialize it first, e.g. `dagster asset materialize --select {name}`."
             )
-        if record.get("model"):
-            return str(step_folder.local_model_path(record))
-        return step_folder.load_dataset(record)
+        # Checked against step.json first: files that changed fail, and are never retried.
+        with fail_without_retry():
+            if record.get("model"):
+                return str(step_folder.local_model_path(record))
+            return step_folder.load_dataset(record)
 
 
 def _folder_name(context: dg.InputContext) -> str:

@@ -28,7 +28,9 @@ holds a fingerprint and a data version, and the ``_dataset`` (or ``_model``)
 it describes is there; everything else is written before it, so a crash at any
 point leaves a folder that is never taken for a finished one. A folder that
 fails those checks (a hand-edited or truncated ``step.json``, a ``_dataset``
-deleted by hand) runs again, from the model cache.
+deleted by hand) runs again, from the model cache. A finished folder's files are
+checked against the manifest its step.json recorded before they are reused or read
+(see integrity.py): a difference fails with ``IntegrityError``, never silently used.
 
 Writing problems (a read-only or locked folder, a full disk, an output folder
 path that is a file) raise :class:`~dreamer_dagster.errors.OutputFolderError`
@@ -50,9 +52,11 @@ from typing import Any
 
 from .data_versions import dataset_data_version, folder_data_version
 from .dataset_io import DatasetSummary, record_batches, save_dataset, stream_dataset
-from .errors import OutputFolderError
-from .filesystem import files_for, is_remote, resolve_location, url_of
+from .errors import IntegrityError, OutputFolderError
+from .filesystem import LocalFiles, files_for, is_remote, resolve_location, url_of
 from .folder_errors import folder_errors, output_folder_error
+from .integrity import check_output, with_manifest
+from .record_formats import is_data_version, is_fingerprint, untrusted
 from .step_lock import LeaseLock, StepLock, StepLocked
 from .work_folders import new_work_folder
 
@@ -98,7 +102,7 @@ class Preparation(Enum):
 
 def _write_json_atomic(path: Any, data: dict) -> None:
     """Write a small JSON file whole or not at all (a rename locally, one PUT remotely)."""
-    files_for(path).write_json(path, data)
+    files_for(path.parent).write_json(path, data)
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,9 @@ class StepFolder:
         return (self.output.local_root if self.output.remote else self.root) / self.name
 
     def backup_path(self, fingerprint: str) -> Any:
+        """``_backups/<step>/<fingerprint>``; a value that is not a fingerprint is refused."""
+        if not is_fingerprint(fingerprint):
+            raise OutputFolderError(f"{untrusted(self.path, 'fingerprint', fingerprint)}. Fix: remove it.")
         return self.root / BACKUPS / self.name / fingerprint
 
     def shard(self, key: str) -> StepFolder:
@@ -174,14 +181,24 @@ class StepFolder:
         record = self.files.read_json(self.step_json_path)
         if record is None:
             if not self.files.exists(self.step_json_path):
-                return None
+                return self._in_progress_problem()
             return f"{self.step_json_path} does not parse as a JSON object (truncated or hand-edited)"
         return self._record_problem(record)
+
+    def _in_progress_problem(self) -> str | None:
+        """Why ``_in_progress.json`` is not trusted; None when it is, or is not there."""
+        record = self.files.read_json(self.path / IN_PROGRESS)
+        if record is None or is_fingerprint(record.get("fingerprint")):
+            return None
+        return untrusted(self.path / IN_PROGRESS, "fingerprint", record.get("fingerprint"))
 
     def _record_problem(self, record: dict) -> str | None:
         for name in ("fingerprint", "data_version"):
             if not isinstance(record.get(name), str) or not record.get(name):
                 return f"{self.step_json_path} has no {name} (hand-edited?)"
+        for name, valid in (("fingerprint", is_fingerprint), ("data_version", is_data_version)):
+            if not valid(record[name]):
+                return untrusted(self.step_json_path, name, record[name])
         output = self.model_path if record.get("model") else self.dataset_path
         if not self.files.is_dir(output):
             return f"{output} is missing (deleted by hand?)"
@@ -195,11 +212,13 @@ class StepFolder:
         """The fingerprint step.json names, finished or not (None when it does not parse)."""
         record = self.files.read_json(self.step_json_path)
         value = record.get("fingerprint") if record else None
-        return value if isinstance(value, str) else None
+        return value if is_fingerprint(value) else None
 
     def in_progress_fingerprint(self) -> str | None:
+        """The fingerprint ``_in_progress.json`` names (None when it names no valid one)."""
         record = self.files.read_json(self.path / IN_PROGRESS)
-        return record.get("fingerprint") if record else None
+        value = record.get("fingerprint") if record else None
+        return value if is_fingerprint(value) else None
 
     def holds_finished(self, fingerprint: str) -> bool:
         """Whether a run of ``fingerprint`` would reuse or restore a finished output (reads only)."""
@@ -219,20 +238,56 @@ class StepFolder:
 
     def local_output(self, name: str, record: dict | None = None) -> Path:
         """``<step>/<name>`` (``_dataset`` / ``_model``) as a local folder. From a remote output
-        folder it is downloaded once into the worker's local folder, by data version."""
+        folder it is downloaded once into the worker's local folder, by data version. Either
+        is checked against step.json first (see :meth:`verify_output`)."""
         if not self.output.remote:
-            return self.path / name
+            return self._checked(self.path / name, record)
         record = record or self.step_json()
         if record is None:
             raise FileNotFoundError(f"{self.path} holds no finished step (no step.json).")
-        local = self.output.local_root / DOWNLOADS / self.name / str(record["data_version"]) / name
-        if not local.is_dir():
-            local.parent.mkdir(parents=True, exist_ok=True)
-            self.files.get_folder(self.path / name, local)
+        local = self._download_path(record, name)
+        if local.is_dir():
+            try:
+                return self._checked(local, record)
+            except IntegrityError:  # a copy kept by another commit of the same data version
+                shutil.rmtree(local)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        self.files.get_folder(self.path / name, local)
+        return self._checked(local, record)
+
+    def verify_output(self, record: dict | None = None) -> None:
+        """Check the finished ``_dataset`` (``_model``) against what step.json recorded at
+        commit: :class:`~dreamer_dagster.errors.IntegrityError` on any difference (see
+        integrity.py). A remote folder's copy is checked when it is downloaded to be read."""
+        record = record or self.step_json()
+        if record is not None and not self.output.remote:
+            self._checked(self.model_path if record.get("model") else self.dataset_path, record)
+
+    def _checked(self, local: Path, record: dict | None) -> Path:
+        record = record or self.step_json()
+        if record is not None:
+            check_output(local, record, self.path)
         return local
 
+    def _verified(self, preparation: Preparation, verify: bool) -> Preparation:
+        if verify:
+            self.verify_output()
+        return preparation
+
+    def _download_path(self, record: dict, name: str) -> Path:
+        """``<local folder>/.downloads/<step>/<data version>/<name>`` (a valid data version only)."""
+        version = record.get("data_version")
+        if not is_data_version(version):
+            fix = "Fix: remove that step.json (the step runs again, from the model cache)."
+            raise OutputFolderError(f"{untrusted(self.step_json_path, 'data_version', version)}. {fix}")
+        path = self.output.local_root / DOWNLOADS / self.name / version / name
+        LocalFiles(self.output.local_root).check_inside(path, action="download to")
+        return path
+
     def record_batches(self) -> Iterator[Any] | None:
-        """The committed ``_dataset``'s record batches, streamed (see ``dataset_io``)."""
+        """The committed ``_dataset``'s record batches, streamed (see ``dataset_io``), once
+        its files are checked against step.json."""
+        self.verify_output()
         return record_batches(self.dataset_path)
 
     # -- before a run -------------------------------------------------------------
@@ -245,7 +300,7 @@ class StepFolder:
             return LeaseLock(self.root / LOCKS / self.name, self.name, ttl=self.output.lease_seconds)
         return StepLock(self.root / LOCKS / f"{self.name}.lock", self.name)
 
-    def prepare(self, fingerprint: str) -> Preparation:
+    def prepare(self, fingerprint: str, verify: bool = True) -> Preparation:
         """Apply the reuse / back up / restore rules for ``fingerprint``.
 
         1. a finished output with this fingerprint is reused;
@@ -254,10 +309,11 @@ class StepFolder:
         4. otherwise the run starts (or resumes an unfinished run of this fingerprint).
 
         A sharded step's ``_shards`` stay where they are (each shard is a step folder
-        with its own rules).
+        with its own rules). With ``verify``, a finished output about to be reused is first
+        checked against its step.json (:meth:`verify_output`).
         """
         if self.finished_fingerprint() == fingerprint:
-            return Preparation.FINISHED
+            return self._verified(Preparation.FINISHED, verify)
         if self.files.exists(self.path):
             existing = self.recorded_fingerprint() or self.in_progress_fingerprint()
             if existing == fingerprint:
@@ -270,7 +326,7 @@ class StepFolder:
         if self.files.exists(backup):
             self._move_in(backup)
             if self.finished_fingerprint() == fingerprint:
-                return Preparation.RESTORED
+                return self._verified(Preparation.RESTORED, verify)
             return Preparation.RESUME
         return Preparation.FRESH
 
@@ -295,6 +351,7 @@ class StepFolder:
             self.files.remove_file(target) if self.files.is_file(target) else self.files.remove_tree(target)
 
     def _move_out(self, target: Any) -> None:
+        self.files.check_inside(target, self.root / BACKUPS, action="back up to")
         entries = self._own_entries()
         if entries is None:
             self.files.move_folder(self.path, target, commit_mark=STEP_JSON)
@@ -303,6 +360,7 @@ class StepFolder:
         self._move_entries(self.path, target, entries)
 
     def _move_in(self, source: Any) -> None:
+        self.files.check_inside(source, self.root / BACKUPS, action="restore from")
         entries = self._own_entries()
         if entries is None:
             self.files.move_folder(source, self.path, commit_mark=STEP_JSON)
@@ -342,15 +400,14 @@ class StepFolder:
         files.make_dirs(self.path)
         files.remove_file(self.step_json_path)  # the folder stops being "finished" before it changes
         if staged is not None:
+            record = with_manifest(record, staged)
             for name in (DATASET, MODEL):
                 entry = staged / name
                 if not entry.exists():
                     continue
                 if files.remote:
                     # Keep the local copy as this worker's download of the new output.
-                    local = (
-                        self.output.local_root / DOWNLOADS / self.name / str(record["data_version"]) / name
-                    )
+                    local = self._download_path(record, name)
                     files.put_folder(entry, self.path / name, keep_as=local)
                 else:
                     files.put_folder(entry, self.path / name)
@@ -456,8 +513,10 @@ class OutputFolder:
         home = (self.local_root if self.remote else self.root) / DAGSTER_HOME
         home.mkdir(parents=True, exist_ok=True)
         config = home / "dagster.yaml"
-        if not config.exists():
-            config.write_text("telemetry:\n  enabled: false\n")
+        if not config.exists():  # written whole (a rename): a script started beside never reads half
+            tmp = home / f".dagster.yaml.{uuid.uuid4().hex}.tmp"
+            tmp.write_text("telemetry:\n  enabled: false\n")
+            os.replace(tmp, config)
         return home
 
     def publish_cache(self) -> int:

@@ -3,8 +3,9 @@
 For every step the definitions declare (an asset carrying ``dreamer/fingerprint``):
 
 - its finished folder's fingerprint (``step.json``) equals the declared one;
-- its ``_dataset`` still hashes to the data version ``step.json`` recorded
-  (``_model`` for a trainer);
+- its ``_dataset`` (``_model`` for a trainer) still holds the files ``step.json``
+  recorded at commit, each of its size and hash (a folder committed before step.json
+  listed its files: still hashes to its recorded data version; see integrity.py);
 - its data card lists every upstream step;
 - a folder with a ``step.json`` that is not a finished step (truncated,
   hand-edited, its ``_dataset`` deleted) is drift too.
@@ -24,8 +25,9 @@ from typing import Any
 
 import dagster as dg
 
+from .integrity import differences
 from .io_manager import IO_MANAGER_KEY
-from .output_folder import BACKUPS, IN_PROGRESS, OutputFolder, dataset_data_version, folder_data_version
+from .output_folder import BACKUPS, IN_PROGRESS, OutputFolder
 
 __all__ = ["Finding", "VerifyReport", "declared_steps", "verify_definitions"]
 
@@ -156,12 +158,9 @@ def _verify_step(folder: OutputFolder, step: DeclaredStep) -> Finding:
     model = bool(record.get("model"))
     path = step_folder.model_path if model else step_folder.dataset_path
     with _local_copy(folder, path) as local:
-        current = folder_data_version(local) if model else dataset_data_version(local)
-    if current != record.get("data_version"):
-        details.append(
-            f"{path.name} changed after it was written (it hashes to {current}, step.json recorded "
-            f"{record.get('data_version')})"
-        )
+        changed = differences(local, record)
+    if changed:
+        details.append(f"{path.name} changed after it was written ({'; '.join(changed)})")
     card = record.get("data_card") or {}
     missing = [name for name in step.upstream if name not in card]
     if missing:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from dreamer_dagster.fingerprint import canonical, fingerprint
 from dreamer_dagster.output_folder import dataset_data_version, folder_data_version
+from tests.support.waiting import HANG_S
 
 # Few characters, the encoders' own separators among them, so that equal values and
 # near-misses (one separator moved) come up often.
@@ -162,7 +163,7 @@ def test_fingerprints_are_the_same_in_other_processes(batch):
             capture_output=True,
             env={**os.environ, "PYTHONHASHSEED": seed},
             check=True,
-            timeout=120,
+            timeout=HANG_S,
         )
         assert json.loads(result.stdout) == here
 

@@ -17,6 +17,7 @@ import dagster as dg
 import pytest
 
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.waiting import HANG_S
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +87,7 @@ class Project:
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=HANG_S,
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         return result.stdout
@@ -214,4 +215,4 @@ def evaluate_schedule_tick(project: Project, instance: dg.DagsterInstance, days:
         if not new:
             return None
         [run] = new
-        return poll_for_finished_run(instance, run.run_id, timeout=180)
+        return poll_for_finished_run(instance, run.run_id, timeout=HANG_S)

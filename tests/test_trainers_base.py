@@ -14,6 +14,7 @@ from dreamer_dagster.steps import DataSource, StepDeclarationError
 from dreamer_dagster.trainers import TrainHFClassifier, TrainHFFineTune, latest_checkpoint
 from dreamer_dagster.trainers.train_hf_classifier import label_maps
 from dreamer_dagster.trainers.train_hf_fine_tune import chat_template_from_prompt_template
+from tests.support.waiting import HANG_S
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -162,7 +163,7 @@ def test_declaring_a_trainer_imports_no_heavy_library() -> None:
         "print([m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules])\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=HANG_S
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
@@ -279,6 +280,6 @@ def test_declaring_with_a_peft_dict_imports_no_peft() -> None:
         "print('peft' in sys.modules)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True, timeout=120
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True, timeout=HANG_S
     )
     assert result.stdout.strip().splitlines()[-1] == "False"

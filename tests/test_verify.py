@@ -15,6 +15,7 @@ import datasets
 
 from dreamer_dagster.cli import load_definitions, main
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.waiting import HANG_S
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -114,7 +115,7 @@ def test_verify_passes_a_fresh_folder_then_reports_each_drift(tmp_path, instance
             [str(BIN / "dreamer"), "verify", "-f", str(path)],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=HANG_S,
             env={"PYTHONPATH": str(REPO), "PATH": str(BIN)},
         )
         assert result.returncode == 1, result.stdout + result.stderr

@@ -193,7 +193,12 @@ class RegistrationMethods:
         return pickle.dumps(value, *args, **kwargs)
 
     def unpickle(self, value: bytes) -> Any:
-        """A value stored with :meth:`pickle`."""
+        """A value stored with :meth:`pickle`.
+
+        A pickled column is code: unpickling runs code, so only load output folders you
+        trust. The rows reach a step only after its input's files were checked against the
+        manifest its step.json recorded (see integrity.py), so bytes planted in a step
+        folder after it finished are never unpickled."""
         import pickle
 
         return pickle.loads(value)  # noqa: S301 - bytes this step's own run() wrote

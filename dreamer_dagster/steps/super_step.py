@@ -74,7 +74,7 @@ class InnerRun:
         lock = step_folder.lock()
         lock.acquire(f"SuperStep {self.parent.name!r}")
         try:
-            preparation = step_folder.prepare(step.fingerprint)
+            preparation = step_folder.prepare(step.fingerprint, verify=not step.force)
             if preparation in (Preparation.FINISHED, Preparation.RESTORED) and not step.force:
                 report(
                     step,
@@ -106,7 +106,8 @@ def _finished(output_folder: Any, step: Step) -> Any:
             f"Step {step.name!r} has no finished output in {folder.path} for an inner step of a SuperStep "
             "to read. Fix: run it inside the SuperStep before the steps that read it."
         )
-    return str(folder.model_path) if record.get("model") else folder.load_dataset()
+    # Either is checked against its step.json first (see integrity.py).
+    return str(folder.local_model_path(record)) if record.get("model") else folder.load_dataset(record)
 
 
 _INNER_RUNS: list[InnerRun] = []

@@ -328,7 +328,7 @@ class Trainer(TrainerPublishing, Step):
 
     def execute(self, context: StepRunContext) -> dict:
         """Train into ``context.staged/_model``; return step.json's fields."""
-        from ..output_folder import folder_data_version
+        from ..integrity import seal_model
 
         run = self.training_run(context)
         resumed = run.resume_from_checkpoint
@@ -349,7 +349,7 @@ class Trainer(TrainerPublishing, Step):
             "num_rows": None,
             "metrics": results.get("metrics") or {},
             "metrics_table": results.get("metrics_table") or [],
-            "data_version": folder_data_version(run.model_dir),
+            **seal_model(run.model_dir),  # data_version and manifest
         }
 
     def training_run(self, context: StepRunContext) -> TrainingRun:

@@ -518,11 +518,13 @@ class HFTrainer(Trainer):
         """
         from ..output_folder import OutputFolder
 
-        model_dir = OutputFolder(output_folder).step(self.key).model_path
+        folder = OutputFolder(output_folder).step(self.key)
+        model_dir = folder.model_path
         if not model_dir.is_dir():
             raise FileNotFoundError(
                 f"Trainer {self.name!r} has no trained model in {model_dir}. Materialize it first."
             )
+        folder.verify_output()  # its files as step.json recorded them (see integrity.py)
         return merge_adapter(model_dir, path)
 
 
