@@ -36,6 +36,7 @@ import dagster as dg
 
 from . import metadata as keys
 from .staleness import StepStatus, stale_statuses
+from .stop_signals import forward_signals
 
 __all__ = ["load_definitions", "main"]
 
@@ -137,7 +138,9 @@ def run_materialize(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-f", str(Path(args.python_file))]
     command += ["-a", attribute, "--select", ",".join(status.key.to_user_string() for status in chosen)]
     print(f"Running: {' '.join(command[1:])}", flush=True)
-    return subprocess.run(command, check=False).returncode
+    process = subprocess.Popen(command)
+    with forward_signals(process):  # SIGTERM / SIGINT stop the run, not just this process
+        return process.wait()
 
 
 def _print_plan(

@@ -124,7 +124,9 @@ def dreamer_definitions(
     """
     from .steps.asset_factory import build_step_asset
     from .steps.step import Step
+    from .stop_signals import watch_dagster_command
 
+    watch_dagster_command()  # in `dagster asset materialize` / a run worker: a second signal exits
     steps = list(steps)
     for step in steps:
         if not isinstance(step, Step):

@@ -25,6 +25,7 @@ import pytest
 
 from dreamer_dagster.cli import load_definitions
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.waiting import HANG_S
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS, CONCURRENCY = 16, 3
@@ -79,10 +80,10 @@ KILLS = textwrap.dedent(
     """
 )
 
-PIPELINE = (
-    textwrap.dedent(
-        """
+PIPELINE_TEMPLATE = textwrap.dedent(
+    """
     import os
+    import time
 
     from dreamer_dagster import Pipeline
     from dreamer_dagster.llms import OpenAI
@@ -93,6 +94,13 @@ PIPELINE = (
         row = generation.split("text ")[1].split()[0]
         if os.environ.get("KILL_AT") == f"post:{row}":
             os.kill(os.getpid(), 9)
+        if os.environ.get("KILL_AT") == f"stuck:{row}":  # user code that swallows every interrupt
+            print("STUCK", flush=True)
+            while True:
+                try:
+                    time.sleep(0.05)
+                except BaseException:
+                    pass
         return generation.upper()
 
 
@@ -106,10 +114,16 @@ PIPELINE = (
         )
     defs = pipeline.definitions()
     """
-    )
-    .replace("CONCURRENCY", str(CONCURRENCY))
-    .replace("PROMPTS", str(PROMPTS))
 )
+
+
+def pipeline_script(prompts: int, concurrency: int) -> str:
+    """The pipeline file: ``prompts`` rows through an OpenAI model ``concurrency`` at a time
+    (``KILL_AT=post:N`` / ``stuck:N``: SIGKILL itself / hang in post_process at row N)."""
+    return PIPELINE_TEMPLATE.replace("CONCURRENCY", str(concurrency)).replace("PROMPTS", str(prompts))
+
+
+PIPELINE = pipeline_script(PROMPTS, CONCURRENCY)
 
 TRAINER = textwrap.dedent(
     """
@@ -148,7 +162,7 @@ def run_killed(script: Path, env: dict[str, str]) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO), **env},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_S,
     )
     assert result.returncode == -9, f"not killed at {env['KILL_AT']}: {result.stderr[-3000:]}"
 

@@ -33,10 +33,12 @@ from ..checks import (
 )
 from ..cost import budget_stats, check_budget
 from ..errors import StepOutputError, StepOutputTypeError, is_retryable, is_transient
+from ..integrity import fail_without_retry, seal_dataset
 from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema
 from ..logs import quiet_hf_logs, report
 from ..metadata import SampleCollector, step_metadata
-from ..output_folder import Preparation, StepLocked, dataset_data_version, folder_errors, step_uri
+from ..output_folder import Preparation, StepLocked, folder_errors, step_uri
+from ..stop_signals import stop_as_failure
 from ..translator import DreamerTranslator, build_step_spec
 from .run_context import StepRunContext
 
@@ -111,9 +113,9 @@ def build_step_asset(
     )
     def _step_asset(context, **loaded):  # noqa: ANN001, ANN202 - Dagster reads an annotation as a type
         resources = [getattr(context.resources, key) for key in resource_keys]
-        yield from materialize_step(
-            step, context, loaded, spec.key, io_manager_key, resources, op_settings.retry_policy is not None
-        )
+        retries = op_settings.retry_policy is not None
+        with stop_as_failure(step, context):  # SIGTERM / SIGINT: the run stops, never retried
+            yield from materialize_step(step, context, loaded, spec.key, io_manager_key, resources, retries)
 
     return _step_asset
 
@@ -204,8 +206,9 @@ def reuse_or_run(
             f"{step.name!r}: its folder is not a finished step ({problem}); it runs again, and every "
             "model call the cache holds is read from it, not paid again."
         )
-    with folder_errors(output_folder.root, step.key):
-        preparation = step_folder.prepare(fingerprint)
+    with folder_errors(output_folder.root, step.key), fail_without_retry():
+        # A finished output is checked before it is reused, unless force= recomputes it.
+        preparation = step_folder.prepare(fingerprint, verify=not step.force)
     if preparation in (Preparation.FINISHED, Preparation.RESTORED) and not step.force:
         record = step_folder.step_json() or {}
         what = repr(step.name) if shard is None else f"shard {shard.key} of {step.name!r}"
@@ -357,7 +360,7 @@ def execute_dataset_step(step: Step, context: StepRunContext, rows: Any = None) 
         "num_rows": dataset.num_rows,
         "schema": dataset_schema(dataset),
         "sample": sample.rows,
-        "data_version": dataset_data_version(context.staged / "_dataset"),
+        **seal_dataset(context.staged / "_dataset"),  # data_version and manifest
     }
 
 
