@@ -11,20 +11,27 @@ pays only for the calls the model cache does not hold.
 
 The named errors below are all non-retryable: a user function that raises, an
 output folder that cannot be written, a model cache file that cannot be read,
-and a step whose rows failed past its ``max_failed_rows`` give the same result
-on a retry. Each message names the step (or the file) and the fix.
+a finished step whose data changed after it was written, and a step whose rows
+failed past its ``max_failed_rows`` give the same result on a retry. Each message
+names the step (or the file) and the fix.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 __all__ = [
+    "error_chain",
     "is_retryable_status",
     "BudgetExceededError",
     "CacheFileError",
     "DataFileError",
+    "EndpointUnreachableError",
+    "IntegrityError",
     "NonRetryableError",
     "OutputFolderError",
     "OutputNotAvailableError",
+    "RequestConfigurationError",
     "RequestRejectedError",
     "RowFailureError",
     "StepOutputError",
@@ -55,6 +62,12 @@ class OutputFolderError(NonRetryableError):
     """The output folder cannot be written (read-only, locked, full, or a file)."""
 
 
+class IntegrityError(NonRetryableError):
+    """A finished step's ``_dataset`` / ``_model`` is not what its ``step.json`` recorded at
+    commit (a file missing, resized, changed or added); the message names the step folder,
+    each difference and the fix. Never reused, never retried."""
+
+
 class CacheFileError(NonRetryableError):
     """A model cache file that SQLite cannot use (damaged, not a database, newer schema)."""
 
@@ -73,6 +86,18 @@ class RequestRejectedError(NonRetryableError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+class EndpointUnreachableError(NonRetryableError):
+    """An API endpoint refused the connection, has a name DNS does not know, or failed the
+    TLS handshake before any request of the run succeeded: its configuration (``base_url``)
+    is wrong, which a retry cannot fix. The message names the model, the URL (without
+    secrets) and the fix."""
+
+
+class RequestConfigurationError(NonRetryableError):
+    """A request the client could not even make (a malformed ``base_url`` or header): the
+    message names the model and the fix; a retry cannot fix it."""
 
 
 class BudgetExceededError(NonRetryableError):
@@ -103,14 +128,18 @@ def is_retryable_status(status: int | None) -> bool:
 def is_retryable(error: BaseException) -> bool:
     """False when ``error`` or any error in its chain (``__cause__`` / ``__context__``)
     says it is not retryable (``retryable = False``)."""
+    return all(getattr(current, "retryable", True) is not False for current in error_chain(error))
+
+
+def error_chain(error: BaseException | None) -> Iterator[BaseException]:
+    """``error``, then its causes (``__cause__``, else ``__context__``), each once: a chain
+    that loops back on itself ends where it would repeat."""
     seen: set[int] = set()
-    current: BaseException | None = error
+    current = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if getattr(current, "retryable", True) is False:
-            return False
+        yield current
         current = current.__cause__ or current.__context__
-    return True
 
 
 #: Packages whose errors are about reaching a model (a refused connection, a 5xx, a 429 that
@@ -133,10 +162,7 @@ def is_transient(error: BaseException) -> bool:
     or provider error, a timeout, an OS error other than a missing or forbidden file.
     A step that fails with anything else (a bad input, a bug in a user's function) would
     fail the same way again, so the asset body does not retry it."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in error_chain(error):
         if isinstance(current, (ConnectionError, TimeoutError)):
             return True
         if isinstance(current, OSError) and not isinstance(current, _LASTING_OS_ERRORS):
@@ -146,5 +172,4 @@ def is_transient(error: BaseException) -> bool:
         status = getattr(current, "status_code", None)
         if isinstance(status, int) and is_retryable_status(status):
             return True  # an HTTP answer that a later attempt may not get (any client's error)
-        current = current.__cause__ or current.__context__
     return False

@@ -55,8 +55,9 @@ class OpenAIResource(dg.ConfigurableResource):
 
         if not isinstance(model, (OpenAI, OpenAIEmbedder)):
             return False
-        own = self.base_url.rstrip("/") if self.base_url else None
-        return getattr(model, "base_url", None) == own
+        from .llms.urls import public_url
+
+        return getattr(model, "base_url", None) == public_url(self.base_url)  # secrets never compared
 
     def configure_model(self, model: Any) -> None:
         """Give a run-time model copy this resource's settings, if it serves it."""

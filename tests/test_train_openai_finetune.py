@@ -17,6 +17,7 @@ from dreamer_dagster import dreamer_definitions
 from dreamer_dagster.steps import DataSource
 from dreamer_dagster.trainers import TrainOpenAIFineTune
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.waiting import HANG_S
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -134,14 +135,14 @@ def test_killed_job_resumes_without_a_second_upload_or_job(
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         child = subprocess.Popen([sys.executable, "-c", code], cwd=str(REPO), env=env)
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + HANG_S
             while not (api.jobs_created and sum(api.polls.values()) >= 2):
                 assert child.poll() is None, "the child process ended before the job ran"
                 assert time.monotonic() < deadline, "the child never created the job"
                 time.sleep(0.05)
         finally:
             child.kill()
-            child.wait(timeout=30)
+            child.wait(timeout=HANG_S)
         assert (api.uploads, api.jobs_created) == (2, 1)
         trainer_folder = output / "fine_tune_tweets"
         assert not (trainer_folder / "step.json").exists()

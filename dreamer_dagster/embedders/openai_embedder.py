@@ -12,6 +12,7 @@ from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
 from ..citations import OPENAI_EMBEDDINGS_CITATION
 from ..errors import NonRetryableError
 from ..llms.generation_result import GenerationResult
+from ..llms.urls import Endpoint, sdk_client_options, secrets_of, sending_endpoint, split_url
 from ..model import ClientSettings
 from ..pools import endpoint_pool
 from .embedder import Embedder
@@ -31,7 +32,9 @@ class OpenAIEmbedder(ClientSettings, Embedder):
 
     ``base_url`` points it at any OpenAI-compatible server (vLLM, Ollama, a
     proxy). The API key is ``api_key`` or, at run time, ``OPENAI_API_KEY``; it is
-    never part of the identity, fingerprints, ``step.json`` or the cache.
+    never part of the identity, fingerprints, ``step.json`` or the cache; nor is a
+    credential inside ``base_url`` (sent, never shown: see
+    :mod:`~dreamer_dagster.llms.urls`), and messages are scrubbed of both.
     DataDreamer's order: ``(model_name, dimensions, organization, api_key,
     base_url, api_version, retry_on_fail, cache_folder_path, **kwargs)``.
 
@@ -54,6 +57,7 @@ class OpenAIEmbedder(ClientSettings, Embedder):
     API_KEY_ENV: ClassVar[str] = "OPENAI_API_KEY"
     DEFAULT_BASE_URL: ClassVar[str | None] = None
     KINDS = ("openai",)
+    _endpoint: Endpoint | None = None
 
     def __init__(
         self,
@@ -83,7 +87,8 @@ class OpenAIEmbedder(ClientSettings, Embedder):
         self.dimensions = dimensions
         self.organization = organization
         base_url = base_url or self.DEFAULT_BASE_URL
-        self.base_url = base_url.rstrip("/") if base_url else None
+        self._endpoint = split_url(base_url) if base_url else None  # secrets included, never shown
+        self.base_url = self._endpoint.public if self._endpoint else None
         self.api_version = api_version
         self.retry_on_fail = retry_on_fail
         self.cache_folder_path = cache_folder_path
@@ -129,11 +134,12 @@ class OpenAIEmbedder(ClientSettings, Embedder):
 
         options: dict[str, Any] = {
             "api_key": api_key,
-            "base_url": self.base_url,
+            "base_url": None,
             "organization": self.organization,
             "max_retries": 0,
             "timeout": self.timeout,
         }
+        options = sdk_client_options(sending_endpoint(self.base_url, self._endpoint), options)
         if self.api_version is not None:
             return openai.AsyncAzureOpenAI(api_version=self.api_version, **options)
         return openai.AsyncOpenAI(**options)
@@ -158,7 +164,7 @@ class OpenAIEmbedder(ClientSettings, Embedder):
         kept for the whole run, opened on the first miss: a fully cached run needs no key)."""
         import openai
 
-        from ..llms.api_retry import MalformedResponse, RetryPolicy, call_with_retries
+        from ..llms.api_retry import MalformedResponse, RetryPolicy, call_with_retries, malformed_body_errors
         from ..llms.async_stream import AsyncStream
         from ..llms.request import GenerationRequest
 
@@ -170,6 +176,7 @@ class OpenAIEmbedder(ClientSettings, Embedder):
         )
         label = self._label()
         stats = self.stats
+        secrets: list[str] = []  # the key and the URL's secrets, once the session opens
 
         async def call(client: Any, request: GenerationRequest) -> EmbeddingResult:
             texts = request.extra["texts"]
@@ -183,9 +190,15 @@ class OpenAIEmbedder(ClientSettings, Embedder):
                 tokens = int(getattr(usage, "prompt_tokens", 0) or 0) if usage is not None else 0
                 return EmbeddingResult([], prompt_tokens=tokens, vectors=[item.embedding for item in data])
 
-            # ValueError: a body that is not JSON.
-            errors = (openai.APIError, MalformedResponse, ValueError)
-            return await call_with_retries(attempt, policy, label, errors)
+            errors = (openai.APIError, MalformedResponse, *malformed_body_errors())
+            return await call_with_retries(
+                attempt,
+                policy,
+                label,
+                errors,
+                secrets=secrets,
+                url=self.base_url or "https://api.openai.com/v1",
+            )
 
         async def close_client(client: Any) -> None:
             await client.close()
@@ -203,6 +216,7 @@ class OpenAIEmbedder(ClientSettings, Embedder):
             def embed(batches: list[list[str]]) -> Iterator[tuple[int, Any]]:
                 if not opened:
                     api_key = self._resolve_api_key()
+                    secrets[:] = secrets_of(api_key, sending_endpoint(self.base_url, self._endpoint))
                     opened.append(
                         AsyncStream(
                             call, self.max_concurrency, lambda: self.make_client(api_key), close_client

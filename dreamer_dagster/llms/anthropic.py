@@ -6,12 +6,13 @@ import os
 from typing import Any
 
 from ..errors import NonRetryableError
-from .api_retry import MalformedResponse, RetryPolicy, call_with_retries
+from .api_retry import MalformedResponse, RetryPolicy, call_with_retries, malformed_body_errors
 from .async_stream import AsyncStream
 from .generation_result import GenerationResult
 from .llm import LLM
 from .request import GenerationRequest
 from .token_estimate import estimate_tokens
+from .urls import Endpoint, sdk_client_options, secrets_of, sending_endpoint, split_url
 
 __all__ = ["Anthropic"]
 
@@ -28,7 +29,8 @@ class Anthropic(LLM):
     as in DataDreamer; ``kwargs`` go to the client. The key is ``api_key`` or, read
     when a step runs, ``ANTHROPIC_API_KEY``; the base URL is ``base_url=`` or
     ``ANTHROPIC_BASE_URL`` (read by the SDK). The key is never part of the
-    identity, a fingerprint, step.json, the cache or a log line.
+    identity, a fingerprint, step.json, the cache or a log line; nor is a
+    credential inside ``base_url`` (see :mod:`~dreamer_dagster.llms.urls`).
 
     It keeps ``OpenAI``'s rules: at most ``max_concurrency`` requests in flight
     (one shared :class:`~dreamer_dagster.llms.async_stream.AsyncStream`), the one
@@ -43,6 +45,7 @@ class Anthropic(LLM):
 
     PROVIDER = "Anthropic"
     API_KEY_ENV = "ANTHROPIC_API_KEY"
+    _endpoint: Endpoint | None = None  # the URL as given, secrets included; never shown
 
     def __init__(
         self,
@@ -68,7 +71,8 @@ class Anthropic(LLM):
                 "Anthropic: api_key (the 2nd positional argument, as in DataDreamer) must be a string."
             )
         super().__init__(model_name, system_prompt=system_prompt)
-        self.base_url = base_url.rstrip("/") if base_url else None
+        self._endpoint = split_url(base_url) if base_url else None
+        self.base_url = self._endpoint.public if self._endpoint else None
         self.retry_on_fail = retry_on_fail
         self.cache_folder_path = cache_folder_path
         self.max_concurrency = int(max_concurrency)
@@ -137,20 +141,20 @@ class Anthropic(LLM):
                 raise NonRetryableError(f"{self._label()} takes no {name}. Fix: {fix}.")
         api_key = self._resolve_api_key()
         body = self._request_arguments(params)
+        endpoint = sending_endpoint(self.base_url, self._endpoint)
+        secrets = secrets_of(api_key, endpoint)
 
         def make_client() -> Any:
             from anthropic import AsyncAnthropic
 
             options = {"api_key": api_key, "timeout": self.timeout, "max_retries": 0, **self._client_kwargs}
-            if self.base_url is not None:
-                options["base_url"] = self.base_url
-            return AsyncAnthropic(**options)
+            return AsyncAnthropic(**sdk_client_options(endpoint, options))
 
         async def close_client(client: Any) -> None:
             await client.close()
 
         async def call(client: Any, request: GenerationRequest) -> GenerationResult:
-            return await self._call(client, request, params, body)
+            return await self._call(client, request, params, body, secrets)
 
         return AsyncStream(call, self.max_concurrency, make_client, close_client)
 
@@ -176,7 +180,12 @@ class Anthropic(LLM):
         return body
 
     async def _call(
-        self, client: Any, request: GenerationRequest, params: dict, body: dict
+        self,
+        client: Any,
+        request: GenerationRequest,
+        params: dict,
+        body: dict,
+        secrets: tuple[str, ...] = (),
     ) -> GenerationResult:
         import anthropic
 
@@ -197,7 +206,9 @@ class Anthropic(LLM):
                 attempt,
                 self.retry_policy(),
                 self._label(),
-                (anthropic.APIError, MalformedResponse, ValueError),
+                (anthropic.APIError, MalformedResponse, *malformed_body_errors()),
+                secrets=secrets,
+                url=self.base_url or "https://api.anthropic.com",
             )
             texts.append(self._apply_stop(text, params["stop"]))
             usage = getattr(response, "usage", None)

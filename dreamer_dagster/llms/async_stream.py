@@ -73,6 +73,9 @@ class AsyncStream(GenerationStream):
         self._in_flight = 0
         self._waiters: collections.deque[asyncio.Future] = collections.deque()
         self.stopped = False
+        #: Whether any request of this stream has been answered: before that, an endpoint that
+        #: cannot be reached is misconfigured, not down for a moment (``api_retry``).
+        self.answered_any = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="llm-requests", daemon=True)
         self._thread.start()
@@ -159,6 +162,7 @@ class AsyncStream(GenerationStream):
         self._wake()
 
     def answered(self, ticket: Ticket, latency: float, completion_tokens: int) -> None:
+        self.answered_any = True
         change = self.limit.answered(ticket, latency, completion_tokens)
         if change is not None:
             self._note(change)

@@ -10,7 +10,7 @@ from ..errors import NonRetryableError
 from ..fingerprint import canonical
 from ..model import ClientSettings
 from ..pools import endpoint_pool
-from .api_retry import MalformedResponse, RetryPolicy, call_with_retries
+from .api_retry import MalformedResponse, RetryPolicy, call_with_retries, malformed_body_errors
 from .async_stream import AsyncStream
 from .generation_result import GenerationResult
 from .llm import LLM
@@ -18,6 +18,7 @@ from .openai_http import APIConnectionError, APIStatusError, OpenAIHTTPClient
 from .pricing import Price, price_of
 from .request import GenerationRequest
 from .token_estimate import estimate_tokens
+from .urls import Endpoint, sdk_client_options, secrets_of, sending_endpoint, split_url
 
 __all__ = ["OpenAI"]
 
@@ -71,7 +72,9 @@ class OpenAI(ClientSettings, LLM):
     :class:`~dreamer_dagster.errors.RequestRejectedError` naming the model, the
     URL, the status and the provider's message. The API key is read from
     ``OPENAI_API_KEY`` when a run starts (or taken from ``api_key``) and is
-    never part of the identity, a fingerprint, step.json or the cache. Tokens
+    never part of the identity, a fingerprint, step.json or the cache; nor is
+    a credential in ``base_url`` (sent, never shown: :mod:`~dreamer_dagster.llms.urls`).
+    Before a run's first answer, an endpoint that cannot be reached fails at once. Tokens
     and cost come from the server's ``usage`` (reasoning and cached tokens
     apart) where given, else from an offline estimate (see ``token_estimate``);
     only OpenAI's own models (no ``base_url``) have a price. ``max_concurrency``,
@@ -90,6 +93,8 @@ class OpenAI(ClientSettings, LLM):
     DEFAULT_BASE_URL: ClassVar[str | None] = None
     #: The system prompt a chat model gets when none is given (DataDreamer's, for OpenAI).
     DEFAULT_SYSTEM_PROMPT: ClassVar[str | None] = DEFAULT_SYSTEM_PROMPT
+    #: The URL as given (secrets included), set by ``__init__``; never shown.
+    _endpoint: Endpoint | None = None
 
     def __init__(
         self,
@@ -128,7 +133,8 @@ class OpenAI(ClientSettings, LLM):
             system_prompt = trainer_prompt if trainer_prompt is not None else self.DEFAULT_SYSTEM_PROMPT
         super().__init__(model_name, system_prompt=system_prompt)
         base_url = base_url or _trainer_base_url(model_name) or self.DEFAULT_BASE_URL
-        self.base_url = base_url.rstrip("/") if base_url else None
+        self._endpoint = split_url(base_url) if base_url else None
+        self.base_url = self._endpoint.public if self._endpoint else None
         self.organization = organization
         self.api_version = api_version
         self.retry_on_fail = retry_on_fail
@@ -269,11 +275,12 @@ class OpenAI(ClientSettings, LLM):
     def make_client(self, api_key: str, sync: bool = False) -> Any:
         """The async client for generation requests (the lean JSON client where it serves, else the
         SDK's), or the SDK's sync client (``sync``); the SDK's own retries off."""
+        endpoint = sending_endpoint(self.base_url, self._endpoint)
         if not sync and self.uses_lean_client():
             from .openai_http import OpenAIHTTPClient
 
             return OpenAIHTTPClient(
-                self.base_url,
+                endpoint.url if endpoint else None,
                 api_key,
                 organization=self.organization,
                 project=self._client_kwargs.get("project"),
@@ -291,12 +298,12 @@ class OpenAI(ClientSettings, LLM):
             **self._client_kwargs,
         }
         if self.api_version is not None:
-            if self.base_url is not None and "azure_endpoint" not in options:
-                options["base_url"] = self.base_url
+            if endpoint is not None and "azure_endpoint" not in options:
+                options = sdk_client_options(endpoint, options)
             cls = openai.AzureOpenAI if sync else openai.AsyncAzureOpenAI
             return cls(api_version=self.api_version, **options)
         cls = openai.OpenAI if sync else openai.AsyncOpenAI
-        return cls(base_url=self.base_url, **options)
+        return cls(**sdk_client_options(endpoint, {"base_url": None, **options}))
 
     def _open_stream(self, params: dict, batch_size: int) -> Any:
         if params["repetition_penalty"] is not None:
@@ -430,7 +437,10 @@ class OpenAI(ClientSettings, LLM):
             attempt,
             self.retry_policy(),
             self._label(),
-            (*api_errors, MalformedResponse, ValueError),  # ValueError: a body that is not JSON
+            (*api_errors, MalformedResponse, *malformed_body_errors()),
+            # What no message may show: the client's key and the secrets of the URL it calls.
+            secrets=secrets_of(client.api_key, sending_endpoint(self.base_url, self._endpoint)),
+            url=self.base_url or "https://api.openai.com/v1",
         )
 
 
@@ -467,7 +477,11 @@ def _trainer_system_prompt(model_name: Any) -> str | None:
 
 
 def _trainer_base_url(model_name: Any) -> str | None:
-    return model_name._model_args.get("base_url") if _is_trainer(model_name) else None
+    """The trainer's base_url as given (a credential in it included: it is sent, not shown)."""
+    if not _is_trainer(model_name):
+        return None
+    endpoint = getattr(model_name, "_endpoint", None)
+    return endpoint.url if endpoint is not None else model_name._model_args.get("base_url")
 
 
 def _fine_tuned_model_name(model_dir: Any) -> str:

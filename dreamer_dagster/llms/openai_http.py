@@ -15,8 +15,17 @@ decides what is retried: a status other than 2xx raises :class:`APIStatusError`
 (``status_code``, ``response.headers`` for ``Retry-After``, the server's
 message); a connection that fails, drops or times out raises
 :class:`APIConnectionError` (:class:`APITimeoutError` for a timeout; no status:
-retried); a body that is not JSON
-raises ``ValueError`` (retried, as a malformed answer).
+retried; a refused connection, an unknown host or a failed TLS handshake says
+so in ``unreachable``, which fails a stream fast before its first answer); a
+body that is not JSON raises :class:`~dreamer_dagster.llms.api_retry.MalformedResponse`
+(retried).
+
+A ``base_url`` holding a credential works as the OpenAI SDK's client makes it
+work (see :mod:`~dreamer_dagster.llms.urls`): its query goes after each path
+(``<base>/chat/completions?api-key=...``), a user and password go as HTTP basic
+auth (in place of the ``Bearer`` key); ``base_url`` and every message show the
+URL without them, and messages (a 401 body that echoes the key included) are
+scrubbed of the key and the URL's secrets.
 """
 
 from __future__ import annotations
@@ -45,6 +54,8 @@ class APIConnectionError(ConnectionError):
     """No answer: the connection failed, dropped or timed out."""
 
     status_code = None
+    #: ``"refused"``, ``"dns"`` or ``"tls"`` when the endpoint cannot be reached as configured.
+    unreachable: str | None = None
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -82,10 +93,15 @@ class OpenAIHTTPClient:
     ):
         import aiohttp
 
-        base = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        self.base_url = base.rstrip("/")
+        from .urls import secrets_of, split_url
+
+        self._endpoint = split_url(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
+        self.base_url = self._endpoint.public  # shown: no user, password or secret query value
+        #: Scrubbed from every message this client raises.
+        self.api_key = api_key  # as the SDK's clients hold it
+        self.secrets = secrets_of(api_key, self._endpoint)
         headers = {
-            "Authorization": f"Bearer {api_key}",
+            "Authorization": self._endpoint.basic_auth() or f"Bearer {api_key}",
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": "dreamer-dagster",
@@ -107,19 +123,33 @@ class OpenAIHTTPClient:
 
     async def post(self, path: str, body: dict) -> Any:
         """The parsed JSON answer to ``POST <base_url><path>`` with ``body``."""
-        url = self.base_url + path
+        from .api_retry import MalformedResponse, unreachable_cause
+        from .urls import scrub
+
+        url = self._endpoint.request_url(path)
+        shown = self.base_url + path
         try:
             async with self._session.post(url, data=json.dumps(body).encode()) as response:
                 raw = await response.read()
                 status = response.status
                 headers = response.headers
         except self._errors as error:
+            cause = error if scrub(repr(error), self.secrets) == repr(error) else None
             if isinstance(error, TimeoutError):
-                raise APITimeoutError(f"the request to {url} timed out: {error!r}") from error
-            raise APIConnectionError(f"the connection to {url} failed: {error!r}") from error
+                message = f"the request to {shown} timed out: {error!r}"
+                raise APITimeoutError(scrub(message, self.secrets)) from cause
+            message = f"the connection to {shown} failed: {type(error).__name__}: {error}"
+            failed = APIConnectionError(scrub(message, self.secrets))
+            failed.unreachable = unreachable_cause(error)
+            raise failed from cause
         if not 200 <= status < 300:
-            raise APIStatusError(status, _error_message(status, raw), _Answer(headers))
-        return json.loads(raw)
+            message = scrub(_error_message(status, raw), self.secrets)
+            raise APIStatusError(status, message, _Answer(headers))
+        try:
+            return json.loads(raw)
+        except ValueError as error:
+            message = scrub(f"the answer from {shown} is not JSON: {raw[:200]!r}", self.secrets)
+            raise MalformedResponse(message) from error
 
     async def close(self) -> None:
         await self._session.close()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..llms.urls import sdk_client_options, sending_endpoint, split_url
 from ..pools import endpoint_pool
 from ..steps.step import REQUIRED
 from .base import Trainer, TrainingRun
@@ -98,12 +99,14 @@ class TrainOpenAIFineTune(Trainer):
         # so out of step.json and the fingerprint.
         self._api_key = api_key
         self._client_kwargs = dict(kwargs)
+        # A credential in base_url is sent, never stored: the args hold the URL without it.
+        self._endpoint = split_url(base_url) if isinstance(base_url, str) and base_url else None
         super().__init__(
             name,
             model_name=model_name,
             system_prompt=system_prompt,
             organization=organization,
-            base_url=base_url,
+            base_url=self._endpoint.public if self._endpoint else base_url,
             api_version=api_version,
             retry_on_fail=retry_on_fail,
             poll_interval=poll_interval,
@@ -246,11 +249,12 @@ class TrainOpenAIFineTune(Trainer):
             "max_retries": 5 if args["retry_on_fail"] else 0,
             **self._client_kwargs,
         }
+        endpoint = sending_endpoint(args["base_url"], getattr(self, "_endpoint", None))
         if args.get("api_version"):
-            if args["base_url"] and "azure_endpoint" not in options:
-                options["base_url"] = args["base_url"]
+            if endpoint is not None and "azure_endpoint" not in options:
+                options = sdk_client_options(endpoint, options)
             return openai.AzureOpenAI(api_version=args["api_version"], **options)
-        return openai.OpenAI(base_url=args["base_url"], **options)
+        return openai.OpenAI(**sdk_client_options(endpoint, {"base_url": None, **options}))
 
     def _system_prompt(self, args: dict) -> str | None:
         if args["model_name"] in COMPLETION_MODELS:

@@ -47,7 +47,8 @@ backlog takes bursts of ~1,000 connections.
 Usage counts words as tokens; ``reasoning_tokens`` / ``cached_prompt_tokens``
 add the details a reasoning model / a prompt cache reports.
 
-Records: ``requests`` (each with ``in_flight`` at arrival), ``statuses``,
+Records: ``requests`` (each with ``in_flight`` at arrival, its ``headers`` and its
+``query`` string), ``statuses``,
 ``max_in_flight``, and ``answered`` (a Counter of good 200 answers per prompt
 text: what a provider would bill).
 """
@@ -230,6 +231,7 @@ class FakeOpenAIServer:
         record = {
             "method": request.method,
             "path": request.path,
+            "query": request.query,
             "body": request.body,
             "headers": request.headers,
             "started": time.monotonic(),
