@@ -1,34 +1,99 @@
-"""Step names made safe for asset keys and folder names."""
+"""Step names made safe for asset keys and folder names.
+
+A name is NFC-normalized first, so ``"café"`` typed either way is one step. An ASCII
+name keeps its plain rule (lower case, runs of anything but letters and digits become
+``_``); a non-ASCII letter is transliterated where Unicode decomposes it to ASCII
+(``"Résumé"`` -> ``resume``), and a name with a letter that does not (``"日本語"``)
+gets a short hash of the name appended, so its key is stable and ASCII. A key longer
+than :data:`MAX_KEY_LENGTH` could not be a folder name, so it is refused.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import keyword
 import re
+import unicodedata
 from collections.abc import Iterator
 
-__all__ = ["SUPER_STEP_PREFIXES", "derived_names", "safe_name", "scoped_name"]
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "SUPER_STEP_PREFIXES",
+    "derived_names",
+    "normalize_name",
+    "safe_name",
+    "scoped_name",
+]
 
 _UNSAFE = re.compile(r"[^a-z0-9]+")
+
+#: The longest asset key (= step folder name): a file name has at most 255 bytes on
+#: the usual filesystems (ext4, XFS, APFS, NTFS), less the ``.lock`` of the step's lock
+#: file ``.locks/<step>.lock``. Work folders (``.staging/<step>-<host>--<pid>--...``)
+#: shorten a long name themselves (see work_folders.py).
+MAX_KEY_LENGTH = 255 - len(".lock")
+
+#: Hex digits of the hash a name with letters that have no ASCII form gets.
+_HASH_LENGTH = 8
+
+
+def normalize_name(name: str) -> str:
+    """``name`` in Unicode NFC (``"cafe\\u0301"`` -> ``"café"``); anything else unchanged."""
+    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
 
 
 def safe_name(name: str) -> str:
     """``"Generate Tweets from Abstracts"`` -> ``"generate_tweets_from_abstracts"``.
 
     Lower case; every run of characters other than letters and digits becomes one
-    ``_``; leading and trailing ``_`` are dropped. Raises ``ValueError`` for a name
-    with no letter or digit.
+    ``_``; leading and trailing ``_`` are dropped. Non-ASCII letters become their
+    ASCII form where Unicode has one (``"Café"`` -> ``cafe``); a name with a letter
+    that has none also gets ``_`` and 8 hex digits of its hash (``"日本語"`` ->
+    ``"<hash>"``, ``"Straße"`` -> ``"stra_e_<hash>"``). Raises ``ValueError`` for a name
+    with no letter or digit, or whose key is longer than :data:`MAX_KEY_LENGTH`.
     """
     if not isinstance(name, str):
         raise TypeError(f"A step name must be a string, got {type(name).__name__}: {name!r}.")
-    safe = _UNSAFE.sub("_", name.lower()).strip("_")
+    name = normalize_name(name)
+    readable, lost = _ascii_form(name)
+    safe = _UNSAFE.sub("_", readable.lower()).strip("_")
+    if lost:
+        digest = hashlib.sha256(name.lower().encode("utf-8")).hexdigest()[:_HASH_LENGTH]
+        safe = f"{safe}_{digest}" if safe else digest
     if not safe:
         raise ValueError(
             f"Step name {name!r} has no letter or digit, so it cannot become an asset key "
             "or a folder name. Fix: give the step a name such as 'Generate Abstracts'."
         )
+    if len(safe) > MAX_KEY_LENGTH:
+        raise ValueError(
+            f"the name makes the asset key and folder name {safe[:40]!r}... of {len(safe)} "
+            f"characters, and a folder name can have at most {MAX_KEY_LENGTH} here (a file "
+            f"name has at most 255 bytes, and the step's lock file adds '.lock'). Fix: "
+            f"shorten the step name by at least {len(safe) - MAX_KEY_LENGTH} characters (put "
+            "the long description in the step's arguments or a comment)."
+        )
     if keyword.iskeyword(safe):
         safe += "_"  # Dagster refuses Python keywords ("in", "for") as asset names
     return safe
+
+
+def _ascii_form(name: str) -> tuple[str, bool]:
+    """``name`` with each non-ASCII character replaced by its ASCII decomposition (accents
+    dropped), or a space where it has none; and whether a letter or digit had none."""
+    if name.isascii():
+        return name, False
+    parts, lost = [], False
+    for char in name:
+        if char.isascii():
+            parts.append(char)
+            continue
+        decomposed = unicodedata.normalize("NFKD", char)
+        ascii_part = "".join(c for c in decomposed if c.isascii() and not unicodedata.combining(c))
+        if not ascii_part.strip() and char.isalnum():
+            lost = True
+        parts.append(ascii_part or " ")
+    return "".join(parts), lost
 
 
 def derived_names(base: str, transform: str | None = None) -> Iterator[str]:

@@ -202,8 +202,11 @@ class Pipeline:
         taken = running.steps if running is not None else cls._active[-1]._by_key if cls._active else {}
         for name in derived_names(base, transform):
             names = [f"{name} ({part})" for part in parts] or [name]
-            if not any(safe_name(scoped_name(candidate)) in taken for candidate in names):
-                return name
+            try:
+                if not any(safe_name(scoped_name(candidate)) in taken for candidate in names):
+                    return name
+            except (TypeError, ValueError):
+                return name  # not a valid name: declaring the step says why, naming it
         raise AssertionError("unreachable")  # derived_names never ends
 
     # -- Dagster --------------------------------------------------------------------

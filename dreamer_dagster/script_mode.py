@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import stop_signals
 from .errors import OutputNotAvailableError
 from .logs import report_session, terminal
 
@@ -130,6 +132,14 @@ def _script_hint() -> str:
     return f"python {Path(path).name}" if path else "python your_script.py"
 
 
+def _stopped_message(code: int) -> str:
+    name = signal.Signals(code - 128).name
+    return (
+        f"Stopped by {name}: the run ended, not retried; every answer received is in the model cache. "
+        f"Run {_script_hint()} again to go on: only the calls not yet answered are made."
+    )
+
+
 def deferred_value(deferred: Deferred, what: str) -> Any:
     """A deferred value computed now, from the step's finished output (see
     :func:`require_output` for when that is possible)."""
@@ -160,6 +170,7 @@ class ScriptSession:
 
     def open(self) -> None:
         self._stack.enter_context(terminal(self.pipeline.log_date))
+        stop_signals.watch()
         where = (
             "in-memory (a temporary folder, removed when the process ends)"
             if self.pipeline.in_memory
@@ -171,22 +182,9 @@ class ScriptSession:
     def instance(self) -> dg.DagsterInstance:
         """The Dagster instance of ``DAGSTER_HOME``, else one in ``<output>/.dagster``."""
         if self._instance is None:
-            import dagster as dg
+            from .script_instance import script_instance  # made under a lock (concurrent scripts)
 
-            from .output_folder import OutputFolder
-
-            home = os.environ.get("DAGSTER_HOME")
-            if home:
-                Path(home).mkdir(parents=True, exist_ok=True)
-                self._instance = dg.DagsterInstance.get()
-            else:
-                self._instance = dg.DagsterInstance.from_config(
-                    str(
-                        OutputFolder(
-                            self.pipeline.output_folder, self.pipeline.storage_options
-                        ).dagster_home()
-                    )
-                )
+            self._instance = script_instance(self.pipeline.output_folder, self.pipeline.storage_options)
         return self._instance
 
     def ensure(self, steps: list[Step]) -> None:
@@ -211,12 +209,22 @@ class ScriptSession:
             pipeline_job_name(self.pipeline.io_manager_key, self.pipeline.job_name)
         )
         started = time.monotonic()
-        result = job.execute_in_process(
-            instance=self.instance,
-            asset_selection=selection,
-            run_config=_QUIET_RUN_CONFIG,
-            tags={"dreamer/script": _script_hint().removeprefix("python ")},
-        )
+        code = None
+        with stop_signals.running():  # SIGTERM / SIGINT stop the run; a second one exits at once
+            try:
+                result = job.execute_in_process(
+                    instance=self.instance,
+                    asset_selection=selection,
+                    run_config=_QUIET_RUN_CONFIG,
+                    tags={"dreamer/script": _script_hint().removeprefix("python ")},
+                )
+            except BaseException as error:
+                code = stop_signals.exit_code(error)
+                if code is None:
+                    raise
+        if code is not None:
+            report_session(self.pipeline, _stopped_message(code), logging.WARNING)
+            raise SystemExit(code)
         self.runs.append(result.run_id)
         self.materialized.update(step.key for step in needed)
         report_session(

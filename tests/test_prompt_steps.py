@@ -372,6 +372,40 @@ def test_rows_stream_from_a_lazy_generator(tmp_path, openai_server):
     produced.close()
 
 
+def test_prompts_are_built_as_the_llm_asks_for_them(tmp_path, openai_server):
+    """Inputs are read and prompts built a window at a time: when the first request reaches the
+    server, a window of the 5,000 input rows has been read, not all (as an eager list would)."""
+    import datasets
+
+    texts = [f"text {i}" for i in range(5000)]
+    source = DataSource("Texts", {"text": texts})
+    args = {"llm": fake_llm(openai_server, max_concurrency=4), "instruction": "Go."}
+    step = ProcessWithPrompt("Lazy", inputs={"inputs": source.output["text"]}, args=args)
+    folder = OutputFolder(tmp_path)
+    upstream = {source.key: datasets.Dataset.from_dict({"text": texts})}
+    context = StepRunContext(step, folder, upstream, folder.staging(step.key))
+    rows_read, at_first_request = [0], []
+    read_column, answer = context.iter_column, openai_server._chat_completions
+
+    def counting_column(ref, chunk=1000):
+        for value in read_column(ref, chunk):
+            rows_read[0] += 1
+            yield value
+
+    def first_request_sees(request: FakeRequest) -> FakeResponse:
+        at_first_request.append(rows_read[0])
+        return answer(request)
+
+    context.iter_column = counting_column
+    openai_server.add_route("POST", r"/v1/chat/completions", first_request_sees)
+    produced = step.run(context)
+    first = next(iter(produced))
+    produced.close()
+    assert first["generations"] == "Echo: Input: text 0\n\nInstruction: Go."
+    assert 1 <= at_first_request[0] < 2000, f"{at_first_request[0]} rows read before the first request"
+    assert rows_read[0] < 2000  # still a window when the first row is out
+
+
 def test_fingerprint_follows_outputs_not_run_settings(openai_server):
     from dreamer_dagster.llms import HFTransformers
 
@@ -408,7 +442,7 @@ def test_fingerprint_follows_outputs_not_run_settings(openai_server):
         (
             lambda llm: DataFromPrompt("X", args={"llm": llm, "n": 1, "instruction": "a", "top_p": 2}),
             "'top_p'",
-            "<= 1",
+            "in [0, 1]",
         ),
         (
             lambda llm: DataFromPrompt(

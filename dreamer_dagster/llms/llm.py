@@ -49,6 +49,7 @@ from ..occurrences import OccurrenceCounter
 from . import response_format as response_formats
 from .call_report import CallReport
 from .estimate_stream import EstimateStream
+from .generation_limits import generation_arg_problem
 from .pricing import Price
 from .request import GenerationRequest
 from .stream import GenerationStream
@@ -267,8 +268,7 @@ class LLM(Model):
             response_format=response_format,
             **kwargs,
         )
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1 (got {batch_size}).")
+        self._check_bounds(batch_size=batch_size)
         if int(response_format_retries) < 0:
             raise ValueError(f"response_format_retries must be >= 0 (got {response_format_retries}).")
         if response_format is not None:
@@ -297,12 +297,7 @@ class LLM(Model):
         **kwargs: Any,
     ) -> dict:
         """Every parameter that changes the output, normalized: the request part of the cache key."""
-        if max_new_tokens is not None and int(max_new_tokens) < 1:
-            raise ValueError(f"max_new_tokens must be >= 1 or None (got {max_new_tokens}).")
-        if int(n) < 1:
-            raise ValueError(f"n must be >= 1 (got {n}).")
-        if temperature < 0 or not 0 <= top_p <= 1:
-            raise ValueError(f"temperature must be >= 0 and top_p in [0, 1] (got {temperature}, {top_p}).")
+        self._check_bounds(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n)
         stops = [stop] if isinstance(stop, str) else list(stop or [])
         return {
             "max_new_tokens": None if max_new_tokens is None else int(max_new_tokens),
@@ -322,6 +317,13 @@ class LLM(Model):
             else response_formats.identity(response_format),
             "kwargs": canonical(kwargs, "run kwargs"),
         }
+
+    def _check_bounds(self, **values: Any) -> None:
+        """A ``ValueError`` naming the argument and the fix for a value out of bounds."""
+        for name, value in values.items():
+            problem = generation_arg_problem(name, value, optional=name == "max_new_tokens")
+            if problem is not None:
+                raise ValueError(f"{type(self).__name__}.run(): {name} {problem}")
 
     @staticmethod
     def is_greedy(params: dict) -> bool:

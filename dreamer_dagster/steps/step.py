@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..deferred import ColumnRef, Deferred, upstream_steps
 from ..fingerprint import FingerprintError, canonical, fingerprint
-from ..names import safe_name, scoped_name
+from ..names import normalize_name, safe_name, scoped_name
 from .data_methods import DataMethods
 from .export import ExportMethods
 from .operation_methods import OperationMethods
@@ -168,7 +168,7 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
         save_num_shards: int | None = None,
         background: bool = False,
     ):
-        self.name = name = scoped_name(name)
+        self.name = name = scoped_name(normalize_name(name))
         try:
             self.key = safe_name(name)
         except (TypeError, ValueError) as error:

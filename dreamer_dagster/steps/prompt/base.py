@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...deferred import ColumnRef, Deferred
 from ...errors import NonRetryableError
+from ...llms.generation_limits import generation_arg_problem
 from ..row_failures import RowFailures, check_max_failed_rows, is_failed
 from ..step import REQUIRED, Step
 
@@ -175,10 +177,12 @@ class PromptStepBase(Step):
                 f"got {type(llm).__name__}.",
                 "llm",
             )
-        self.check_int("batch_size", minimum=1)
-        if "n" in self.LLM_ARGS:
-            self.check_int("n", minimum=1)
-        self.check_int("max_new_tokens", minimum=1, optional=True)
+        for name in ("batch_size", "n", "max_new_tokens", "temperature", "top_p"):
+            value = args.get(name)
+            if name in self.ARGS and not is_deferred(value):  # bounds: llms/generation_limits.py
+                problem = generation_arg_problem(name, value)
+                if problem is not None:
+                    raise self.error(problem, name)
         max_new_tokens = args.get("max_new_tokens")
         known = llm.known_context_length()
         if isinstance(max_new_tokens, int) and known is not None and max_new_tokens >= known:
@@ -187,8 +191,6 @@ class PromptStepBase(Step):
                 f"its context length is {known} tokens, prompt included. Fix: lower max_new_tokens.",
                 "max_new_tokens",
             )
-        self.check_number("temperature", minimum=0.0)
-        self.check_number("top_p", minimum=0.0, maximum=1.0)
         self.check_number("repetition_penalty", minimum=0.0)
         self.check_int("seed", minimum=None, optional=True)
         for name in ("post_process",):
@@ -231,6 +233,8 @@ class PromptStepBase(Step):
             return
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(f"must be a number, got {value!r}.", name)
+        if not math.isfinite(value):
+            raise self.error(f"must be a finite number, got {value!r}. Fix: give a number.", name)
         if minimum is not None and value < minimum:
             raise self.error(f"must be >= {minimum}, got {value}.", name)
         if maximum is not None and value > maximum:
