@@ -210,3 +210,30 @@ def test_trainer_eval_loss_check(table, final, passed, severity):
         train_input=source.output["q"], train_output=source.output["a"]
     )
     assert list(no_validation.asset.check_specs) == []
+
+
+def test_empty_generations_are_counted_and_fail_over_the_threshold(tmp_path, instance, openai_server):
+    # Refused answers are real None generations; a stop word that cuts the whole answer leaves "".
+    texts = [f"topic {i}" + (" [[refuse]]" if i < 3 else "") for i in range(10)]
+    source = DataSource("Topics", {"text": texts})
+    some = ProcessWithPrompt(
+        "Some Refused",
+        inputs={"inputs": source.output["text"]},
+        args={"llm": llm(openai_server), "instruction": "Tweet."},
+    )
+    cut = ProcessWithPrompt(
+        "All Cut",
+        inputs={"inputs": source.output["text"]},
+        args={"llm": llm(openai_server), "instruction": "Tweet.", "stop": ["Echo"]},
+        checks={"empty_generations": {"warn": None, "error": 0.9}},
+    )
+    found = evaluations(run([some, cut], instance, tmp_path / "output"))
+    refused = found["some_refused:empty_generations"]
+    assert refused.metadata["value"].value == pytest.approx(0.3)
+    assert (refused.metadata["empty"].value, refused.metadata["generations"].value) == (3, 10)
+    assert not refused.passed and refused.severity == dg.AssetCheckSeverity.WARN  # over 10 %, under 50 %
+    emptied = found["all_cut:empty_generations"]
+    assert emptied.metadata["value"].value == pytest.approx(1.0) and emptied.metadata["empty"].value == 10
+    assert not emptied.passed and emptied.severity == dg.AssetCheckSeverity.ERROR
+    # Empty answers are not duplicates of one another: only the seven real answers are compared.
+    assert found["some_refused:duplicate_generations"].metadata["non_empty_generations"].value == 7

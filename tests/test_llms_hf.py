@@ -11,7 +11,15 @@ import pytest
 
 from dreamer_dagster import Pipeline
 from dreamer_dagster.cache import ModelCache
-from dreamer_dagster.llms import HFTransformers, ParallelLLM, default_llm, loaded_models, smollm2_path
+from dreamer_dagster.llms import (
+    SMOLLM2_MODEL_NAME,
+    HFTransformers,
+    ParallelLLM,
+    default_llm,
+    loaded_models,
+    smollm2_path,
+)
+from dreamer_dagster.llms.response_format import instruction
 from dreamer_dagster.steps import DataSource, Step
 from tests.support.foundation import materialization_metadata, materialize, rows
 
@@ -148,6 +156,95 @@ def test_response_format_is_asked_for_and_parsed_without_crashing(llm):
     for result in results:
         assert result is None or isinstance(json.loads(result)["city"], str)
     assert model.stats["response_format_failures"] == sum(result is None for result in results)
+
+
+CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+def json_answering_model() -> HFTransformers:
+    """SmolLM2 with a one-shot chat template: shown one schema-following JSON answer, the
+    135M model answers in JSON (left alone it copies the schema back)."""
+    shot = "Which city is the capital of Italy?" + instruction(CITY)
+    template = (
+        "<|im_start|>system\nYou answer with one JSON object.<|im_end|>\n"
+        f"<|im_start|>user\n{shot}<|im_end|>\n<|im_start|>assistant\n"
+        '{"city": "Rome"}<|im_end|>\n'
+        "<|im_start|>user\n{{prompt}}<|im_end|>\n<|im_start|>assistant\n"
+    )
+    model = HFTransformers(SMOLLM2_MODEL_NAME, chat_prompt_template=template)
+    model._weights_folder = smollm2_path
+    return model
+
+
+def test_a_json_answer_of_the_local_model_is_parsed_into_the_schema():
+    questions = ["Which city is the capital of France?", "Which city is the capital of Japan?"]
+    model = bound(json_answering_model())
+    parsed = model.run(questions, max_new_tokens=16, response_format=CITY, response_format_retries=0)
+    # The model writes '{"city": "Paris"}'; parsed and validated, it comes back as compact JSON.
+    assert parsed == ['{"city":"Paris"}', '{"city":"Tokyo"}']
+    assert model.stats["response_format_failures"] == 0
+    # The same answer under a schema it does not follow: validated, so None and counted.
+    numeric = {"type": "object", "properties": {"city": {"type": "integer"}}, "required": ["city"]}
+    assert model.run(
+        questions[:1], max_new_tokens=16, response_format=numeric, response_format_retries=0
+    ) == [None]
+    assert model.stats["response_format_failures"] == 1
+
+
+def _out_of_memory_errors() -> list:
+    import torch
+
+    return [
+        (
+            torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total)"),
+            True,
+        ),
+        (torch.OutOfMemoryError(), True),  # the type alone says it
+        (torch.cuda.OutOfMemoryError("CUDA out of memory."), True),
+        (RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB"), True),  # older torch
+        (RuntimeError("CUDA error: out of memory"), True),
+        (RuntimeError("MPS backend out of memory (MPS allocated: 9.1 GB). Tried to allocate 256 MB"), True),
+        (RuntimeError("Expected all tensors to be on the same device, but found cuda:0 and cpu"), False),
+        (RuntimeError("shape '[2, 8]' is invalid for input of size 10"), False),
+        (ValueError("bad input"), False),
+    ]
+
+
+def test_the_out_of_memory_detector_knows_the_real_error_forms():
+    from dreamer_dagster.llms.hf_transformers import _is_out_of_memory
+
+    for error, expected in _out_of_memory_errors():
+        assert _is_out_of_memory(error) is expected, repr(error)
+
+
+def test_generate_out_of_memory_halves_the_batch_and_other_errors_fail(llm, monkeypatch):
+    import torch
+
+    prompts = PROMPTS[:3]
+    expected = bound(llm).run(prompts, max_new_tokens=4, batch_size=1)
+    weights = bound(llm).model
+    real_generate = weights.generate
+    rows_per_call: list[int] = []
+
+    def generate(*args, **kwargs):
+        rows_per_call.append(kwargs["input_ids"].shape[0])
+        if rows_per_call[-1] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(weights, "generate", generate)
+    assert bound(llm).run(prompts, max_new_tokens=4, batch_size=8) == expected
+    assert rows_per_call == [3, 3, 2, 1]  # 8 -> 4 (all three) -> 2, then the last one
+
+    def broken(*args, **kwargs):
+        rows_per_call.append(kwargs["input_ids"].shape[0])
+        raise RuntimeError("Expected all tensors to be on the same device, but found cuda:0 and cpu")
+
+    monkeypatch.setattr(weights, "generate", broken)
+    rows_per_call.clear()
+    with pytest.raises(RuntimeError, match="same device"):
+        bound(llm).run(prompts, max_new_tokens=4, batch_size=8)
+    assert rows_per_call == [3]  # not taken for out of memory: no smaller retry
 
 
 def test_parallel_llm_matches_a_single_model(llm, tmp_path):

@@ -131,3 +131,20 @@ def test_batch_is_only_for_openai_itself(openai_server):
 
     with pytest.raises(ValueError, match="Batch API"):
         Together("m", batch=True)
+
+
+def test_batch_api_answers_cost_half_the_synchronous_price(openai_server, batches, tmp_path, monkeypatch):
+    """The same prompts, the same reported usage: answered by Batch API jobs they cost half."""
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)  # OpenAI's own model: priced
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    prompts = [f"price question {i}" for i in range(6)]
+    plain = OpenAI("gpt-4o-mini").for_run(tmp_path / "plain", Counter())
+    batched = OpenAI("gpt-4o-mini", batch=True, batch_poll_interval=0.01).for_run(
+        tmp_path / "batch", Counter()
+    )
+    assert plain.run(prompts) == batched.run(prompts)
+    assert chat_requests(openai_server) == 6 and len(batches.jobs) == 1  # each path sent all six
+    for key in ("prompt_tokens", "completion_tokens"):
+        assert batched.stats[key] == plain.stats[key] > 0
+    assert plain.stats["estimated_cost_usd"] > 0
+    assert batched.stats["estimated_cost_usd"] == pytest.approx(plain.stats["estimated_cost_usd"] / 2)

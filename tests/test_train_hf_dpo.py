@@ -121,6 +121,60 @@ def test_dpo_without_peft_saves_the_full_model(
     assert isinstance(generate(model, AutoTokenizer.from_pretrained(str(model_dir)), "Wave."), str)
 
 
+# Each chosen answer has as many tokens as its rejected one, so the untrained model's
+# log-probability margins start near zero.
+EVEN_CHOSEN = ["Hi!", "Hello!", "Hey!", "Hi there!", "Hey you!", "Hello friend!"]
+EVEN_REJECTED = ["No.", "Never.", "Leave.", "Go away.", "No thanks.", "Get lost."]
+
+
+def preference_margins(model, tokenizer) -> list[float]:
+    """log p(chosen | prompt) - log p(rejected | prompt) under ``model``, for each pair."""
+    import torch
+
+    margins = []
+    for question, chosen, rejected in zip(PROMPTS, EVEN_CHOSEN, EVEN_REJECTED):
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+        )
+        start = len(tokenizer(prompt)["input_ids"])
+        scores = []
+        for answer in (chosen, rejected):
+            ids = tokenizer(prompt + answer, return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                log_probs = model(ids).logits[0, :-1].log_softmax(-1)
+            answer_ids = ids[0, start:]
+            scores.append(float(log_probs[start - 1 :].gather(1, answer_ids[:, None]).sum()))
+        margins.append(scores[0] - scores[1])
+    return margins
+
+
+def test_dpo_makes_the_chosen_answers_more_likely_than_the_rejected(
+    tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    pairs = DataSource("Even Pairs", data={"q": PROMPTS, "chosen": EVEN_CHOSEN, "rejected": EVEN_REJECTED})
+    trainer = TrainHFDPO("Align Direction", model_name=str(tiny_llama)).train(
+        train_prompts=pairs.output["q"],
+        train_chosen=pairs.output["chosen"],
+        train_rejected=pairs.output["rejected"],
+        epochs=1,
+        batch_size=2,
+        max_length=48,
+        learning_rate=1e-2,
+    )
+    output = tmp_path / "output"
+    assert materialize(trainer, instance, output).success
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama))
+    before = preference_margins(AutoModelForCausalLM.from_pretrained(str(tiny_llama)), tokenizer)
+    after = preference_margins(
+        AutoModelForCausalLM.from_pretrained(str(output / trainer.key / "_model")), tokenizer
+    )
+    assert all(margin > 0 for margin in after), after  # each chosen answer now scores higher
+    assert all(a > b for a, b in zip(after, before)), (before, after)  # and every margin rose
+    assert sum(after) - sum(before) > 0.5, (before, after)
+
+
 def stop_after_first_checkpoint():
     """A callback that interrupts training once the first checkpoint is saved."""
     from transformers import TrainerCallback

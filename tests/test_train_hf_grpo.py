@@ -144,6 +144,57 @@ def test_grpo_with_a_reward_function_and_validation(
     assert "eval_reward" in metrics and metrics["global_step"] == 4
 
 
+def no_leading_space(prompts: list[str], completions: list[str]) -> list[float]:
+    """A rule-based reward a tiny model learns in a few steps: completions that do not
+    begin with a space (roughly 30 % of the untrained model's first tokens)."""
+    return [0.0 if c.startswith(" ") else 1.0 for c in completions]
+
+
+def rewarded_mass(model, tokenizer) -> float:
+    """The probability the model gives a first completion token that ``no_leading_space``
+    rewards, averaged over the prompts: the expected reward, computed without sampling."""
+    import torch
+
+    rewarded = torch.tensor([not tokenizer.decode([i]).startswith(" ") for i in range(len(tokenizer))])
+    masses = []
+    for question in PROMPTS:
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+        )
+        with torch.no_grad():
+            logits = model(tokenizer(prompt, return_tensors="pt")["input_ids"]).logits[0, -1]
+        masses.append(float(logits.softmax(-1)[rewarded].sum()))
+    return sum(masses) / len(masses)
+
+
+def test_grpo_moves_the_policy_toward_higher_reward(
+    peaked_llama: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    policy = TrainHFGRPO("GRPO Direction", model_name=str(peaked_llama)).train(
+        train_prompts=prompts().output["prompt"],
+        reward_model=no_leading_space,
+        max_new_tokens=2,
+        num_generations=4,
+        epochs=1,
+        batch_size=4,
+        learning_rate=1e-2,
+    )
+    output = tmp_path / "output"
+    assert materialize([policy], instance, output).success
+    metrics = json.loads((output / policy.key / "step.json").read_text())["metrics"]
+    assert metrics["global_step"] == 6
+    assert 0.0 < metrics["train_reward"] <= 1.0  # the reward as the function gave it
+    tokenizer = AutoTokenizer.from_pretrained(str(peaked_llama))
+    before = rewarded_mass(AutoModelForCausalLM.from_pretrained(str(peaked_llama)), tokenizer)
+    after = rewarded_mass(
+        AutoModelForCausalLM.from_pretrained(str(output / policy.key / "_model")), tokenizer
+    )
+    # Trainer seeds 1, 2 and 42 raised it by 0.07 to 0.18; a flipped reward sign lowers it.
+    assert after > before + 0.03, (before, after)
+
+
 def test_grpo_declaration_is_checked(tiny_llama: Path) -> None:
     column = prompts().output["prompt"]
     with pytest.raises(ValueError, match="reward_model"):

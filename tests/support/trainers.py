@@ -26,10 +26,20 @@ def minilm() -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Path:
     """A tiny random LlamaForCausalLM with SmolLM2's tokenizer and chat template."""
+    return _tiny_llama(tmp_path_factory.mktemp("tiny_llama"), smollm2)
+
+
+@pytest.fixture(scope="session")
+def peaked_llama(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Path:
+    """``tiny_llama`` initialized with weights 50 times larger: its next-token distributions
+    are peaked, not near uniform, so a few steps of RL visibly move where the mass goes."""
+    return _tiny_llama(tmp_path_factory.mktemp("peaked_llama"), smollm2, initializer_range=1.0)
+
+
+def _tiny_llama(folder: Path, smollm2: Path, initializer_range: float = 0.02) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    folder = tmp_path_factory.mktemp("tiny_llama")
     tokenizer = AutoTokenizer.from_pretrained(str(smollm2))
     torch.manual_seed(0)
     config = LlamaConfig(
@@ -44,6 +54,7 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Path:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
+        initializer_range=initializer_range,
     )
     LlamaForCausalLM(config).save_pretrained(str(folder))
     tokenizer.model_max_length = 256
