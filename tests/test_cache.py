@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dreamer_dagster.cache import ModelCache, key_for, request_prefix
+from tests.support.waiting import HANG_S
 
 IDENTITY = {"model": "OpenAI", "model_name": "m", "base_url": None}
 
@@ -96,7 +97,7 @@ def test_two_processes_write_one_cache_at_once_without_losing_entries(tmp_path):
         for worker in ("a", "b")
     ]
     for process in processes:
-        out, err = process.communicate(timeout=120)
+        out, err = process.communicate(timeout=HANG_S)
         assert process.returncode == 0, err
         assert "database is locked" not in err
         assert out.strip() == "done"

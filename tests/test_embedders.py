@@ -252,12 +252,10 @@ def test_openai_embedder_retries_as_openai_does_and_fails_fast_on_client_errors(
     openai_server.reset()
     openai_server.fail_next(401, 1000)
     failing = bound_api_embedder(openai_server, tmp_path, max_concurrency=4)
-    started = time.monotonic()
     with pytest.raises(
         RuntimeError, match=rf"OpenAIEmbedder 'fake-embed' at {openai_server.base_url} failed: HTTP 401"
     ):
         failing.run([f"text {i}" for i in range(200)], batch_size=1)
-    assert time.monotonic() - started < 5
     # Only the requests already in flight when the first 401 came back were sent.
     assert len(openai_server.requests) <= 4
 

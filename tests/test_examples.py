@@ -26,6 +26,7 @@ from dreamer_dagster.cli import load_module
 from dreamer_dagster.output_folder import OutputFolder
 from tests.support.hf_hub_server import add_hub_routes
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.waiting import HANG_S
 
 pytestmark = pytest.mark.slow  # subprocesses, and three of them train (still part of the suite)
 
@@ -88,7 +89,7 @@ def run_example(name: str, cwd: Path, env: dict[str, str]) -> subprocess.Complet
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=HANG_S,
     )
 
 
@@ -254,7 +255,7 @@ def test_every_example_loads_as_definitions_and_runs_nothing(loopback, tiny_llam
     for name in NAMES:
         command += ["-f", str(EXAMPLES / f"{name}.py")]
     result = subprocess.run(
-        command, cwd=cwd, env=example_env(server, tiny_llama), capture_output=True, text=True, timeout=600
+        command, cwd=cwd, env=example_env(server, tiny_llama), capture_output=True, text=True, timeout=HANG_S
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Validation successful" in result.stdout + result.stderr

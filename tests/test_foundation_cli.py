@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import HANG_S
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -51,7 +53,7 @@ DEFINITIONS = textwrap.dedent(
 def dagster(args: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "DAGSTER_HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     result = subprocess.run(
-        [str(BIN / "dagster"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [str(BIN / "dagster"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=HANG_S
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
@@ -109,7 +111,7 @@ def test_make_main_on_a_clean_copy(tmp_path):
     # `-o install`: the linked .venv is the repository's own; reinstalling the
     # package from the copy would point its editable install at this folder.
     result = subprocess.run(
-        ["make", "-o", "install", "main"], cwd=copy, env=env, capture_output=True, text=True, timeout=600
+        ["make", "-o", "install", "main"], cwd=copy, env=env, capture_output=True, text=True, timeout=HANG_S
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     import datasets

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.waiting import HANG_S
+
 REPO = Path(__file__).resolve().parents[1]
 
 LOAD = """
@@ -23,7 +25,7 @@ print(json.dumps({"keys": keys, "heavy": heavy, "llm": type(namespace["llm"]).__
 
 def test_main_definitions_load_without_torch_or_transformers():
     result = subprocess.run(
-        [sys.executable, "-c", LOAD], cwd=REPO, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", LOAD], cwd=REPO, capture_output=True, text=True, timeout=HANG_S
     )
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])

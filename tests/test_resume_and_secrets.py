@@ -18,6 +18,7 @@ import datasets
 import pytest
 
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.waiting import HANG_S
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +89,7 @@ def materialize_command(definitions: Path) -> list[str]:
 def run_cli(
     args: list[str], folder: Path, env: dict[str, str], ok: bool = True
 ) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=HANG_S)
     if ok:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
@@ -113,12 +114,12 @@ def test_sigkill_mid_step_then_rerun_requests_only_the_missing(tmp_path, server)
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + HANG_S
         while server.request_count < 8 and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert process.poll() is None, "the run ended before it could be killed"
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+        process.wait(timeout=HANG_S)
     first = server.request_count
     assert 8 <= first < total
     assert not (tmp_path / "output" / "processed" / "step.json").exists()

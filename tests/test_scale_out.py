@@ -19,7 +19,8 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from dreamer_dagster.output_folder import OutputFolder
 from tests.support.openai_server import FakeOpenAIServer
-from tests.support.services import redis_server, running_postgres
+from tests.support.services import EXTRAS_FIX, missing_service, redis_server, running_postgres
+from tests.support.waiting import HANG_S
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -56,7 +57,7 @@ DEFINITIONS = (
 
 def dagster(args: list[str], env: dict, cwd: Path) -> None:
     result = subprocess.run(
-        [str(BIN / "dagster"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+        [str(BIN / "dagster"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=HANG_S
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
@@ -64,7 +65,9 @@ def dagster(args: list[str], env: dict, cwd: Path) -> None:
 def test_celery_workers_run_every_shard_over_s3_and_a_second_backfill_calls_no_model(
     tmp_path, s3_server, monkeypatch
 ):
-    pytest.importorskip("dagster_celery", reason="dagster-celery is not installed (pip install -e '.[test]')")
+    pytest.importorskip(
+        "dagster_celery", reason=missing_service("dagster-celery is not installed", EXTRAS_FIX)
+    )
     output = f"s3://{s3_server.make_bucket()}/output"
     definitions = tmp_path / "definitions.py"
     definitions.write_text(DEFINITIONS)
@@ -148,7 +151,7 @@ def test_celery_workers_run_every_shard_over_s3_and_a_second_backfill_calls_no_m
                 process.terminate()
             for process in workers.values():
                 try:
-                    process.wait(timeout=20)
+                    process.wait(timeout=60)  # then killed
                 except subprocess.TimeoutExpired:
                     process.kill()
 
@@ -170,7 +173,7 @@ POSTGRES_PIPELINE = textwrap.dedent(
 
 def test_instance_storage_on_postgresql(tmp_path):
     pytest.importorskip(
-        "dagster_postgres", reason="dagster-postgres is not installed (pip install -e '.[test]')"
+        "dagster_postgres", reason=missing_service("dagster-postgres is not installed", EXTRAS_FIX)
     )
     import dagster as dg
 

@@ -25,6 +25,7 @@ from dreamer_dagster.llms import OpenAI
 from dreamer_dagster.staleness import stale_statuses
 from dreamer_dagster.steps import DataSource, ProcessWithPrompt, Step
 from dreamer_dagster.steps.export_step import ExportStep
+from tests.support.waiting import HANG_S
 
 
 @pytest.fixture(autouse=True)
@@ -308,7 +309,7 @@ def test_in_memory_runs_in_a_temporary_folder_removed_at_exit(tmp_path):
         env={k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_S,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     folder, rows, initialized = result.stdout.splitlines()[0].split()
@@ -410,7 +411,7 @@ def test_python_script_and_dagster_asset_materialize_agree_on_one_file(tmp_path,
 
     def run(*command: str, **extra: str) -> str:
         result = subprocess.run(
-            list(command), cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True, timeout=300
+            list(command), cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True, timeout=HANG_S
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         return result.stdout + result.stderr

@@ -19,6 +19,7 @@ from dreamer_dagster.llms import HFTransformers
 from dreamer_dagster.steps import DataSource, ProcessWithPrompt
 from dreamer_dagster.trainers import TrainHFFineTune
 from tests.support.foundation import materialization_metadata, materialize, rows, stale_statuses, step_json
+from tests.support.waiting import HANG_S
 
 pytestmark = pytest.mark.slow
 
@@ -287,7 +288,7 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path: Path, tiny
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + HANG_S
         while not list(checkpoints.glob("checkpoint-*/trainer_state.json")):
             assert slow.poll() is None, "the first run ended before its first checkpoint"
             assert time.monotonic() < deadline, "no checkpoint appeared"
@@ -299,7 +300,7 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path: Path, tiny
     killed_at = max(int(p.name.split("-")[1]) for p in checkpoints.glob("checkpoint-*"))
     assert 1 <= killed_at < 8
 
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     record = json.loads((output / "tune" / "step.json").read_text())
     metrics = record["metrics"]

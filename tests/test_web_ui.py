@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.services import DEBIAN_FIX, EXTRAS_FIX, skip_missing_service
+from tests.support.waiting import HANG_S
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -81,13 +83,10 @@ def _browser(profile: Path) -> object:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        pytest.skip("selenium is not installed (it is in the test extras: pip install -e '.[test]')")
+        skip_missing_service("selenium is not installed", EXTRAS_FIX)
     for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not path.exists():
-            pytest.skip(
-                f"{path} is missing: Debian's {package} package is not installed "
-                "(make test installs it with scripts/install-system-packages.sh; it needs apt-get as root)"
-            )
+            skip_missing_service(f"{path} is missing (Debian package {package})", DEBIAN_FIX)
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in CHROMIUM_FLAGS:
@@ -126,7 +125,7 @@ def webserver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             env=env,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=HANG_S,
         )
         assert materialized.returncode == 0, materialized.stderr[-3000:]
         port = _free_port()
@@ -140,7 +139,7 @@ def webserver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 180
+            deadline = time.monotonic() + HANG_S
             while True:
                 try:
                     with urllib.request.urlopen(f"{url}/server_info", timeout=5):
@@ -154,7 +153,7 @@ def webserver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         finally:
             process.terminate()
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=HANG_S)
             except subprocess.TimeoutExpired:
                 process.kill()
             log.close()

@@ -12,12 +12,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.waiting import HANG_S
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -47,20 +48,19 @@ class MotoServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError("moto_server did not start within 30 s")
+        from tests.support.services import wait_for_port
+
+        try:
+            wait_for_port(self.port, process=self.process)
+        except RuntimeError as error:
+            self.__exit__()
+            raise RuntimeError(f"moto_server did not start: {error}") from None
+        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=HANG_S)
             self.process = None
 
     @property
@@ -85,8 +85,12 @@ def _credentials() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[MotoServer]:
-    pytest.importorskip("s3fs", reason="s3fs is not installed (pip install -e '.[test]')")
-    pytest.importorskip("moto", reason="moto[server] is not installed (pip install -e '.[test]')")
+    from tests.support.services import EXTRAS_FIX, missing_service
+
+    pytest.importorskip("s3fs", reason=missing_service("s3fs is not installed", EXTRAS_FIX))
+    pytest.importorskip(
+        "moto", reason=missing_service("moto[server] (the S3 server) is not installed", EXTRAS_FIX)
+    )
     saved = {name: os.environ.get(name) for name in (*S3_ENV, "AWS_ENDPOINT_URL")}
     with MotoServer() as server:
         os.environ.update(server.env)
