@@ -1,18 +1,25 @@
 """Failed writes in the output folder as :class:`~dreamer_dagster.errors.OutputFolderError`:
 a full disk, a read-only or locked folder, an output folder path that is a file, each
-with the folder and the fix."""
+with the folder and the fix; and the early check that the folder can be written at all
+(``check_writable``)."""
 
 from __future__ import annotations
 
 import errno
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import OutputFolderError
+from .layout import LOCKS
 
-__all__ = ["folder_errors", "output_folder_error"]
+if TYPE_CHECKING:
+    from .output_folder import OutputFolder
+
+__all__ = ["check_writable", "folder_errors", "output_folder_error"]
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -65,3 +72,45 @@ def folder_errors(root: Path, step_name: str | None = None) -> Iterator[None]:
         if translated is None:
             raise
         raise translated from error
+
+
+def check_writable(output: OutputFolder, step_name: str | None = None) -> None:
+    """Fail early, with the fix, when the output folder (or the step's folder in it)
+    cannot be written: a path that is a file, a read-only or locked folder, a bucket
+    that does not exist or refuses the credentials."""
+    if output.remote:
+        _check_remote_writable(output, step_name)
+        return
+    root = output.root
+    if root.exists() and not root.is_dir():
+        raise OutputFolderError(
+            f"The output folder {root} is a file, not a folder. Fix: pass a folder path as "
+            "output_folder= (Pipeline(...), dreamer_definitions(...) or DreamerIOManager(...)), or "
+            "move the file away."
+        )
+    targets = [root]
+    if step_name is not None and (root / step_name).is_dir():
+        targets.append(root / step_name)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for folder in targets:
+            probe = folder / f".write-check-{os.getpid()}-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+    except OSError as error:
+        raise output_folder_error(error, root, step_name) or error from error
+
+
+def _check_remote_writable(output: OutputFolder, step_name: str | None) -> None:
+    probe = output.root / LOCKS / f".write-check-{uuid.uuid4().hex}"
+    try:
+        output.files.write_bytes(probe, b"")
+        output.files.remove_file(probe)
+    except Exception as error:
+        step = f"Step {step_name!r}: " if step_name else ""
+        raise OutputFolderError(
+            f"{step}the output folder {output.url} cannot be written ({type(error).__name__}: {error}). "
+            "Fix: check that the bucket exists and that the credentials (AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for an S3-compatible server, or "
+            "storage_options=) allow writing to it."
+        ) from error

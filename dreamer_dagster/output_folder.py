@@ -1,19 +1,10 @@
-"""The documented output folder: the one room that knows its layout.
+"""The documented output folder: the one room that knows its layout (the names of its
+files and folders, drawn there: :mod:`~dreamer_dagster.layout`, re-exported here).
 
-::
-
-    output/
-      <step>/step.json            written last: the commit mark of a finished step
-      <step>/_dataset/            datasets.Dataset.save_to_disk
-      <trainer>/_checkpoints/     resumable training checkpoints
-      <trainer>/_model/           the trained model
-      <step>/_in_progress.json    a started, unfinished run: its fingerprint
-      <step>/_shards/<k>/         shard k of a sharded step (a step folder of its own)
-      .cache/<model>.db           SQLite model cache (see cache.py)
-      .staging/                   work folders, renamed into place when finished
-      .locks/<step>.lock          held (flock) by the one run working on <step>
-      .dagster/                   the Dagster instance of a script run without DAGSTER_HOME
-      _backups/<step>/<fingerprint>/   a step folder whose configuration was replaced
+The rules a step folder goes through before a run are in
+:mod:`~dreamer_dagster.step_reuse`, a worker's local folder for a remote output
+folder in :mod:`~dreamer_dagster.worker_folder`; this room holds the folders, the
+finished check, the commit and the dataset writer.
 
 The output folder is a local path or any fsspec URL (``s3://bucket/prefix``; see
 :mod:`~dreamer_dagster.filesystem`). On a remote one, each worker keeps a local
@@ -39,26 +30,42 @@ naming the folder and the fix; the work folder of the failed run is removed.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from .data_versions import dataset_data_version, folder_data_version
 from .dataset_io import DatasetSummary, record_batches, save_dataset, stream_dataset
-from .errors import IntegrityError, OutputFolderError
-from .filesystem import LocalFiles, files_for, is_remote, resolve_location, url_of
-from .folder_errors import folder_errors, output_folder_error
+from .errors import OutputFolderError
+from .filesystem import files_for, is_remote, resolve_location, url_of
+from .folder_errors import check_writable, folder_errors, output_folder_error
 from .integrity import check_output, with_manifest
+from .layout import (  # every layout name stays importable from here
+    BACKUPS,
+    CACHE,
+    CHECKPOINTS,
+    DAGSTER_HOME,
+    DATASET,
+    IN_PROGRESS,
+    LOCKS,
+    MODEL,
+    MODEL_STATE,
+    SHARDS,
+    STAGING,
+    STEP_JSON,
+)
+from .layout import DOWNLOADS as DOWNLOADS  # used by worker_folder only
+from .layout import LOCAL_FOLDER_ENV as LOCAL_FOLDER_ENV  # used by worker_folder only
 from .record_formats import is_data_version, is_fingerprint, untrusted
 from .step_lock import LeaseLock, StepLock, StepLocked
+from .step_reuse import Preparation, prepare_folder
 from .work_folders import new_work_folder
+from .worker_folder import download_output, download_path, worker_root
+from .worker_folder import is_file_url as _is_file_url
 
 __all__ = [
     "OutputFolder",
@@ -71,33 +78,6 @@ __all__ = [
     "output_folder_error",
     "step_uri",
 ]
-
-STEP_JSON = "step.json"
-IN_PROGRESS = "_in_progress.json"
-DATASET = "_dataset"
-MODEL = "_model"
-CHECKPOINTS = "_checkpoints"
-#: State a model keeps across a killed run (OpenAI Batch API file and job ids).
-MODEL_STATE = "_model_state"
-BACKUPS = "_backups"
-CACHE = ".cache"
-STAGING = ".staging"
-LOCKS = ".locks"
-SHARDS = "_shards"
-DOWNLOADS = ".downloads"
-#: Where a worker keeps its local work folders for remote output folders.
-LOCAL_FOLDER_ENV = "DREAMER_LOCAL_FOLDER"
-#: The Dagster instance of a pipeline run as a script when DAGSTER_HOME is not set.
-DAGSTER_HOME = ".dagster"
-
-
-class Preparation(Enum):
-    """What a step folder held for the fingerprint about to run."""
-
-    FINISHED = "finished"  # a finished output with this fingerprint: reuse it
-    RESTORED = "restored"  # a backup with this fingerprint was moved back
-    RESUME = "resume"  # an unfinished run of this fingerprint: resume it
-    FRESH = "fresh"  # nothing usable: run from the start
 
 
 def _write_json_atomic(path: Any, data: dict) -> None:
@@ -242,18 +222,7 @@ class StepFolder:
         is checked against step.json first (see :meth:`verify_output`)."""
         if not self.output.remote:
             return self._checked(self.path / name, record)
-        record = record or self.step_json()
-        if record is None:
-            raise FileNotFoundError(f"{self.path} holds no finished step (no step.json).")
-        local = self._download_path(record, name)
-        if local.is_dir():
-            try:
-                return self._checked(local, record)
-            except IntegrityError:  # a copy kept by another commit of the same data version
-                shutil.rmtree(local)
-        local.parent.mkdir(parents=True, exist_ok=True)
-        self.files.get_folder(self.path / name, local)
-        return self._checked(local, record)
+        return download_output(self, name, record)
 
     def verify_output(self, record: dict | None = None) -> None:
         """Check the finished ``_dataset`` (``_model``) against what step.json recorded at
@@ -268,21 +237,6 @@ class StepFolder:
         if record is not None:
             check_output(local, record, self.path)
         return local
-
-    def _verified(self, preparation: Preparation, verify: bool) -> Preparation:
-        if verify:
-            self.verify_output()
-        return preparation
-
-    def _download_path(self, record: dict, name: str) -> Path:
-        """``<local folder>/.downloads/<step>/<data version>/<name>`` (a valid data version only)."""
-        version = record.get("data_version")
-        if not is_data_version(version):
-            fix = "Fix: remove that step.json (the step runs again, from the model cache)."
-            raise OutputFolderError(f"{untrusted(self.step_json_path, 'data_version', version)}. {fix}")
-        path = self.output.local_root / DOWNLOADS / self.name / version / name
-        LocalFiles(self.output.local_root).check_inside(path, action="download to")
-        return path
 
     def record_batches(self) -> Iterator[Any] | None:
         """The committed ``_dataset``'s record batches, streamed (see ``dataset_io``), once
@@ -310,82 +264,15 @@ class StepFolder:
 
         A sharded step's ``_shards`` stay where they are (each shard is a step folder
         with its own rules). With ``verify``, a finished output about to be reused is first
-        checked against its step.json (:meth:`verify_output`).
+        checked against its step.json (:meth:`verify_output`). The rules and their moves:
+        :mod:`~dreamer_dagster.step_reuse`.
         """
-        if self.finished_fingerprint() == fingerprint:
-            return self._verified(Preparation.FINISHED, verify)
-        if self.files.exists(self.path):
-            existing = self.recorded_fingerprint() or self.in_progress_fingerprint()
-            if existing == fingerprint:
-                return Preparation.RESUME
-            if existing is not None:
-                self._move_out(self.backup_path(existing))
-            else:
-                self._clear()  # neither finished nor claimed by any run
-        backup = self.backup_path(fingerprint)
-        if self.files.exists(backup):
-            self._move_in(backup)
-            if self.finished_fingerprint() == fingerprint:
-                return self._verified(Preparation.RESTORED, verify)
-            return Preparation.RESUME
-        return Preparation.FRESH
+        return prepare_folder(self, fingerprint, verify)
 
     def start(self, fingerprint: str) -> None:
         """Claim the folder for an unfinished run of ``fingerprint``."""
         self.files.make_dirs(self.path)
         _write_json_atomic(self.path / IN_PROGRESS, {"fingerprint": fingerprint})
-
-    def _own_entries(self) -> list[str] | None:
-        """The entries of this folder besides ``_shards``; None when it has no ``_shards``
-        (then the folder moves whole, with one rename on a local disk)."""
-        names = self.files.list_names(self.path)
-        return [name for name in names if name != SHARDS] if SHARDS in names else None
-
-    def _clear(self) -> None:
-        entries = self._own_entries()
-        if entries is None:
-            self.files.remove_tree(self.path)
-            return
-        for name in [STEP_JSON, *entries]:  # not finished from the first deletion on
-            target = self.path / name
-            self.files.remove_file(target) if self.files.is_file(target) else self.files.remove_tree(target)
-
-    def _move_out(self, target: Any) -> None:
-        self.files.check_inside(target, self.root / BACKUPS, action="back up to")
-        entries = self._own_entries()
-        if entries is None:
-            self.files.move_folder(self.path, target, commit_mark=STEP_JSON)
-            return
-        self.files.remove_tree(target)
-        self._move_entries(self.path, target, entries)
-
-    def _move_in(self, source: Any) -> None:
-        self.files.check_inside(source, self.root / BACKUPS, action="restore from")
-        entries = self._own_entries()
-        if entries is None:
-            self.files.move_folder(source, self.path, commit_mark=STEP_JSON)
-            return
-        self._clear()
-        self._move_entries(source, self.path, self.files.list_names(source))
-        self.files.remove_tree(source)
-
-    def _move_entries(self, source: Any, target: Any, names: list[str]) -> None:
-        """Move entries one by one, step.json first out of ``source`` and last into ``target``."""
-        mark = None
-        if STEP_JSON in names:
-            mark = self.files.read_json(source / STEP_JSON)
-            self.files.remove_file(source / STEP_JSON)
-        self.files.make_dirs(target)
-        for name in names:
-            if name == STEP_JSON:
-                continue
-            entry = source / name
-            if self.files.is_file(entry):
-                self.files.move_file(entry, target / name)
-            else:
-                self.files.move_folder(entry, target / name)
-        if mark is not None:
-            _write_json_atomic(target / STEP_JSON, mark)
 
     # -- committing ---------------------------------------------------------------
 
@@ -407,7 +294,7 @@ class StepFolder:
                     continue
                 if files.remote:
                     # Keep the local copy as this worker's download of the new output.
-                    local = self._download_path(record, name)
+                    local = download_path(self, record, name)
                     files.put_folder(entry, self.path / name, keep_as=local)
                 else:
                     files.put_folder(entry, self.path / name)
@@ -444,10 +331,7 @@ class OutputFolder:
         #: each worker keeps its own model cache and merges the others' (see cache.py).
         self.shared = self.remote or _is_file_url(path)
         if self.shared:
-            base = local_folder or os.environ.get(LOCAL_FOLDER_ENV) or "~/.cache/dreamer_dagster/remote"
-            slug = re.sub(r"[^A-Za-z0-9]+", "_", self.url.split("://", 1)[-1])[-60:].strip("_")
-            digest = hashlib.sha256(self.url.encode()).hexdigest()[:12]
-            self.local_root = Path(base).expanduser().resolve() / f"{slug}-{digest}"
+            self.local_root = worker_root(self.url, local_folder)
             from .cache import share_cache_folder
 
             share_cache_folder(self.cache_path, self.root / CACHE)
@@ -461,40 +345,7 @@ class OutputFolder:
         """Fail early, with the fix, when the output folder (or the step's folder in it)
         cannot be written: a path that is a file, a read-only or locked folder, a bucket
         that does not exist or refuses the credentials."""
-        if self.remote:
-            self._check_remote_writable(step_name)
-            return
-        if self.root.exists() and not self.root.is_dir():
-            raise OutputFolderError(
-                f"The output folder {self.root} is a file, not a folder. Fix: pass a folder path as "
-                "output_folder= (Pipeline(...), dreamer_definitions(...) or DreamerIOManager(...)), or "
-                "move the file away."
-            )
-        targets = [self.root]
-        if step_name is not None and (self.root / step_name).is_dir():
-            targets.append(self.root / step_name)
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            for folder in targets:
-                probe = folder / f".write-check-{os.getpid()}-{uuid.uuid4().hex}"
-                probe.write_bytes(b"")
-                probe.unlink()
-        except OSError as error:
-            raise output_folder_error(error, self.root, step_name) or error from error
-
-    def _check_remote_writable(self, step_name: str | None) -> None:
-        probe = self.root / LOCKS / f".write-check-{uuid.uuid4().hex}"
-        try:
-            self.files.write_bytes(probe, b"")
-            self.files.remove_file(probe)
-        except Exception as error:
-            step = f"Step {step_name!r}: " if step_name else ""
-            raise OutputFolderError(
-                f"{step}the output folder {self.url} cannot be written ({type(error).__name__}: {error}). "
-                "Fix: check that the bucket exists and that the credentials (AWS_ACCESS_KEY_ID / "
-                "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for an S3-compatible server, or "
-                "storage_options=) allow writing to it."
-            ) from error
+        check_writable(self, step_name)
 
     def step(self, name: str) -> StepFolder:
         return StepFolder(self, name)
@@ -583,9 +434,3 @@ def step_uri(output_folder: Any, name: str) -> str:
     filesystem (definitions loading stays fast)."""
     url = url_of(output_folder)
     return f"{url}/{name}" if is_remote(output_folder) else (Path(url) / name).as_uri()
-
-
-def _is_file_url(path: Any) -> bool:
-    if type(path).__module__.startswith("upath"):
-        return getattr(path, "protocol", "") in ("file", "local")
-    return str(path).lower().startswith("file://")
