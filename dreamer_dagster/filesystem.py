@@ -22,8 +22,9 @@ value planted in the output folder, and no bug, moves or deletes anything outsid
 
 Credentials and endpoints come from the filesystem's standard variables
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``GOOGLE_APPLICATION_CREDENTIALS``...) or from ``storage_options``; neither
-enters a fingerprint, step.json or metadata.
+``GOOGLE_APPLICATION_CREDENTIALS``...) or from ``storage_options`` (whose ``dg.EnvVar``
+values are read from the environment when the folder is opened); neither enters a
+fingerprint, step.json or metadata.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import OutputFolderError
+from .storage_options import resolve_storage_options
 
 __all__ = [
     "LocalFiles",
@@ -78,15 +80,19 @@ def resolve_location(location: Any, storage_options: Mapping[str, Any] | None = 
     """A local ``Path`` (absolute), or a ``UPath`` for a remote folder.
 
     ``file:///shared/output`` and a local ``UPath`` become a plain Path (local
-    renames and locks work there, also on a shared disk).
+    renames and locks work there, also on a shared disk). A ``dg.EnvVar`` among the
+    storage options is read from the environment here (see
+    :mod:`~dreamer_dagster.storage_options`).
     """
     if _is_upath(location):
         if location.protocol in _LOCAL_PROTOCOLS:
             return Path(location.path).expanduser().resolve()
-        if storage_options:
+        merged = {**location.storage_options, **(storage_options or {})}
+        resolved = resolve_storage_options(merged)
+        if storage_options or resolved != merged:
             from upath import UPath
 
-            return UPath(str(location), **{**location.storage_options, **storage_options})
+            return UPath(str(location), **resolved)
         return location
     text = os.fspath(location) if isinstance(location, os.PathLike) else str(location)
     if _URL.match(text):
@@ -95,7 +101,7 @@ def resolve_location(location: Any, storage_options: Mapping[str, Any] | None = 
             return Path(unquote(urlsplit(text).path)).expanduser().resolve()
         from upath import UPath
 
-        return UPath(text.rstrip("/"), **dict(storage_options or {}))
+        return UPath(text.rstrip("/"), **resolve_storage_options(storage_options))
     return Path(text).expanduser().resolve()
 
 

@@ -17,7 +17,8 @@ What each kind of value contributes:
 - callables: their source text and the values they capture (closure cells,
   default arguments, plain-data globals they read), so editing a lambda or a
   captured threshold changes the fingerprint;
-- ``pathlib.Path`` and ``DataFile``: the file's content hash, not only its path;
+- ``pathlib.Path`` and ``DataFile``: the file's content hash, not only its path
+  (cached by path and stat, across processes for large files: ``file_hashes``);
 - pydantic models (classes): their JSON schema;
 - ``datasets.Dataset``: a hash of its Arrow data and features;
 - anything else is refused with a message naming where it was found.
@@ -35,6 +36,8 @@ import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from . import file_hashes
 
 __all__ = ["DataFile", "FingerprintError", "canonical", "fingerprint", "hash_file"]
 
@@ -104,24 +107,31 @@ def _looks_tagged(keys: frozenset) -> bool:
 
 # Content hashes by (path, inode, size, mtime, ctime): `dagster dev` re-declares
 # every step on each reload, and a large data file should be read once, not on
-# every reload.
+# every reload; ``file_hashes`` keeps them between processes too.
 _FILE_HASHES: dict[tuple, str] = {}
 
 
 def hash_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """The SHA-256 of a file's content."""
+    """The SHA-256 of a file's content (remembered in this process and, for a large file,
+    between processes: see :mod:`~dreamer_dagster.file_hashes`)."""
     resolved = Path(path).resolve()
     stat = resolved.stat()
     key = (str(resolved), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-    known = _FILE_HASHES.get(key)
-    if known is not None:
-        return known
+    known = _FILE_HASHES.get(key) or file_hashes.lookup(resolved, stat)
+    if known is None:
+        known = _read_sha256(resolved, chunk_size)
+        file_hashes.remember(resolved, stat, known)
+    _FILE_HASHES[key] = known
+    return known
+
+
+def _read_sha256(path: Path, chunk_size: int) -> str:
+    """Read the whole file: the SHA-256 of its content."""
     digest = hashlib.sha256()
-    with open(resolved, "rb") as handle:
+    with open(path, "rb") as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
-    _FILE_HASHES[key] = digest.hexdigest()
-    return _FILE_HASHES[key]
+    return digest.hexdigest()
 
 
 def fingerprint(obj: Any) -> str:

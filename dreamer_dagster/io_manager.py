@@ -81,7 +81,8 @@ class DreamerIOManager(dg.ConfigurableIOManager):
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description="Options of the fsspec filesystem of a remote output folder (endpoint_url, "
-        "profile...). Credentials best come from the environment (AWS_ACCESS_KEY_ID...).",
+        "profile...). Credentials best come from the environment (AWS_ACCESS_KEY_ID...), or as "
+        "dg.EnvVar values, read when the output folder is opened at run time.",
     )
     local_folder: str | None = Field(
         default=None,
