@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install main test lint dev bench system-packages bench-peers
+.PHONY: install main test lint dev bench system-packages bench-peers mutants
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) || command -v python3) -m venv $(VENV)
@@ -47,3 +47,11 @@ dev: install
 # Not part of `make test`.
 bench-peers: install
 	$(BIN)/python bench/peers.py
+
+# Mutation testing (mutmut, one worker) of fingerprint, cache, output_folder, step_lock, checks,
+# cost and llms/pricing, each module in its own copy under .mutants/ with its own tests: kill
+# rate per module and in total; docs/mutants.md explains each survivor. Not part of `make test`.
+# `make mutants MODULES="checks cost"` runs some of them.
+mutants: install
+	$(BIN)/pip install --quiet -e '.[test,mutants]'
+	$(BIN)/python scripts/mutants.py $(MODULES)
