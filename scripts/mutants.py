@@ -53,12 +53,12 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "cache": ("dreamer_dagster/cache.py", ("tests/test_mutants_cache.py", "tests/test_cache.py")),
     "output_folder": (
         "dreamer_dagster/output_folder.py",
-        ("tests/test_mutants_output_folder.py", "tests/test_trust_paths.py"),
+        ("tests/test_mutants_output_folder.py", "tests/test_trust_integrity.py"),
     ),
     # The reuse / back-up / restore rules, split out of output_folder.py.
     "step_reuse": (
         "dreamer_dagster/step_reuse.py",
-        ("tests/test_mutants_output_folder.py", "tests/test_trust_paths.py"),
+        ("tests/test_mutants_output_folder.py", "tests/test_trust_integrity.py"),
     ),
     "step_lock": ("dreamer_dagster/step_lock.py", ("tests/test_mutants_step_lock.py",)),
 }

@@ -9,8 +9,10 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import sqlite3
+import threading
 
 import numpy as np
 import pytest
@@ -232,11 +234,14 @@ def test_calls_are_published_once_and_merged_by_every_other_worker(tmp_path, mon
         assert cache.merge_published() == 0  # nothing published yet
         cache.put_many([("a", 1), ("b", [2])])
         assert table(cache.path, "pending") == [("a",), ("b",)]
-    (first / ".hidden.db").write_bytes(b"")  # not a cache file of this worker
-    ModelCache(first, "quiet").close()  # a cache with nothing pending
-    with sqlite3.connect(first / "unshared.db") as connection:  # a cache file without a pending table
+    shutil.copy(first / "m.db", first / ".m-work.db")  # a work file (a dot first): never published
+    ModelCache(first, "b-quiet").close()  # a cache with nothing pending (sorted before m.db)
+    with sqlite3.connect(first / "a-unshared.db") as connection:  # a cache file without a pending table
         connection.execute("CREATE TABLE cache (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    assert publish_calls(first) == 2
+    with ModelCache(first, "z", IDENTITY) as cache:  # a second model's cache
+        cache.put_many([("z", 26)])
+    assert publish_calls(first) == 3  # every call of every cache file, once
+    assert [path.name for path in (shared / "z").iterdir()] and not (shared / ".m-work").exists()
     [published] = sorted((shared / "m").iterdir())
     host, pid, rest = published.name.split("-")
     assert host == "node___1" and pid == str(os.getpid()) and len(rest) == len("0123456789ab.db")
@@ -255,18 +260,38 @@ def test_calls_are_published_once_and_merged_by_every_other_worker(tmp_path, mon
             assert other.merge_published() == 0  # merged already
         with ModelCache(second, "m", IDENTITY) as again:
             assert again.merge_published() == 0
+    assert {r.name for r in caplog.records} == {"dreamer_dagster.cache"}
     assert [r.getMessage() for r in caplog.records] == [
         f"planted.db in the shared model cache folder {shared / 'm'} is not a published cache file's name "
         "(<host>-<pid>-<12 hex>.db); not trusted, not merged (planted?)."
     ]
     assert not any(path.name.startswith(".incoming-") for path in second.iterdir())
 
-    # A second file from the first worker merges into the second's cache on the next open.
-    with ModelCache(first, "m", IDENTITY) as cache:
-        cache.put_many([("c", 3)])
-    assert publish_calls(first) == 1
-    with ModelCache(second, "m", IDENTITY) as other:
-        assert other.get("c") == 3 and len(table(other.path, "merged")) == 2
+    # Files published since are merged on the next open, each once, whatever their order.
+    published.rename(shared / "m" / "node-1-aaaaaaaaaaaa.db")  # (names chosen to sort around it)
+    for key, name in (("c", "node-1-bbbbbbbbbbbb.db"), ("d", "node-1-cccccccccccc.db")):
+        with ModelCache(first, "m", IDENTITY) as cache:
+            cache.put_many([(key, key)])
+        assert publish_calls(first) == 1
+        [new] = [path for path in (shared / "m").iterdir() if path.name.startswith("node___1")]
+        new.rename(shared / "m" / name)
+    with ModelCache(tmp_path / "worker-3", "m", IDENTITY) as third:  # not shared: merges nothing
+        assert third.get("c") is None
+    share_cache_folder(tmp_path / "worker-4", shared)
+    with ModelCache(tmp_path / "worker-4", "m", IDENTITY) as fourth:
+        assert fourth.get_many(["a", "c", "d"]) == [1, "c", "d"]
+    with sqlite3.connect(second / "m.db") as connection:
+        connection.execute("INSERT INTO merged VALUES ('node-1-aaaaaaaaaaaa.db')")
+    with ModelCache(second, "m", IDENTITY) as other:  # two new files after one it has merged
+        assert other.get_many(["c", "d"]) == ["c", "d"] and len(table(other.path, "merged")) == 4
+        assert other.merge_published() == 0
+    share_cache_folder(tmp_path / "worker-5", shared)
+    (tmp_path / "worker-5").mkdir()
+    with ModelCache(tmp_path / "worker-5", "m", IDENTITY) as fifth:
+        assert len(table(fifth.path, "merged")) == 3
+        with sqlite3.connect(fifth.path) as connection:
+            connection.execute("DELETE FROM merged")
+        assert fifth.merge_published() == 3  # each file merged counts once
     assert publish_calls(tmp_path / "not-shared") == 0
     share_cache_folder(tmp_path / "gone", shared)
     assert publish_calls(tmp_path / "gone") == 0  # a shared folder with no local folder yet
@@ -287,3 +312,52 @@ def test_merging_keeps_the_answer_already_there(tmp_path):
     assert table(target / "m.db", "merged") == [("m.db",), ("named.db",)]
     with sqlite3.connect(target / "m.db") as connection:  # the database was left detached and closed
         assert [row[1] for row in connection.execute("PRAGMA database_list")] == ["main"]
+
+
+def test_a_folder_not_shared_publishes_nothing_even_with_calls_pending(tmp_path):
+    folder = tmp_path / "restarted-worker"
+    folder.mkdir()
+    with sqlite3.connect(folder / "m.db") as connection:  # pending calls of an earlier process
+        connection.execute("CREATE TABLE cache (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        connection.execute("CREATE TABLE pending (key TEXT PRIMARY KEY)")
+        connection.execute("INSERT INTO cache VALUES ('k', '1')")
+        connection.execute("INSERT INTO pending VALUES ('k')")
+    assert publish_calls(folder) == 0 and table(folder / "m.db", "pending") == [("k",)]
+
+
+def test_a_cache_in_a_new_folder_from_another_thread_closes_cleanly(tmp_path):
+    folder = tmp_path / "new" / "out" / ".cache"
+    cache = ModelCache(folder, "m")
+    assert cache._connection.execute("PRAGMA busy_timeout").fetchone()[0] == 60_000
+    writer = threading.Thread(target=cache.put_many, args=([("k", "from a thread")],))
+    writer.start()
+    writer.join()
+    assert cache.get("k") == "from a thread" and (folder / "m.db-wal").exists()
+    cache.close()
+    assert not (folder / "m.db-wal").exists()  # the last connection closed: the WAL is folded in
+    # Its whole folder deleted while open: made again, parents included.
+    cache = ModelCache(folder, "m")
+    shutil.rmtree(tmp_path / "new")
+    cache.put_many([("after", 1)])
+    assert cache.get("after") == 1 and (folder / "m.db").exists()
+    cache.close()
+
+
+def test_a_failed_write_leaves_the_cache_usable(tmp_path):
+    with ModelCache(tmp_path, "m") as cache:
+        with pytest.raises(CacheFileError, match="Error binding parameter"):
+            cache.put_many([(["not", "a", "key"], 1)])
+        assert not cache._connection.in_transaction  # rolled back
+        cache.put_many([("k", 1)])
+        assert cache.get("k") == 1
+
+
+def test_merging_a_file_that_is_no_cache_changes_nothing(tmp_path):
+    with ModelCache(tmp_path / "target", "m") as cache:
+        cache.put_many([("k", "mine")])
+    with sqlite3.connect(tmp_path / "other.db") as connection:
+        connection.execute("CREATE TABLE notes (text TEXT)")
+    with pytest.raises(sqlite3.OperationalError, match="no such table: incoming.cache"):
+        merge_cache_files(tmp_path / "target" / "m.db", [tmp_path / "other.db"])
+    assert rows(tmp_path / "target" / "m.db") == {"k": '"mine"'}
+    assert table(tmp_path / "target" / "m.db", "merged") == []

@@ -239,17 +239,38 @@ def test_files_that_are_no_lease_are_ignored_or_unreadable_and_named_once(folder
 def test_a_malformed_lease_is_free_only_after_a_whole_lease_time(folder, caplog):
     from dreamer_dagster.filesystem import files_for
 
-    files_for(folder).write_json(folder / "000000000002.json", {"owner": 5, "expires": time.time() + 999})
+    files_for(folder).write_json(folder / "000000000000.json", {"owner": 5, "expires": time.time() + 999})
     lock = LeaseLock(folder, "Tweets", ttl=0.3)
     with caplog.at_level(logging.WARNING, logger="dreamer_dagster.step_lock"):
         assert lock.holder() is None
         with pytest.raises(StepLocked) as raised:
             lock.acquire("run-1", timeout=0)
         assert raised.value.holder is None
-        lock.acquire("run-1", timeout=60)  # after the lease time, an unreadable lease is free
-    assert list(leases(folder)) == ["000000000003.json"] and lock.holder() == "run-1"
+        lock.acquire("run-1", timeout=5)  # after the lease time, an unreadable lease is free
+    assert list(leases(folder)) == ["000000000001.json"] and lock.holder() == "run-1"
     assert [record.getMessage() for record in caplog.records] == [
-        f"Step 'Tweets': 000000000002.json in the lock folder {folder} is not a lease (its owner is not a "
+        f"Step 'Tweets': 000000000000.json in the lock folder {folder} is not a lease (its owner is not a "
         "string); it counts as unreadable; not trusted."
     ]
     lock.release()
+
+
+def test_a_lease_that_does_not_parse_is_unreadable(folder):
+    from dreamer_dagster.filesystem import files_for
+
+    files_for(folder).write_bytes(folder / "000000000003.json", b'{"owner": "half written')
+    lock = LeaseLock(folder, "Tweets", ttl=0.3)
+    assert lock.holder() is None
+    lock.acquire("run-1", timeout=5)
+    assert list(leases(folder)) == ["000000000004.json"]
+    lock.release()
+
+
+def test_a_held_lease_is_never_taken_however_long_a_waiter_waits(folder):
+    holder = LeaseLock(folder, "Tweets", ttl=60)
+    holder.acquire("run-1", timeout=0)
+    impatient = LeaseLock(folder, "Tweets", ttl=0.1)  # its own short lease time changes nothing
+    with pytest.raises(StepLocked):
+        impatient.acquire("run-2", timeout=0.5)
+    assert holder.holder() == "run-1" and list(leases(folder)) == ["000000000000.json"]
+    holder.release()
