@@ -13,6 +13,7 @@ import shutil
 import socket
 import sqlite3
 import threading
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -31,12 +32,12 @@ IDENTITY = {"model": "OpenAI", "model_name": "m", "base_url": None}
 
 
 def rows(path) -> dict:
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection:
         return dict(connection.execute("SELECT key, value FROM cache").fetchall())
 
 
 def table(path, name: str) -> list:
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection:
         return sorted(connection.execute(f"SELECT * FROM {name}").fetchall())
 
 
@@ -210,6 +211,7 @@ def test_a_file_deleted_during_a_run_is_made_again(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="dreamer_dagster.cache"):
         cache.put_many([("after", 2)])
         cache.put_many([("later", 3)])  # warned once: the file is there again
+    assert [r.name for r in caplog.records] == ["dreamer_dagster.cache"]
     assert [r.getMessage() for r in caplog.records] == [
         f"The model cache file {tmp_path / 'm.db'} was deleted or replaced while a run was using it; it is "
         "made again, and answers received from now on are kept in it."
@@ -234,7 +236,8 @@ def test_calls_are_published_once_and_merged_by_every_other_worker(tmp_path, mon
         assert cache.merge_published() == 0  # nothing published yet
         cache.put_many([("a", 1), ("b", [2])])
         assert table(cache.path, "pending") == [("a",), ("b",)]
-    shutil.copy(first / "m.db", first / ".m-work.db")  # a work file (a dot first): never published
+    with ModelCache(first, ".m-work") as work:  # a work file (a dot first): never published
+        work.put_many([("w", 0)])
     ModelCache(first, "b-quiet").close()  # a cache with nothing pending (sorted before m.db)
     with sqlite3.connect(first / "a-unshared.db") as connection:  # a cache file without a pending table
         connection.execute("CREATE TABLE cache (key TEXT PRIMARY KEY, value TEXT NOT NULL)")

@@ -197,6 +197,7 @@ def test_values_without_a_stable_identity_are_refused_where_they_are():
     assert refused({"a": [1, object()]}) == f"value['a'][1]: a builtins.object {NO_FINGERPRINT}"
     assert refused(Identity({"x": object()})) == f"value['x']: a builtins.object {NO_FINGERPRINT}"
     assert refused(Identity([1, object()])) == f"value[1]: a builtins.object {NO_FINGERPRINT}"
+    assert refused({"a": Identity([object()])}) == f"value['a'][0]: a builtins.object {NO_FINGERPRINT}"
 
     class Dataset:  # named like datasets' class, from another module: no stable fingerprint
         pass

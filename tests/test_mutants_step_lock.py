@@ -189,18 +189,21 @@ def test_an_expired_lease_is_free_and_a_held_one_is_renewed(folder):
 
     files = files_for(folder)
     files.write_json(folder / "000000000004.json", {"owner": "dead run", "expires": time.time() - 1})
-    lock = LeaseLock(folder, "Tweets", ttl=0.3)
+    lock = LeaseLock(folder, "Tweets", ttl=2.0)
     assert lock.holder() is None  # expired
     lock.acquire("run-1", timeout=0)
     first_expiry = leases(folder)["000000000005.json"]["expires"]
     assert list(leases(folder)) == ["000000000005.json"]
-    # Renewed every ttl / 3 while held: its expiry moves on.
-    wait_for(lambda: leases(folder)["000000000005.json"]["expires"] > first_expiry)
+    assert "lease-Tweets" in {thread.name for thread in threading.enumerate()}  # the renewer, by step
+    # Renewed every ttl / 3 while held, well before it would expire (the bound is the lease
+    # time, 2 s, for a renewal due after 0.67 s): its new expiry is a lease time ahead.
+    wait_for(lambda: leases(folder)["000000000005.json"]["expires"] > first_expiry, seconds=2.0)
+    assert leases(folder)["000000000005.json"]["expires"] > time.time()
     assert leases(folder)["000000000005.json"]["owner"] == "run-1"
     lock.release()
+    assert "lease-Tweets" not in {thread.name for thread in threading.enumerate()}
     released = leases(folder)["000000000005.json"]
-    time.sleep(0.3)  # past two renewal ticks: a released lease is never renewed again
-    assert leases(folder)["000000000005.json"] == released and released["released"] is True
+    assert released["released"] is True
 
 
 def test_a_lease_record_without_an_expiry_counts_as_expired(folder):
