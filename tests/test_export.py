@@ -98,12 +98,12 @@ def test_export_to_hf_dataset(tmp_path, finished):
     single = step.export_to_hf_dataset(tmp_path / "hf" / "single")
     assert list(datasets.load_from_disk(str(tmp_path / "hf" / "single"))["topic"]) == TOPICS
     assert single.num_rows == 10
-    split = step.export_to_hf_dataset(tmp_path / "hf" / "split", train_size=0.5, validation_size=0.5, seed=3)
+    split = step.export_to_hf_dataset(tmp_path / "hf" / "split", train_size=0.5, validation_size=0.5)
     loaded = datasets.load_from_disk(str(tmp_path / "hf" / "split"))
     assert isinstance(loaded, datasets.DatasetDict)
     assert {name: len(part) for name, part in loaded.items()} == {"train": 5, "validation": 5}
     assert list(loaded["train"]["topic"]) == list(split["train"]["topic"])
-    again = step.export_to_hf_dataset(tmp_path / "hf" / "again", train_size=0.5, validation_size=0.5, seed=3)
+    again = step.export_to_hf_dataset(tmp_path / "hf" / "again", train_size=0.5, validation_size=0.5)
     assert list(again["train"]["topic"]) == list(split["train"]["topic"])
 
 
@@ -115,9 +115,9 @@ def test_export_refuses_unfinished_or_other_outputs_and_bad_sizes(tmp_path, fini
     changed = DataSource("Plain", {"a": [1, 2, 4]})
     with pytest.raises(NotMaterializedError, match="another configuration"):
         changed.export_to_dict(output_folder=output)
-    with pytest.raises(ValueError, match="add up to 0.9"):
+    with pytest.raises(ValueError, match="add up to 0.9; they must add up to 1.0"):
         finished["plain"].export_to_dict(train_size=0.5, test_size=0.4)
-    with pytest.raises(ValueError, match="add up to 2, but the step has 3 rows"):
+    with pytest.raises(ValueError, match=r"must sum up to 1.0 or the number of rows \(3\).*total of: 2"):
         finished["plain"].export_to_dict(train_size=1, test_size=1)
     assert finished["plain"].export_to_dict(output_folder=output) == {"a": [1, 2, 3]}
     with Pipeline(str(output)):

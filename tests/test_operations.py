@@ -60,8 +60,8 @@ def test_every_operation_produces_its_rows(tmp_path, instance):
             "concat_columns": concat(words, extra, axis=1, name="Side by Side"),
             "zipped": zipped(words.select_columns("word", name="Only Words"), extra),
         }
-        splits = words.splits(train_size=0.5, validation_size=2 / 6, test_size=1 / 6, seed=1)
-        stratified = words.splits(train_size=2 / 3, test_size=1 / 3, stratify_by_column="group", name="Strat")
+        splits = words.splits(train_size=3, validation_size=2, test_size=1)
+        stratified = words.splits(train_size=0.5, test_size=0.5, stratify_by_column="group", name="Strat")
 
     assert ops["select"].output_columns == ["word"]
     assert ops["remove"].output_columns == ["word"]
@@ -108,26 +108,46 @@ def test_every_operation_produces_its_rows(tmp_path, instance):
     assert got["zipped"] == {"word": WORDS, "flag": [True, False] * 3}
 
     parts = {name: rows(output, step)["word"] for name, step in splits.items()}
-    assert [len(parts[s]) for s in ("train", "validation", "test")] == [3, 2, 1]
-    assert sorted(parts["train"] + parts["validation"] + parts["test"]) == sorted(WORDS)
+    assert parts == {"train": WORDS[:3], "validation": WORDS[3:5], "test": WORDS[5:]}  # in order
+    assert [step.name for step in splits.values()] == [
+        "Words (train split)",
+        "Words (validation split)",
+        "Words (test split)",
+    ]
     strat = {name: rows(output, step) for name, step in stratified.items()}
-    assert sorted(strat["train"]["group"]) == ["x", "x", "y", "y"]
-    assert sorted(strat["test"]["group"]) == ["x", "y"]
-    assert step_json(output, splits["train"])["args"]["seed"] == 1
+    # Each group's rows in order: x is delta, echo, charlie; y is alpha, bravo, foxtrot.
+    assert strat["train"]["word"] == ["delta", "alpha"]
+    assert strat["test"]["word"] == ["echo", "bravo", "charlie", "foxtrot"]
+    assert "seed" not in step_json(output, splits["train"])["args"]
 
 
-def test_split_indices_cut_every_row_once():
-    cut = split_indices(10, {"train": 0.7, "validation": 0.2, "test": 0.1}, seed=5)
-    assert [len(cut[s]) for s in ("train", "validation", "test")] == [7, 2, 1]
-    assert sorted(cut["train"] + cut["validation"] + cut["test"]) == list(range(10))
-    assert cut == split_indices(10, {"train": 0.7, "validation": 0.2, "test": 0.1}, seed=5)
-    assert cut != split_indices(10, {"train": 0.7, "validation": 0.2, "test": 0.1}, seed=6)
-    counts = split_indices(5, {"train": 3, "test": 4})
-    assert len(counts["train"]) == 3
-    assert len(counts["test"]) == 2
-    assert check_split_sizes({"train": 0.5, "test": 0}) is None
+def test_split_indices_cut_in_order_as_datadreamer():
+    # DataDreamer 0.46 on rows [3, 1, 2, 5, 4]: train [3, 1, 2], validation [5], test [4].
+    cut = split_indices(5, {"train": 0.6, "validation": 0.2, "test": 0.2})
+    assert cut == {"train": [0, 1, 2], "validation": [3], "test": [4]}
+    # Its own test: 0.7 / 0.1 / 0.2 of 10 rows is 7 / 1 / 2 (train_test_split's ceil on each cut).
+    cut = split_indices(10, {"train": 0.7, "validation": 0.1, "test": 0.2})
+    assert cut == {"train": list(range(7)), "validation": [7], "test": [8, 9]}
+    assert split_indices(10, {"validation": 0.3, "test": 0.7}) == {
+        "validation": [0, 1, 2],
+        "test": list(range(3, 10)),
+    }
+    assert split_indices(10, {"validation": 3, "test": 7}) == {
+        "validation": [0, 1, 2],
+        "test": list(range(3, 10)),
+    }
+    assert split_indices(4, {"train": None, "validation": 1.0}) == {"validation": [0, 1, 2, 3]}
+    assert split_indices(4, {}) == {"train": [0, 1, 2, 3]}  # no size: one train split
+    assert split_indices(3, {"train": 1.0, "test": 0}) == {"train": [0, 1, 2]}  # a 0 leaves it out
+    with pytest.raises(ValueError, match=r"must sum up to 1.0 or the number of rows \(5\).*total of: 7"):
+        split_indices(5, {"train": 3, "test": 4})
+    with pytest.raises(ValueError, match="train set will be empty"):
+        split_indices(1, {"train": 0.5, "test": 0.5})
+    assert check_split_sizes({"train": 0.5, "test": 0}) is not None  # 0.5 alone does not make 1.0
+    assert check_split_sizes({"train": 0.7, "validation": 0.1, "test": 0.2}) is None  # exact decimals
     assert check_split_sizes({"train": 0.5, "test": 2}) is not None
-    assert check_split_sizes({"train": 0.5, "test": 0.4}, whole=True) is not None
+    assert check_split_sizes({"train": 0.5, "test": 0.4}) is not None
+    assert check_split_sizes({"train": 3, "test": 4}) is None  # counts: checked against the rows
 
 
 @pytest.mark.parametrize(
@@ -147,8 +167,9 @@ def test_split_indices_cut_every_row_once():
         (lambda s: s.sort("word", null_placement="middle"), "null_placement", []),
         (lambda s: s.shard(num_shards=0, index=0), "num_shards", [">= 1"]),
         (lambda s: s.add_item({"word": "x"}), "item", ["exactly the columns"]),
-        (lambda s: s.splits(), "train_size", ["at least one"]),
-        (lambda s: s.splits(train_size=0.9, test_size=0.2), "train_size", ["over 1"]),
+        (lambda s: s.splits(train_size=0.9, test_size=0.2), "train_size", ["add up to 1.1"]),
+        (lambda s: s.splits(train_size=0.5, seed=1), "seed", ["shuffle first", "shuffle(seed=1)"]),
+        (lambda s: s.splits(train_size=1, stratify_by_column="word"), "stratify_by_column", ["fractions"]),
         (lambda s: s.splits(train_size=1.5), "train_size", ["at most 1"]),
         (lambda s: s.splits(train_size=-1), "train_size", [">= 0"]),
         (lambda s: s.splits(train_size=0.5, test_size=3), "train_size", ["not a mix"]),

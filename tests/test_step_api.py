@@ -94,7 +94,8 @@ def test_naming_rules_explicit_duplicates_refused_derived_names_numbered(tmp_pat
             source.take(1, name="Src (take)")
     assert [s.name for s in (first, second, third)] == ["Src (take)", "Src (take #2)", "Src (take #3)"]
     assert [s.name for s in maps] == ["Src (map)", "Src (map #2)"]
-    assert splits["train"].name == "Src (splits) (train)" and more["test"].name == "Src (splits #2) (test)"
+    # DataDreamer's names: "Src (train split)", then "Src (test split #2)" for a second one.
+    assert splits["train"].name == "Src (train split)" and more["test"].name == "Src (test split #2)"
     assert len(pipeline.steps) == 1 + 3 + 2 + 4
 
 

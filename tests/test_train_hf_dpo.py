@@ -23,7 +23,7 @@ REJECTED = ["No.", "Go away.", "Nope.", "Never.", "No thanks.", "Leave."]
 
 def preference_splits() -> dict:
     pairs = DataSource("Preference Pairs", data={"question": PROMPTS, "chosen": CHOSEN, "rejected": REJECTED})
-    return pairs.splits(train_size=4, validation_size=2, seed=0)
+    return pairs.splits(train_size=4, validation_size=2)
 
 
 def declare(model: Path, name: str = "Align Tiny Llama", peft: bool = True, **train_args) -> TrainHFDPO:

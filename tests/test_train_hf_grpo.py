@@ -122,7 +122,7 @@ def test_grpo_with_a_reward_function_and_validation(
 ) -> None:
     from transformers import AutoModelForCausalLM
 
-    splits = prompts().splits(train_size=4, validation_size=2, seed=0)
+    splits = prompts().splits(train_size=4, validation_size=2)
     policy = TrainHFGRPO("GRPO With A Function", model_name=str(tiny_llama)).train(
         train_prompts=splits["train"].output["prompt"],
         validation_prompts=splits["validation"].output["prompt"],

@@ -54,7 +54,7 @@ def test_reward_model_from_pairs_with_lora(
     from peft import AutoPeftModelForSequenceClassification
     from transformers import AutoConfig
 
-    splits = data().splits(train_size=4, validation_size=2, seed=0)
+    splits = data().splits(train_size=4, validation_size=2)
     train, validation = splits["train"].output, splits["validation"].output
     trainer = TrainHFRewardModel(
         "Reward From Pairs", model_name=str(tiny_llama), peft_config={"r": 4, "lora_alpha": 8}

@@ -31,7 +31,7 @@ def declare(base_url: str) -> TrainOpenAIFineTune:
             "tweet": ["Cats! #nlp", "Dogs! #nlp", "Owls! #nlp", "Bees! #nlp"],
         },
     )
-    splits = pairs.splits(train_size=0.5, validation_size=0.5, seed=0)
+    splits = pairs.splits(train_size=0.5, validation_size=0.5)
     return TrainOpenAIFineTune(
         "Fine-Tune Tweets", model_name="fake-chat", base_url=base_url, poll_interval=0.05
     ).train(

@@ -40,7 +40,7 @@ def test_triplets_with_lora_merge_into_a_sentence_transformer(
     import torch
     from sentence_transformers import SentenceTransformer
 
-    splits = triples().splits(train_size=4, validation_size=2, seed=0)
+    splits = triples().splits(train_size=4, validation_size=2)
     train, validation = splits["train"].output, splits["validation"].output
     trainer = TrainSentenceTransformer(
         "Embed With Triplets",

@@ -11,7 +11,7 @@ at once on the finished output folder: it reads the step's committed ``_dataset`
 (``output_folder=`` names the folder; by default the folder of the ``Pipeline``
 block the step was declared in, else ``./output``) and refuses a step that is not
 materialized with its current fingerprint. Sizes split the rows as ``splits()``
-does (same shuffle, same ``seed``), except that every row must land in a split.
+does: in row order, as DataDreamer cuts them.
 """
 
 from __future__ import annotations
@@ -120,7 +120,6 @@ class ExportMethods:
         validation_size: float | int | None,
         test_size: float | int | None,
         stratify_by_column: str | None,
-        seed: int,
         output_folder: str | os.PathLike | None,
     ) -> tuple[dict[str, Any], dict]:
         """The finished dataset cut into named splits (one ``train`` split without sizes)."""
@@ -130,15 +129,7 @@ class ExportMethods:
         sizes = {"train": train_size, "validation": validation_size, "test": test_size}
         if all(size is None for size in sizes.values()):
             return {"train": dataset}, record
-        problem = check_split_sizes(sizes, whole=True)
-        counts = [s for s in sizes.values() if isinstance(s, int) and not isinstance(s, bool)]
-        only_counts = len(counts) == sum(s is not None for s in sizes.values())
-        if problem is None and only_counts and sum(counts) != len(dataset):
-            problem = (
-                "train_size",
-                f"the split row counts add up to {sum(counts)}, but the step has "
-                f"{len(dataset)} rows; they must add up to it so that every row is exported.",
-            )
+        problem = check_split_sizes(sizes)
         if problem is not None:
             raise ValueError(f"Step {self.name!r}, export argument {problem[0]!r}: {problem[1]}")
         if stratify_by_column is not None and stratify_by_column not in dataset.column_names:
@@ -147,7 +138,10 @@ class ExportMethods:
                 f"{stratify_by_column!r}; the columns are {dataset.column_names}."
             )
         stratify = dataset[stratify_by_column] if stratify_by_column is not None else None
-        indices = split_indices(len(dataset), sizes, stratify, seed)
+        try:
+            indices = split_indices(len(dataset), sizes, stratify)
+        except ValueError as error:
+            raise ValueError(f"Step {self.name!r}, export argument 'train_size': {error}") from None
         return {split: dataset.select(rows) for split, rows in indices.items()}, record
 
     # -- local exports ------------------------------------------------------------------
@@ -163,11 +157,10 @@ class ExportMethods:
         save_num_proc: int | None = None,
         save_num_shards: int | None = None,
         output_folder: str | os.PathLike | None = None,
-        seed: int = 42,
     ) -> dict:
         """The rows as a dict of columns (a dict of those per split when sizes are given)."""
         splits, _ = self._export_splits(
-            train_size, validation_size, test_size, stratify_by_column, seed, output_folder
+            train_size, validation_size, test_size, stratify_by_column, output_folder
         )
         if len(splits) == 1:
             return next(iter(splits.values())).to_dict()
@@ -184,11 +177,10 @@ class ExportMethods:
         save_num_proc: int | None = None,
         save_num_shards: int | None = None,
         output_folder: str | os.PathLike | None = None,
-        seed: int = 42,
     ) -> list | dict:
         """The rows as a list of dicts (a dict of those per split when sizes are given)."""
         splits, _ = self._export_splits(
-            train_size, validation_size, test_size, stratify_by_column, seed, output_folder
+            train_size, validation_size, test_size, stratify_by_column, output_folder
         )
         if len(splits) == 1:
             return next(iter(splits.values())).to_list()
@@ -206,7 +198,6 @@ class ExportMethods:
         save_num_proc: int | None = None,
         save_num_shards: int | None = None,
         output_folder: str | os.PathLike | None = None,
-        seed: int = 42,
         **to_json_kwargs: Any,
     ) -> str | dict[str, str]:
         """Writes the rows as JSON Lines to ``path``; returns the path.
@@ -215,7 +206,7 @@ class ExportMethods:
         ``<stem>.test.json`` beside ``path`` and a dict of those paths is returned.
         """
         splits, _ = self._export_splits(
-            train_size, validation_size, test_size, stratify_by_column, seed, output_folder
+            train_size, validation_size, test_size, stratify_by_column, output_folder
         )
         return _write_files(
             splits, path, lambda ds, p: ds.to_json(p, num_proc=save_num_proc, **to_json_kwargs)
@@ -234,13 +225,12 @@ class ExportMethods:
         save_num_proc: int | None = None,
         save_num_shards: int | None = None,
         output_folder: str | os.PathLike | None = None,
-        seed: int = 42,
         **to_csv_kwargs: Any,
     ) -> str | dict[str, str]:
         """Writes the rows as CSV (with a header, no index) to ``path``; returns the
         path, or a dict of per-split paths as :meth:`export_to_json` does."""
         splits, _ = self._export_splits(
-            train_size, validation_size, test_size, stratify_by_column, seed, output_folder
+            train_size, validation_size, test_size, stratify_by_column, output_folder
         )
         to_csv_kwargs.setdefault("index", False)
         return _write_files(
@@ -259,14 +249,13 @@ class ExportMethods:
         save_num_proc: int | None = None,
         save_num_shards: int | None = None,
         output_folder: str | os.PathLike | None = None,
-        seed: int = 42,
     ) -> Any:
         """Saves the rows with ``save_to_disk`` at ``path``: a ``Dataset``, or a
         ``DatasetDict`` of the splits when sizes are given. Returns what it saved."""
         from datasets import DatasetDict
 
         splits, _ = self._export_splits(
-            train_size, validation_size, test_size, stratify_by_column, seed, output_folder
+            train_size, validation_size, test_size, stratify_by_column, output_folder
         )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         if len(splits) == 1:
@@ -289,7 +278,6 @@ class ExportMethods:
         is_synthetic: bool | None = None,
         repo_id: str | None = None,
         output_folder: str | os.PathLike | None = None,
-        seed: int = 42,
     ) -> Path:
         """Writes what :meth:`publish_to_hf_hub` uploads into ``folder``.
 
@@ -300,7 +288,7 @@ class ExportMethods:
         produced the rows (``is_synthetic=None`` decides from the data card).
         """
         splits, record = self._export_splits(
-            train_size, validation_size, test_size, stratify_by_column, seed, output_folder
+            train_size, validation_size, test_size, stratify_by_column, output_folder
         )
         target = Path(folder)
         (target / "data").mkdir(parents=True, exist_ok=True)
@@ -328,7 +316,6 @@ class ExportMethods:
         save_num_shards: int | None = None,
         is_synthetic: bool | None = None,
         output_folder: str | os.PathLike | None = None,
-        seed: int = 42,
         **kwargs: Any,
     ) -> str:
         """Uploads the step's rows and dataset card to a Hub dataset repo; returns its URL.
@@ -351,7 +338,6 @@ class ExportMethods:
                 is_synthetic=is_synthetic,
                 repo_id=repo_id,
                 output_folder=output_folder,
-                seed=seed,
             )
             api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
             if branch is not None:

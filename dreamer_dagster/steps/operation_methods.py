@@ -39,7 +39,7 @@ EXECUTION_OPTIONS = frozenset(
 
 def check_options(step: Step, operation: str, options: dict[str, Any]) -> None:
     """Refuse a keyword argument that is neither the operation's nor an execution option."""
-    unknown = sorted(set(options) - EXECUTION_OPTIONS)
+    unknown = sorted(set(options) - EXECUTION_OPTIONS - {"partitions_def", "partition_mapping"})
     if unknown:
         raise step.error(
             f"{operation}() got unexpected keyword arguments {unknown}. Besides its own arguments it "
@@ -224,15 +224,21 @@ class OperationMethods:
         test_size: float | int | None = None,
         stratify_by_column: str | None = None,
         name: str | None = None,
-        seed: int = 42,
         **options: Any,
     ) -> dict[str, Step]:
+        """Train / validation / test splits, cut in row order as DataDreamer cuts them (the
+        last rows are the test split); each split is its own step. Shuffle first for a
+        random split: ``step.shuffle(seed=42).splits(...)``."""
+        if "seed" in options:
+            raise self.error(
+                "splits() cuts the rows in order, as DataDreamer does, and takes no seed. Fix: "
+                f"shuffle first, e.g. step.shuffle(seed={options['seed']!r}).splits(...).",
+                "seed",
+            )
         check_options(self, "splits", options)
         from .operations.splits import split_steps
 
-        return split_steps(
-            self, train_size, validation_size, test_size, stratify_by_column, seed, name, options
-        )
+        return split_steps(self, train_size, validation_size, test_size, stratify_by_column, name, options)
 
     def select(self: Step, indices: Iterable[int], name: str | None = None, **options: Any) -> Step:
         """The rows at ``indices``, in that order."""
