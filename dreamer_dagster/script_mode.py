@@ -158,13 +158,16 @@ class ScriptSession:
 
     :meth:`ensure` materializes steps (and every step upstream of them) not yet
     materialized in this session, in one run of the pipeline's job; :meth:`close`
-    materializes the rest when the block ends without an error.
+    materializes the rest when the block ends without an error, except the steps
+    whose failure was raised to the script (which caught it, as a DataDreamer
+    script catches a step's error) and the steps that need them.
     """
 
     def __init__(self, pipeline: Pipeline):
         self.pipeline = pipeline
         self.materialized: set[str] = set()
         self.runs: list[str] = []
+        self.failed: set[str] = set()
         self._instance: dg.DagsterInstance | None = None
         self._stack = ExitStack()
 
@@ -221,6 +224,7 @@ class ScriptSession:
             except BaseException as error:
                 code = stop_signals.exit_code(error)
                 if code is None:
+                    self.failed.update(step.key for step in needed)
                     raise
         if code is not None:
             report_session(self.pipeline, _stopped_message(code), logging.WARNING)
@@ -234,11 +238,26 @@ class ScriptSession:
             logging.DEBUG,
         )
 
+    def _not_blocked(self, steps: list[Step]) -> list[Step]:
+        """``steps`` less those that failed in this block, or need one that did."""
+        if not self.failed:
+            return steps
+        from .definitions import all_steps
+
+        kept = [step for step in steps if not {s.key for s in all_steps([step])} & self.failed]
+        report_session(
+            self.pipeline,
+            f"{len(steps) - len(kept)} step(s) not run at the end of the block: they failed earlier "
+            "in it (the error was raised to the script), or need a step that did.",
+            logging.WARNING,
+        )
+        return kept
+
     def close(self, failed: bool) -> None:
         """The block ended: materialize what is left (unless it failed), then clean up."""
         try:
             if not failed:
-                self.ensure(list(self.pipeline.steps))
+                self.ensure(self._not_blocked(list(self.pipeline.steps)))
                 where = (
                     "" if self.pipeline.in_memory else f" Results in folder: {self.pipeline.output_folder}"
                 )

@@ -178,8 +178,6 @@ def test_split_indices_cut_in_order_as_datadreamer():
             "stratify_by_column",
             [],
         ),
-        (lambda s: concat(s), "steps", ["at least two"]),
-        (lambda s: concat(s, DataSource("B", {"other": [1]})), "steps", ["same columns"]),
         (lambda s: zipped(s, DataSource("C", {"word": ["x"]})), "steps", ["distinct columns"]),
         (lambda s: concat(s, s, axis=2), "axis", []),
     ],

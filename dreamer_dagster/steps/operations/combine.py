@@ -10,8 +10,10 @@ __all__ = ["Concat", "Zipped"]
 
 
 class Concat(OperationStep):
-    """Rows of several steps one after another (``axis=0``, same columns), or their
-    columns side by side (``axis=1``, same row count, distinct column names)."""
+    """Rows of one or more steps one after another (``axis=0``: the union of their
+    columns, a column a step lacks filled with None, as ``datasets.concatenate_datasets``
+    does), or their columns side by side (``axis=1``, same row count, distinct column
+    names). Writes the combined rows as its ``_dataset``."""
 
     OPERATION = "concat"
     ARGS = {"axis": 0}
@@ -19,11 +21,7 @@ class Concat(OperationStep):
     def validate(self) -> None:
         if self.args["axis"] not in (0, 1):
             raise self.error(f"must be 0 (rows) or 1 (columns), got {self.args['axis']!r}.", "axis")
-        if len(self._sources) < 2:
-            raise self.error("give at least two steps to combine.", "steps")
         known = [s.output_columns for s in self._sources if s.output_columns is not None]
-        if self.args["axis"] == 0 and len(known) > 1 and any(sorted(k) != sorted(known[0]) for k in known):
-            raise self.error(f"steps with axis=0 must have the same columns; they have {known}.", "steps")
         if self.args["axis"] == 1:
             flat = [c for k in known for c in k]
             duplicated = sorted({c for c in flat if flat.count(c) > 1})
@@ -36,7 +34,7 @@ class Concat(OperationStep):
 
     def columns(self, source_columns: list[list[str]]) -> list[str]:
         if self.args["axis"] == 0:
-            return list(source_columns[0])
+            return list(dict.fromkeys(c for columns in source_columns for c in columns))  # the union
         return [c for columns in source_columns for c in columns]
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
@@ -46,7 +44,13 @@ class Concat(OperationStep):
             lengths = [len(d) for d in datasets]
             if len(set(lengths)) > 1:
                 raise ValueError(f"Step {self.name!r}: steps side by side have different lengths {lengths}.")
-        return hf_datasets.concatenate_datasets(list(datasets), axis=self.args["axis"])
+        try:
+            return hf_datasets.concatenate_datasets(list(datasets), axis=self.args["axis"])
+        except ValueError as error:  # a column with one type in a step and another in the next
+            raise ValueError(
+                f"Step {self.name!r}: {error} Fix: give the column one type in every step "
+                "(map or rename_column first)."
+            ) from error
 
 
 class Zipped(Concat):

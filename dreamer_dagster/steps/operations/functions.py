@@ -15,8 +15,8 @@ def concat(*steps: Step, axis: int = 0, name: str | None = None, **options: Any)
     from ..operation_methods import check_options
     from .combine import Concat
 
-    if steps:
-        check_options(steps[0], "concat", options)
+    _check_steps("concat", steps)
+    check_options(steps[0], "concat", options)
 
     name = name or _derived("concat", steps)
     return Concat(list(steps), name=name, args={"axis": axis}, **options)
@@ -27,11 +27,21 @@ def zipped(*steps: Step, name: str | None = None, **options: Any) -> Step:
     from ..operation_methods import check_options
     from .combine import Zipped
 
-    if steps:
-        check_options(steps[0], "zipped", options)
+    _check_steps("zipped", steps)
+    check_options(steps[0], "zipped", options)
 
     name = name or _derived("zipped", steps)
     return Zipped(list(steps), name=name, **options)
+
+
+def _check_steps(operation: str, steps: tuple[Any, ...]) -> None:
+    """DataDreamer's errors: no step at all, or an argument that is not a step."""
+    from ..step import Step
+
+    if len(steps) == 0:
+        raise ValueError(f"You must provide at least one step to {operation}().")
+    if not all(isinstance(step, Step) for step in steps):
+        raise TypeError(f"All arguments to {operation}() must be of type Step.")
 
 
 def _derived(operation: str, steps: tuple[Step, ...]) -> str:
