@@ -2,6 +2,7 @@
 
 from .automation import stale_schedule
 from .checks import CheckThresholds
+from .components import DreamerPipelineComponent
 from .deferred import ColumnRef, Deferred
 from .definitions import dreamer_definitions
 from .errors import NonRetryableError
@@ -20,6 +21,7 @@ __all__ = [
     "DreamerIOManager",
     "DreamerTranslator",
     "NonRetryableError",
+    "DreamerPipelineComponent",
     "OpenAIResource",
     "Pipeline",
     "StepOpSettings",
