@@ -26,7 +26,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from dreamer_dagster import Pipeline, dreamer_definitions
+from dreamer_dagster import dreamer_definitions
 from dreamer_dagster.errors import is_retryable
 from dreamer_dagster.llms import HFTransformers, OpenAI
 from dreamer_dagster.steps import (
@@ -676,9 +676,9 @@ CASES = [
     ),
     Case(
         "duplicate-name",
-        "two steps named 'Inputs' in one `Pipeline`",
+        "two different steps named 'Inputs' given to `dreamer_definitions` (in a `Pipeline` the second is 'Inputs #2')",
         D,
-        "already has the asset key 'inputs'",
+        "another step, 'Inputs', has the same asset key 'inputs'",
         NOTHING,
         lambda e: _pipeline_with_two_inputs(e),
     ),
@@ -1175,9 +1175,7 @@ def _write(path: Path, text: str) -> str:
 
 
 def _pipeline_with_two_inputs(env: Env) -> None:
-    with Pipeline(str(env.output)):
-        env.source()
-        env.source(prefix="other")
+    dreamer_definitions([env.source(), env.source(prefix="other")], output_folder=str(env.output))
 
 
 def _file_as_output_folder(env: Env) -> None:

@@ -267,7 +267,6 @@ def test_same_pipeline_declared_twice_in_one_process(tmp_path):
     [
         (lambda s, tmp: s.output["nope"], "output", ["'nope'", "['text']"]),
         (lambda s, tmp: s.select_columns(["nope"]), "column_names", ["'nope'"]),
-        (lambda s, tmp: DataSource("Seed", {"y": [1]}), "name", ["already has the asset key"]),
         (lambda s, tmp: DataSource("  !!! ", {"y": [1]}), "name", ["no letter or digit"]),
         (
             lambda s, tmp: Upper("Up", inputs={"texts": "hello"}),
@@ -290,14 +289,13 @@ def test_same_pipeline_declared_twice_in_one_process(tmp_path):
             ["missing.json", "does not exist", "Fix"],
         ),
         (lambda s, tmp: s.take(-1), "n", [">= 0"]),
-        (lambda s, tmp: s.splits(train_size=0.8, validation_size=0.5), "train_size", ["over 1"]),
+        (lambda s, tmp: s.splits(train_size=0.8, validation_size=0.5), "train_size", ["add up to 1.3"]),
         (lambda s, tmp: s.shard(num_shards=2, index=2), "index", []),
         (lambda s, tmp: s.take(1, nmae="x"), "nmae", ["unexpected"]),
     ],
     ids=[
         "unknown-column",
         "unknown-column-in-operation",
-        "duplicate-name",
         "name-without-letters",
         "input-not-a-column",
         "unknown-arg",

@@ -88,15 +88,19 @@ def test_naming_rules_explicit_duplicates_refused_derived_names_numbered(tmp_pat
         maps = [source.map(lambda row: row), source.map(lambda row: row)]
         splits = source.splits(train_size=0.5, test_size=0.5)
         more = source.splits(train_size=0.5, test_size=0.5)
-        with pytest.raises(StepDeclarationError, match="another step, 'Src', already has the asset key"):
-            DataSource("Src", {"x": [4]})
-        with pytest.raises(StepDeclarationError, match="already has the asset key"):
-            source.take(1, name="Src (take)")
+        # DataDreamer's rule for a name already used: numbered, not refused.
+        again = DataSource("Src", {"x": [4]})
+        named = source.take(1, name="Src (take)")
+        lower = DataSource("src", {"x": [5]})  # the same asset key as "Src"
+    assert (again.name, again.key) == ("Src #2", "src_2")
+    # "Src (take) #2" and "#3" would share the asset keys of "Src (take #2)" and "(take #3)"
+    assert named.name == "Src (take) #4"
+    assert lower.name == "src #3"
     assert [s.name for s in (first, second, third)] == ["Src (take)", "Src (take #2)", "Src (take #3)"]
     assert [s.name for s in maps] == ["Src (map)", "Src (map #2)"]
     # DataDreamer's names: "Src (train split)", then "Src (test split #2)" for a second one.
     assert splits["train"].name == "Src (train split)" and more["test"].name == "Src (test split #2)"
-    assert len(pipeline.steps) == 1 + 3 + 2 + 4
+    assert len(pipeline.steps) == 1 + 3 + 2 + 4 + 3
 
 
 class Pickled(Step):

@@ -64,6 +64,16 @@ class StepDeclarationError(ValueError):
 _PACKAGE = str(Path(__file__).resolve().parents[1])
 
 
+def _unused_name(name: Any) -> Any:
+    """DataDreamer's rule for a name the open block already has: ``"A"``, then ``"A #2"``,
+    ``"A #3"``... (compared by asset key, so ``"Word Count"`` and ``"word_count"`` are one)."""
+    if not isinstance(name, str):
+        return name  # declaring the step says why it is not a name
+    from ..pipeline import Pipeline
+
+    return Pipeline.derived_name(name)
+
+
 class _StepType(type):
     """Takes the Dagster settings (``pool=``, ``checks=``...) off any step's or trainer's
     constructor call, so every one accepts them while its own signature stays
@@ -168,7 +178,7 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
         save_num_shards: int | None = None,
         background: bool = False,
     ):
-        self.name = name = scoped_name(normalize_name(name))
+        self.name = name = scoped_name(_unused_name(normalize_name(name)))
         try:
             self.key = safe_name(name)
         except (TypeError, ValueError) as error:
