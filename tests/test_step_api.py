@@ -81,7 +81,7 @@ def test_data_source_from_an_iterable_dataset(tmp_path):
     assert declare(4).fingerprint == source.fingerprint != declare(5).fingerprint
 
 
-def test_naming_rules_explicit_duplicates_refused_derived_names_numbered(tmp_path):
+def test_naming_rules_duplicates_and_derived_names_numbered(tmp_path):
     with Pipeline(str(tmp_path / "output"), run=False) as pipeline:
         source = DataSource("Src", {"x": [1, 2, 3]})
         first, second, third = source.take(1), source.take(2), source.take(3)
