@@ -8,20 +8,23 @@ from .definitions import dreamer_definitions
 from .errors import NonRetryableError
 from .io_manager import DreamerIOManager
 from .pipeline import Pipeline
-from .resources import OpenAIResource
+from .resources import AnthropicResource, BedrockResource, HFTokenResource, OpenAIResource
 from .steps.operations.functions import concat, zipped
 from .translator import DreamerTranslator, StepOpSettings, build_step_spec
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnthropicResource",
+    "BedrockResource",
     "CheckThresholds",
     "ColumnRef",
     "Deferred",
     "DreamerIOManager",
-    "DreamerTranslator",
-    "NonRetryableError",
     "DreamerPipelineComponent",
+    "DreamerTranslator",
+    "HFTokenResource",
+    "NonRetryableError",
     "OpenAIResource",
     "Pipeline",
     "StepOpSettings",

@@ -104,6 +104,7 @@ def dreamer_definitions(
     io_manager_key: str = IO_MANAGER_KEY,
     job_name: str | None = None,
     schedule: str | dg.ScheduleDefinition | None = None,
+    pipes_client: Any = None,
     **kwargs: Any,
 ) -> dg.Definitions:
     """A ``dg.Definitions`` holding ``steps``, every step upstream of them, the IO manager
@@ -118,7 +119,9 @@ def dreamer_definitions(
 
     ``translator`` / ``asset_spec`` set each step's asset spec and op settings (see
     :mod:`~dreamer_dagster.translator`); ``schedule`` (a cron string) adds a
-    :func:`~dreamer_dagster.stale_schedule` over the steps. Other kwargs
+    :func:`~dreamer_dagster.stale_schedule` over the steps; ``pipes_client`` (a Dagster Pipes
+    client) runs the steps that set none of their own out of this process (see
+    :mod:`~dreamer_dagster.pipes`). Other kwargs
     (``schedules``, ``sensors``, ``executor``, ``resources`` such as an
     ``OpenAIResource``, more ``assets`` or ``jobs``) pass through to ``dg.Definitions``.
     """
@@ -140,6 +143,10 @@ def dreamer_definitions(
                 "pass a folder path (it is made when a step first runs), or move the file away."
             )
     translator = make_translator(translator, asset_spec)
+    if pipes_client is not None:
+        from .pipes.launch import with_default_pipes_client
+
+        translator = with_default_pipes_client(translator, pipes_client)
     io_manager = DreamerIOManager(output_folder=output_folder, storage_options=storage_options)
     resources: dict[str, Any] = {io_manager_key: io_manager}
     resources.update(kwargs.pop("resources", None) or {})
@@ -161,21 +168,22 @@ def dreamer_definitions(
                 )
             )
     assets = step_assets + list(kwargs.pop("assets", None) or [])
+    # A partitioned step runs one partition a run (a backfill): outside the pipeline's job.
+    partitioned = {asset.key for asset in step_assets if asset.partitions_def is not None}
+    job_keys = [key for key in upstream_keys.values() if key not in partitioned]
 
     default_names = io_manager_key == IO_MANAGER_KEY
     job = dg.define_asset_job(
         pipeline_job_name(io_manager_key, job_name),
-        selection=dg.AssetSelection.assets(*upstream_keys.values()),
-        description="Materialize every step of the pipeline.",
+        selection=dg.AssetSelection.assets(*job_keys),
+        description="Materialize every step of the pipeline (partitioned steps: by partition, in backfills).",
     )
     jobs = [job] + list(kwargs.pop("jobs", None) or [])
     schedules = list(kwargs.pop("schedules", None) or [])
     if schedule is not None:
         if isinstance(schedule, str):
             name = DEFAULT_SCHEDULE_NAME if default_names else f"{DEFAULT_SCHEDULE_NAME}_{io_manager_key}"
-            schedule = stale_schedule(
-                schedule, selection=dg.AssetSelection.assets(*upstream_keys.values()), name=name
-            )
+            schedule = stale_schedule(schedule, selection=dg.AssetSelection.assets(*job_keys), name=name)
         if not isinstance(schedule, dg.ScheduleDefinition):
             raise TypeError(
                 f"schedule must be a cron string (such as '0 3 * * *') or a dg.ScheduleDefinition, got {schedule!r}."
@@ -195,7 +203,8 @@ def pipeline_job_name(io_manager_key: str = IO_MANAGER_KEY, job_name: str | None
 
 
 def _is_client_resource(resource: Any) -> bool:
-    """A resource that gives models their run-time client settings (``OpenAIResource``)."""
-    return isinstance(resource, dg.ConfigurableResource) and callable(
-        getattr(resource, "configure_model", None)
-    )
+    """A resource that gives models their run-time client settings (``OpenAIResource``,
+    ``AnthropicResource``..., ``dagster_openai.OpenAIResource``; see resources.py)."""
+    from .resources import is_client_resource
+
+    return is_client_resource(resource)

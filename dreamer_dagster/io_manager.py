@@ -20,11 +20,20 @@ import dagster as dg
 from pydantic import Field
 
 from . import metadata as keys
+from .errors import IntegrityError
 from .integrity import fail_without_retry, seal_dataset
 from .metadata import step_metadata
 from .output_folder import OutputFolder, StepFolder, folder_errors
+from .partition_folders import MissingPartitionsError, load_partitions
 
-__all__ = ["IO_MANAGER_KEY", "CommittedStep", "DreamerIOManager", "StagedStep", "step_metadata"]
+__all__ = [
+    "IO_MANAGER_KEY",
+    "CommittedStep",
+    "DreamerIOManager",
+    "StagedStep",
+    "load_finished",
+    "step_metadata",
+]
 
 IO_MANAGER_KEY = "dreamer_io_manager"
 
@@ -180,26 +189,39 @@ class DreamerIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Any:
         name = _folder_name(context)
         step_folder = self.folder().step(name)
-        record = step_folder.step_json()
-        if record is None:
-            raise FileNotFoundError(
-                f"Step {name!r} has no finished output in {step_folder.path} (no step.json). "
-                f"Materialize it first, e.g. `dagster asset materialize --select {name}`."
-            )
-        expected = _declared_fingerprint(context)
-        if expected is not None and record.get("fingerprint") != expected:
-            # Reading it would compute this step from an output of another configuration
-            # and commit that under a fingerprint that promises the declared one.
-            raise FileNotFoundError(
-                f"Step {name!r} is unsynced: {step_folder.path} holds the output of fingerprint "
-                f"{record.get('fingerprint')}, but the step is declared with {expected}. "
-                f"Materialize it first, e.g. `dagster asset materialize --select {name}`."
-            )
-        # Checked against step.json first: files that changed fail, and are never retried.
-        with fail_without_retry():
-            if record.get("model"):
-                return str(step_folder.local_model_path(record))
-            return step_folder.load_dataset(record)
+        if context.has_asset_partitions and _upstream_metadata(context, keys.FOLDER) is not None:
+            # A partitioned step: the partitions the mapping gives, in order (partition_folders.py).
+            with fail_without_retry(IntegrityError, MissingPartitionsError):
+                return load_partitions(
+                    step_folder, context.asset_partition_keys, _declared_fingerprint(context)
+                )
+        return load_finished(step_folder, _declared_fingerprint(context))
+
+
+def load_finished(step_folder: StepFolder, expected: str | None = None) -> Any:
+    """A finished step's output for a downstream step (a Dataset, or a trainer's ``_model``
+    path), checked against its step.json; FileNotFoundError when it is missing or holds
+    another fingerprint than ``expected`` (the in-process IO manager and the Pipes worker)."""
+    name = step_folder.name
+    record = step_folder.step_json()
+    if record is None:
+        raise FileNotFoundError(
+            f"Step {name!r} has no finished output in {step_folder.path} (no step.json). "
+            f"Materialize it first, e.g. `dagster asset materialize --select {name}`."
+        )
+    if expected is not None and record.get("fingerprint") != expected:
+        # Reading it would compute this step from an output of another configuration
+        # and commit that under a fingerprint that promises the declared one.
+        raise FileNotFoundError(
+            f"Step {name!r} is unsynced: {step_folder.path} holds the output of fingerprint "
+            f"{record.get('fingerprint')}, but the step is declared with {expected}. "
+            f"Materialize it first, e.g. `dagster asset materialize --select {name}`."
+        )
+    # Checked against step.json first: files that changed fail, and are never retried.
+    with fail_without_retry():
+        if record.get("model"):
+            return str(step_folder.local_model_path(record))
+        return step_folder.load_dataset(record)
 
 
 def _folder_name(context: dg.InputContext) -> str:

@@ -13,6 +13,7 @@ take the names from here, so none of them imports ``output_folder`` to load.
       <trainer>/_model/           the trained model
       <step>/_in_progress.json    a started, unfinished run: its fingerprint
       <step>/_shards/<k>/         shard k of a sharded step (a step folder of its own)
+      <step>/_partitions/<key>/   partition <key> of a partitioned step (a step folder of its own)
       .cache/<model>.db           SQLite model cache (see cache.py)
       .staging/                   work folders, renamed into place when finished
       .locks/<step>.lock          held (flock) by the one run working on <step>
@@ -34,6 +35,7 @@ __all__ = [
     "LOCKS",
     "MODEL",
     "MODEL_STATE",
+    "PARTITIONS",
     "SHARDS",
     "STAGING",
     "STEP_JSON",
@@ -51,6 +53,8 @@ CACHE = ".cache"
 STAGING = ".staging"
 LOCKS = ".locks"
 SHARDS = "_shards"
+#: ``<step>/_partitions/<key>/``: a user partition (see partition_folders.py).
+PARTITIONS = "_partitions"
 DOWNLOADS = ".downloads"
 #: Where a worker keeps its local work folders for remote output folders.
 LOCAL_FOLDER_ENV = "DREAMER_LOCAL_FOLDER"

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ARGS",
     "CODE_REFERENCES",
+    "COLUMN_LINEAGE",
     "COLUMN_SCHEMA",
     "DATA_CARD",
+    "ESTIMATE",
     "FINGERPRINT",
     "FOLDER",
     "METRICS",
@@ -38,6 +40,8 @@ __all__ = [
     "STEP_NAME",
     "STEP_TYPE",
     "URI",
+    "openai_usage",
+    "sample_table",
     "sample_rows",
     "stat_key",
     "step_metadata",
@@ -52,6 +56,8 @@ ARGS = "dreamer/args"
 FINGERPRINT = "dreamer/fingerprint"
 #: The step's folder name inside the output folder (its safe name, whatever the asset key).
 FOLDER = "dreamer/folder"
+#: The pre-run estimate (uncached prompts, tokens, USD) computed when the definitions load.
+ESTIMATE = "dreamer/estimate"
 #: Materialization metadata.
 PATH = "dreamer/path"
 DATA_CARD = "dreamer/data_card"
@@ -63,8 +69,13 @@ SAMPLE = "dreamer/sample"
 #: Dagster's own keys, which its UI shows in their places.
 ROW_COUNT = "dagster/row_count"
 COLUMN_SCHEMA = "dagster/column_schema"
+COLUMN_LINEAGE = "dagster/column_lineage"
 URI = "dagster/uri"
 CODE_REFERENCES = "dagster/code_references"
+
+#: dagster-openai's usage keys (``openai.<key>``, and ``openai.<model>.<key>`` for a step with
+#: one API model), on each materialization of a step that called an API model.
+OPENAI_USAGE_KEYS = ("calls", "prompt_tokens", "completion_tokens", "total_tokens")
 
 #: How many rows the sample table shows, and how long a cell may be.
 SAMPLE_ROWS = 5
@@ -86,10 +97,10 @@ def step_metadata(folder: StepFolder, record: Mapping[str, Any]) -> dict[str, An
     }
     if record.get("num_rows") is not None:
         metadata[ROW_COUNT] = record["num_rows"]
-    if record.get("schema"):
-        metadata[COLUMN_SCHEMA] = dg.TableSchema(
-            columns=[dg.TableColumn(name=name, type=kind) for name, kind in record["schema"].items()]
-        )
+    if record.get("schema"):  # plain type names (string, float32[384]), not Value('string')
+        from .column_schema import plain_types, table_schema
+
+        metadata[COLUMN_SCHEMA] = table_schema(plain_types(record["schema"]))
     if record.get("data_card"):
         metadata[DATA_CARD] = dg.MetadataValue.md(card_markdown(record["data_card"]))
     for name, value in (record.get("stats") or {}).items():
@@ -101,8 +112,34 @@ def step_metadata(folder: StepFolder, record: Mapping[str, Any]) -> dict[str, An
     if record.get("sample"):
         sample = record["sample"]
         columns = list(record.get("outputs") or sample[0])
-        metadata[SAMPLE] = dg.MetadataValue.md(markdown_table(columns, sample))
+        metadata[SAMPLE] = sample_table(columns, sample)
     return metadata
+
+
+def openai_usage(models: Any, stats: Mapping[str, Any]) -> dict[str, int]:
+    """dagster-openai's usage metadata (``openai.calls``, ``openai.prompt_tokens``,
+    ``openai.completion_tokens``, ``openai.total_tokens``) from a run's ``stats``, when
+    ``models`` hold an API model (one with a key); empty otherwise."""
+    from .model import is_api_model
+
+    api_models = [model for model in models if is_api_model(model)]
+    if not api_models:
+        return {}
+    prompt = int(stats.get("prompt_tokens", 0) or 0)
+    completion = int(stats.get("completion_tokens", 0) or 0)
+    values = dict(
+        zip(
+            OPENAI_USAGE_KEYS,
+            (int(stats.get("model_calls", 0) or 0), prompt, completion, prompt + completion),
+            strict=True,
+        )
+    )
+    usage = {f"openai.{key}": value for key, value in values.items()}
+    names = {str(getattr(model, "model_name", "")) for model in api_models}
+    if len(names) == 1 and "" not in names:
+        [name] = names
+        usage.update({f"openai.{name}.{key}": value for key, value in values.items()})
+    return usage
 
 
 def sample_rows(dataset: Any, count: int = SAMPLE_ROWS, width: int = SAMPLE_CELL_CHARS) -> list[dict]:
@@ -127,6 +164,18 @@ class SampleCollector:
         taken = [rows] if isinstance(rows, dict) else rows.slice(0, missing).to_pylist()
         for row in taken:
             self.rows.append({column: _cell(value, self.width) for column, value in row.items()})
+
+
+def sample_table(columns: list[str], rows: list[Mapping[str, Any]]) -> dg.TableMetadataValue:
+    """The sample rows (cells as text, cut) as a table the web UI shows as one."""
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(data={c: _text(row.get(c)) for c in columns}) for row in rows],
+        schema=dg.TableSchema(columns=[dg.TableColumn(name=c, type="string") for c in columns]),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if value is None or isinstance(value, str) else str(value)
 
 
 def markdown_table(columns: list[str], rows: list[Mapping[str, Any]]) -> str:

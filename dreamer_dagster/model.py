@@ -32,7 +32,7 @@ from .pools import check_pool, device_pool, endpoint_pool, pool_name
 if TYPE_CHECKING:
     from .call_scope import CallScope
 
-__all__ = ["ClientSettings", "Model", "dtype_name"]
+__all__ = ["ClientSettings", "Model", "dtype_name", "is_api_model"]
 
 
 def dtype_name(dtype: Any) -> str | None:
@@ -157,6 +157,11 @@ class Model:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.identity()})"
+
+
+def is_api_model(model: Any) -> bool:
+    """Whether ``model`` calls an API with a key (OpenAI, Anthropic, the providers...)."""
+    return callable(getattr(model, "_resolve_api_key", None))
 
 
 class ClientSettings:

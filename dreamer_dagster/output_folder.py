@@ -54,12 +54,14 @@ from .layout import (  # every layout name stays importable from here
     LOCKS,
     MODEL,
     MODEL_STATE,
+    PARTITIONS,
     SHARDS,
     STAGING,
     STEP_JSON,
 )
 from .layout import DOWNLOADS as DOWNLOADS  # used by worker_folder only
 from .layout import LOCAL_FOLDER_ENV as LOCAL_FOLDER_ENV  # used by worker_folder only
+from .partition_folders import partition_folder_name
 from .record_formats import is_data_version, is_fingerprint, untrusted
 from .step_lock import LeaseLock, StepLock, StepLocked
 from .step_reuse import Preparation, prepare_folder
@@ -147,6 +149,11 @@ class StepFolder:
     def shard(self, key: str) -> StepFolder:
         """The folder of shard ``key`` of this step: ``<step>/_shards/<key>``."""
         return StepFolder(self.output, f"{self.name}/{SHARDS}/{key}")
+
+    def partition(self, key: str) -> StepFolder:
+        """The folder of user partition ``key``: ``<step>/_partitions/<folder-safe key>``
+        (see partition_folders.py; a key is never used as a path as it is)."""
+        return StepFolder(self.output, f"{self.name}/{PARTITIONS}/{partition_folder_name(key)}")
 
     # -- reading ------------------------------------------------------------------
 

@@ -49,7 +49,8 @@ class Pipeline:
 
     Keyword arguments set defaults for the Dagster settings of the steps declared in
     the block (``automation_condition``, ``pool``, ``retry_policy``, ``checks``,
-    ``budget_usd``, ``owners``, ``tags``, ``op_tags``; a step's own value wins),
+    ``budget_usd``, ``owners``, ``tags``, ``op_tags``; a step's own value wins; ``pipes_client``
+    is the default of the trainers and local-model steps only, see :mod:`~dreamer_dagster.pipes`),
     ``translator`` / ``asset_spec`` customize each step's asset spec and op (see
     :mod:`~dreamer_dagster.translator`), ``resources`` are Dagster resources for the
     script's runs and :meth:`definitions`, and ``io_manager_key`` / ``job_name`` let
@@ -101,6 +102,8 @@ class Pipeline:
         try:
             self.translator = make_translator(translator, asset_spec)
             self.settings = check_settings({**settings, "group_name": group_name})
+            # The default of the heavy steps only (trainers, local models): see pipes/launch.py.
+            self.pipes_client = self.settings.pop("pipes_client", None)
         except SettingError as error:
             raise ValueError(f"Pipeline, argument {error.argument!r}: {error}") from None
         except TypeError as error:
@@ -225,6 +228,8 @@ class Pipeline:
             kwargs.setdefault("storage_options", self.storage_options)
         if self.resources:
             kwargs["resources"] = {**self.resources, **(kwargs.get("resources") or {})}
+        if self.pipes_client is not None:
+            kwargs.setdefault("pipes_client", self.pipes_client)
         return dreamer_definitions(self.steps, output_folder=self.output_folder, **kwargs)
 
     def definitions_for_run(self, extra: list[Step] = ()) -> dg.Definitions:

@@ -201,6 +201,7 @@ class ScriptSession:
         from .definitions import pipeline_job_name
 
         definitions = self.pipeline.definitions_for_run(needed)
+        _refuse_partitioned(needed, definitions)
         by_folder = {}
         for asset in definitions.assets or []:
             for spec in asset.specs:
@@ -267,3 +268,21 @@ class ScriptSession:
                 self._instance.dispose()
                 self._instance = None
             self._stack.close()
+
+
+def _refuse_partitioned(steps: list[Step], definitions: dg.Definitions) -> None:
+    """A script materializes whole steps: a partitioned one (steps/partitions.py) is refused."""
+    from . import metadata as keys
+
+    for asset in definitions.assets or []:
+        for spec in asset.specs:
+            folder = spec.metadata.get(keys.FOLDER)
+            step = next((step for step in steps if step.key == folder and not step.shards), None)
+            if step is not None and asset.partitions_def is not None:
+                script = _script_hint().removeprefix("python ")
+                raise RuntimeError(
+                    f"Step {step.name!r} is partitioned, and a script run materializes whole steps. Fix: "
+                    f"materialize its partitions in Dagster (`dagster asset materialize -f {script} "
+                    f"--select {spec.key.to_user_string()} --partition <key>`, or a backfill), or declare "
+                    "the pipeline with Pipeline(..., run=False)."
+                )

@@ -6,8 +6,8 @@
 3. a backup with this fingerprint is moved back;
 4. otherwise the run starts (or resumes an unfinished run of this fingerprint).
 
-A folder moves whole (one rename on a local disk), except a sharded step's:
-its ``_shards`` stay where they are and its other entries move one by one,
+A folder moves whole (one rename on a local disk), except a sharded or partitioned
+step's: its ``_shards`` / ``_partitions`` stay where they are and its other entries move one by one,
 ``step.json`` first out of the folder and last into it, so a crash midway never
 leaves a folder taken for a finished one. Every move stays inside ``_backups``
 (``check_inside``).
@@ -18,7 +18,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from .layout import BACKUPS, SHARDS, STEP_JSON
+from .layout import BACKUPS, PARTITIONS, SHARDS, STEP_JSON
 
 if TYPE_CHECKING:
     from .output_folder import StepFolder
@@ -68,10 +68,11 @@ def _verified(folder: StepFolder, preparation: Preparation, verify: bool) -> Pre
 
 
 def _own_entries(folder: StepFolder) -> list[str] | None:
-    """The entries of ``folder`` besides ``_shards``; None when it has no ``_shards``
-    (then the folder moves whole, with one rename on a local disk)."""
+    """The entries of ``folder`` besides ``_shards`` and ``_partitions``; None when it has
+    neither (then the folder moves whole, with one rename on a local disk)."""
     names = folder.files.list_names(folder.path)
-    return [name for name in names if name != SHARDS] if SHARDS in names else None
+    kept = {SHARDS, PARTITIONS}
+    return [name for name in names if name not in kept] if kept & set(names) else None
 
 
 def _clear(folder: StepFolder) -> None:

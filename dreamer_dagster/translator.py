@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from . import metadata as keys
+from .column_schema import spec_column_metadata
 
 if TYPE_CHECKING:
     from .steps.step import Step
@@ -64,14 +65,17 @@ DEFAULT_RETRY_POLICY = dg.RetryPolicy(
 
 @dataclass(frozen=True)
 class StepOpSettings:
-    """How a step's op runs: its Dagster concurrency pool, retry policy and op tags."""
+    """How a step's op runs: its Dagster concurrency pool, retry policy, op tags, and the
+    Dagster Pipes client that runs it out of the orchestrator's process (None: in process;
+    see :mod:`~dreamer_dagster.pipes`)."""
 
     pool: str | None = None
     retry_policy: dg.RetryPolicy | None = None
     op_tags: Mapping[str, Any] = field(default_factory=dict)
+    pipes_client: Any = None
 
     def replace(self, **changes: Any) -> StepOpSettings:
-        """A copy with ``changes`` (``pool=``, ``retry_policy=``, ``op_tags=``)."""
+        """A copy with ``changes`` (``pool=``, ``retry_policy=``, ``op_tags=``, ``pipes_client=``)."""
         return dataclasses.replace(self, **changes)
 
 
@@ -111,6 +115,7 @@ class DreamerTranslator:
             pool=step.pool or step.default_pool(),
             retry_policy=retry_policy or None,
             op_tags=dict(step.op_tags or {}),
+            pipes_client=step.pipes_client,
         )
 
 
@@ -143,7 +148,8 @@ def build_step_spec(
     upstream_keys: Mapping[str, dg.AssetKey] | None = None,
 ) -> dg.AssetSpec:
     """The step's final asset spec: the translator's, then what reuse and loading rely on
-    (``code_version``, ``dreamer/fingerprint``, ``dreamer/folder``, the upstream deps).
+    (``code_version``, ``dreamer/fingerprint``, ``dreamer/folder``, the upstream deps),
+    and the column schema and lineage known at declaration (see column_schema.py).
 
     ``upstream_keys`` maps an upstream step's key to its asset key (the
     translator is asked for any it lacks).
@@ -155,8 +161,11 @@ def build_step_spec(
         raise TypeError(f"{type(translator).__name__}.get_asset_spec returned {spec!r}, not a dg.AssetSpec.")
     known = upstream_keys or {}
     deps = [known.get(parent.key) or translator.get_asset_spec(parent).key for parent in parents]
+    # Column types and lineage known at declaration, unless the translator set its own.
+    columns = spec_column_metadata(step, {id(p): key for p, key in zip(parents, deps, strict=True)})
+    columns = {key: value for key, value in columns.items() if key not in spec.metadata}
     return spec.replace_attributes(code_version=step.fingerprint, deps=deps).merge_attributes(
-        metadata={keys.FINGERPRINT: step.fingerprint, keys.FOLDER: step.key}
+        metadata={keys.FINGERPRINT: step.fingerprint, keys.FOLDER: step.key, **columns}
     )
 
 

@@ -280,10 +280,11 @@ def test_asset_shows_description_code_reference_uri_rows_schema_card_stats_and_s
     ]
     assert "## Short" in metadata["dreamer/data_card"] and "fake-chat" in metadata["dreamer/data_card"]
     assert metadata["dreamer/model_calls"] == 7 and metadata["dreamer/cache_hits"] == 0
-    sample = metadata["dreamer/sample"].splitlines()
-    assert sample[0] == "| inputs | prompts | generations |" and len(sample) == 2 + 5
-    assert all(len(cell.strip()) <= 80 for row in sample[2:] for cell in row.strip("|").split(" | "))
-    assert "…" in sample[2]
+    sample = metadata["dreamer/sample"]  # a table the web UI shows as one
+    assert [column.name for column in sample.schema.columns] == ["inputs", "prompts", "generations"]
+    assert len(sample.records) == 5
+    assert all(len(cell) <= 80 for record in sample.records for cell in record.data.values())
+    assert "…" in "".join(sample.records[0].data.values())
 
 
 def test_automation_is_opt_in_and_its_sensor_starts_stopped(tmp_path, instance):

@@ -217,3 +217,158 @@ def test_asset_graph_and_step_page_in_chromium(webserver, tmp_path):
         driver.quit()
     for name in ("asset_graph", "step_page", "step_page_compute_details", "step_checks"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
+
+
+# A daily-partitioned prompt step (steps/partitions.py), two of its days materialized.
+PARTITIONED_DEFINITIONS = textwrap.dedent(
+    """
+    import os
+
+    import dagster as dg
+    from dreamer_dagster import Pipeline
+    from dreamer_dagster.llms import OpenAI
+    from dreamer_dagster.steps import DataFromPrompt
+
+    with Pipeline({output!r}) as pipeline:
+        DataFromPrompt(
+            "Daily News",
+            args={{"llm": OpenAI("fake-chat", base_url=os.environ["FAKE_OPENAI_BASE_URL"]), "n": 2,
+                   "instruction": "Write a headline for {{partition_key}}."}},
+            partitions_def=dg.DailyPartitionsDefinition(start_date="2026-11-29", end_date="2026-12-03"),
+        )
+
+    defs = pipeline.definitions()
+    """
+)
+
+
+def test_partition_view_of_a_partitioned_step_in_chromium(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("nux:\n  enabled: false\ntelemetry:\n  enabled: false\n")
+    output = tmp_path / "output"
+    definitions = tmp_path / "definitions.py"
+    definitions.write_text(PARTITIONED_DEFINITIONS.format(output=str(output)))
+    days = ["2026-12-01", "2026-12-02"]
+    driver = _browser(tmp_path / "chromium-profile")  # skips first when Chromium is missing
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    process = log = None
+    try:
+        with FakeOpenAIServer() as server:
+            env = {**os.environ, "DAGSTER_HOME": str(home), "FAKE_OPENAI_BASE_URL": server.base_url}
+            env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+            for day in days:
+                done = subprocess.run(
+                    [str(BIN / "dagster"), "asset", "materialize", "--select", "daily_news", "--partition", day,
+                     "-f", str(definitions)],
+                    cwd=tmp_path, env=env, capture_output=True, text=True, timeout=HANG_S,
+                )  # fmt: skip
+                assert done.returncode == 0, done.stderr[-3000:]
+            port = _free_port()
+            log = open(tmp_path / "webserver.log", "w")  # noqa: SIM115 - closed below
+            process = subprocess.Popen(
+                [str(BIN / "dagster-webserver"), "-f", str(definitions), "-h", "127.0.0.1", "-p", str(port)],
+                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + HANG_S
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/server_info", timeout=5):
+                        break
+                except OSError:
+                    log_text = (tmp_path / "webserver.log").read_text()[-3000:]
+                    assert process.poll() is None and time.monotonic() < deadline, log_text
+                    time.sleep(1)
+            driver.get(f"{url}/assets/daily_news?view=partitions")
+            text = _page_text(driver, ["4 Partitions Selected", "Materialized (2)", "Missing (2)", *days])
+            driver.save_screenshot(str(ARTIFACTS / "partitions_view.png"))
+            driver.get(f"{url}/assets/daily_news?view=partitions&partition={days[1]}")
+            text = _page_text(driver, ["Latest materialization", f"_partitions/{days[1]}"])
+            assert "dreamer/reused" in text, text[:3000]
+            driver.save_screenshot(str(ARTIFACTS / "partition_page.png"))
+    finally:
+        driver.quit()
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=HANG_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if log is not None:
+            log.close()
+    for day in days:
+        assert (output / "daily_news" / "_partitions" / day / "step.json").is_file()
+
+
+def test_pipeline_components_in_chromium(tmp_path):
+    """Two scaffolded ``DreamerPipelineComponent`` folders in a ``create-dagster`` project: the
+    web UI shows both pipelines' assets, each under its key prefix, group and IO manager."""
+    from dreamer_dagster.components.scaffolder import defs_yaml_text, pipeline_module_text
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("nux:\n  enabled: false\ntelemetry:\n  enabled: false\n")
+    project = tmp_path / "demo"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DG_UPDATE_CHECK_ENABLED": "0"}
+    env.update(
+        HF_HUB_OFFLINE="1", PYTHONPATH=str(project / "src"), TWEETS_OUTPUT=str(tmp_path / "tweets-out")
+    )
+    driver = _browser(tmp_path / "chromium-profile")  # skips first when Chromium is missing
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    process = log = None
+    try:
+        created = subprocess.run(
+            [str(BIN / "create-dagster"), "project", "--no-uv-sync", str(project)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=HANG_S,
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr[-3000:]
+        for name in ("tweets", "news"):  # what `dg scaffold defs` writes (tests/test_component.py runs it)
+            folder = project / "src" / "demo" / "defs" / name
+            folder.mkdir()
+            (folder / "defs.yaml").write_text(
+                defs_yaml_text("dreamer_dagster.DreamerPipelineComponent", name)
+            )
+            (folder / "pipeline.py").write_text(pipeline_module_text(name))
+        target = ["-m", "demo.definitions"]
+        done = subprocess.run(
+            [str(BIN / "dagster"), "asset", "materialize", "--select", "tweets/abstracts", *target],
+            cwd=project, env=env, capture_output=True, text=True, timeout=HANG_S,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        port = _free_port()
+        log = open(tmp_path / "webserver.log", "w")  # noqa: SIM115 - closed below
+        process = subprocess.Popen(
+            [str(BIN / "dagster-webserver"), *target, "-h", "127.0.0.1", "-p", str(port)],
+            cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + HANG_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/server_info", timeout=5):
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "webserver.log"
+                ).read_text()[-3000:]
+                time.sleep(1)
+        driver.get(f"{url}/assets?view=flat")
+        _page_text(driver, ["tweets / abstracts", "tweets / tweets_from_abstracts", "news / abstracts"])
+        driver.save_screenshot(str(ARTIFACTS / "components_catalog.png"))
+        driver.get(f"{url}/assets/tweets/abstracts")
+        text = _page_text(driver, ["Abstracts — DataSource", "Row count", "tweets"])
+        assert "Row count\n2" in text
+        assert str(tmp_path / "tweets-out" / "abstracts") in text  # the templated output folder
+        driver.save_screenshot(str(ARTIFACTS / "component_step_page.png"))
+    finally:
+        driver.quit()
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=HANG_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if log is not None:
+            log.close()
+    assert (tmp_path / "tweets-out" / "abstracts" / "step.json").is_file()

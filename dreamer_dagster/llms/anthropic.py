@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from ..errors import NonRetryableError
+from ..model import ClientSettings
 from .api_retry import MalformedResponse, RetryPolicy, call_with_retries, malformed_body_errors
 from .async_stream import AsyncStream
 from .generation_result import GenerationResult
@@ -22,13 +23,14 @@ DEFAULT_MAX_TOKENS = 4096
 DEFAULT_CONTEXT_LENGTH = 200_000
 
 
-class Anthropic(LLM):
+class Anthropic(ClientSettings, LLM):
     """A Claude model behind Anthropic's Messages API (``anthropic.AsyncAnthropic``).
 
     ``Anthropic(model_name, api_key, retry_on_fail, cache_folder_path, **kwargs)``
     as in DataDreamer; ``kwargs`` go to the client. The key is ``api_key`` or, read
     when a step runs, ``ANTHROPIC_API_KEY``; the base URL is ``base_url=`` or
-    ``ANTHROPIC_BASE_URL`` (read by the SDK). The key is never part of the
+    ``ANTHROPIC_BASE_URL`` (read by the SDK); an ``AnthropicResource`` gives the key and
+    timeout at run time instead (see :mod:`~dreamer_dagster.resources`). The key is never part of the
     identity, a fingerprint, step.json, the cache or a log line; nor is a
     credential inside ``base_url`` (see :mod:`~dreamer_dagster.llms.urls`).
 

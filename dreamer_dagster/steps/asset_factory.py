@@ -35,11 +35,15 @@ from ..cost import budget_stats, check_budget
 from ..errors import StepOutputError, StepOutputTypeError, is_retryable, is_transient
 from ..integrity import fail_without_retry, seal_dataset
 from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema
+from ..load_estimate import spec_estimate_metadata
 from ..logs import quiet_hf_logs, report
 from ..metadata import SampleCollector, step_metadata
 from ..output_folder import Preparation, StepLocked, folder_errors, step_uri
+from ..pipes.launch import external_run, pipes_launch_for
 from ..stop_signals import stop_as_failure
 from ..translator import DreamerTranslator, build_step_spec
+from .partition_key import partition_scope
+from .partitions import plan_partitions
 from .run_context import StepRunContext
 
 if TYPE_CHECKING:
@@ -66,11 +70,15 @@ def input_name(step: Step) -> str:
     return f"in_{step.key}"
 
 
-def upstream_ins(step: Step, spec: dg.AssetSpec) -> dict[str, dg.AssetIn]:
+def upstream_ins(
+    step: Step, spec: dg.AssetSpec, mappings: Mapping[str, Any] | None = None
+) -> dict[str, dg.AssetIn]:
     """The asset inputs of ``step``: each upstream step loaded under :func:`input_name`
-    from the asset ``spec`` depends on."""
+    from the asset ``spec`` depends on (with its partition mapping from ``mappings``,
+    by input name, if any: see steps/partitions.py)."""
+    mappings = mappings or {}
     return {
-        input_name(parent): dg.AssetIn(key=dep.asset_key)
+        input_name(parent): dg.AssetIn(key=dep.asset_key, partition_mapping=mappings.get(input_name(parent)))
         for parent, dep in zip(step.upstream(), spec.deps, strict=True)
     }
 
@@ -89,15 +97,23 @@ def build_step_asset(
     resources (``OpenAIResource``) its models take settings from at run time;
     ``output_folder`` (when known) gives the asset its folder's ``dagster/uri``."""
     translator = translator or DreamerTranslator()
+    plan = plan_partitions(step, translator)  # unsupported partitions refused here
+    # A step run through a Pipes client loads its inputs in the external process.
+    pipes = pipes_launch_for(step, translator.get_op_settings(step).pipes_client, plan.active)
     if step.shards:
         from .shards import build_merge_asset
 
         return build_merge_asset(step, translator, io_manager_key, upstream_keys, output_folder)
-    spec = build_step_spec(step, translator, upstream_keys)
-    if output_folder is not None:
-        spec = spec.merge_attributes(metadata={keys.URI: step_uri(output_folder, step.key)})
+    spec = plan.apply(build_step_spec(step, translator, upstream_keys))
+    if output_folder is not None:  # the folder's URI; the pre-run estimate where cheap
+        spec = spec.merge_attributes(
+            metadata={
+                keys.URI: step_uri(output_folder, step.key),
+                **spec_estimate_metadata(step, output_folder),
+            }
+        )
     op_settings = translator.get_op_settings(step)
-    ins = upstream_ins(step, spec)
+    ins = upstream_ins(step, spec, plan.mappings) if pipes is None else {}
     resource_keys = tuple(resource_keys)
 
     @dg.multi_asset(
@@ -115,7 +131,9 @@ def build_step_asset(
         resources = [getattr(context.resources, key) for key in resource_keys]
         retries = op_settings.retry_policy is not None
         with stop_as_failure(step, context):  # SIGTERM / SIGINT: the run stops, never retried
-            yield from materialize_step(step, context, loaded, spec.key, io_manager_key, resources, retries)
+            yield from materialize_step(
+                step, context, loaded, spec.key, io_manager_key, resources, retries, plan, pipes=pipes
+            )
 
     return _step_asset
 
@@ -128,22 +146,35 @@ def materialize_step(
     io_manager_key: str = IO_MANAGER_KEY,
     resources: Sequence[Any] = (),
     retries: bool = False,
+    plan: Any = None,
+    pipes: Any = None,
 ) -> Iterator[Any]:
-    """The asset body: lock the step folder, reuse, restore, or run the step and stage its
-    output, yield it (the IO manager commits it), then yield the selected checks' results."""
+    """The asset body: lock the step folder (a partition's, see steps/partitions.py), reuse,
+    restore, or run the step and stage its output, yield it (the IO manager commits it),
+    then yield the selected checks' results. With ``pipes`` (a ``PipesLaunch``), the step
+    runs and commits in an external process that reports its metadata and checks."""
     io_manager = getattr(context.resources, io_manager_key)
     output_folder = io_manager.folder()
+    partition = plan.for_run(step, context) if plan is not None else None
     step_folder = output_folder.step(step.key)
+    if partition is not None:
+        step_folder = partition.folder(step_folder)
+    fingerprint = partition.fingerprint if partition is not None else step.fingerprint
     if asset_key not in context.selected_asset_keys:
-        yield from _check_finished_output(step, context, asset_key, step_folder)
+        yield from _check_finished_output(step, context, asset_key, step_folder, fingerprint)
         return
-    lock = lock_step_folder(step, context, io_manager, step_folder, step.fingerprint)
+    lock = lock_step_folder(step, context, io_manager, step_folder, fingerprint)
+    external = external_run(step, pipes, context, io_manager, asset_key)  # None: in process
     try:
+        where = {"lock": lock, "partition": partition, "runner": external}
         output, record, reused = reuse_or_run(
-            step, context, loaded, output_folder, step_folder, resources, retries, lock=lock
+            step, context, loaded, output_folder, step_folder, resources, retries, **where
         )
-        metadata = step_metadata(step_folder, record)
+        ran_outside = external is not None and not reused
+        metadata = dict(external.metadata) if ran_outside else step_metadata(step_folder, record)
         metadata[keys.REUSED] = reused
+        if not reused and not ran_outside:  # dagster-openai's keys: the calls this materialization made
+            metadata.update(keys.openai_usage(step.models(), record.get("stats") or {}))
         yield dg.Output(
             output,
             output_name=asset_key.to_python_identifier(),
@@ -151,6 +182,9 @@ def materialize_step(
             metadata=metadata,
         )
         # The IO manager has committed the folder (and released the lock) by now.
+        if ran_outside:  # the external process evaluated the selected checks
+            yield from external.checks
+            return
         if reused:
             record = _with_generation_counts(step, record, step_folder)
         yield from check_results(step, asset_key, record, context.selected_asset_check_keys)
@@ -195,11 +229,13 @@ def reuse_or_run(
     retries: bool = False,
     lock: Any = None,
     shard: Any = None,
+    partition: Any = None,
+    runner: Any = None,
 ) -> tuple[Any, dict, bool]:
     """Apply the reuse / back up / restore rules in ``step_folder`` (the lock held), running
-    the step (or its ``shard``) if it must; returns ``(output for the IO manager, record,
-    reused)``: a :class:`CommittedStep` or a :class:`StagedStep` to commit."""
-    fingerprint = shard.fingerprint if shard is not None else step.fingerprint
+    the step (or its ``shard``, or its ``partition``) if it must; returns ``(output for the IO
+    manager, record, reused)``: a :class:`CommittedStep` or a :class:`StagedStep` to commit."""
+    fingerprint = (shard or partition or step).fingerprint
     problem = step_folder.problem()
     if problem is not None:
         context.log.warning(
@@ -209,9 +245,18 @@ def reuse_or_run(
     with folder_errors(output_folder.root, step.key), fail_without_retry():
         # A finished output is checked before it is reused, unless force= recomputes it.
         preparation = step_folder.prepare(fingerprint, verify=not step.force)
-    if preparation in (Preparation.FINISHED, Preparation.RESTORED) and not step.force:
-        record = step_folder.step_json() or {}
+    finished = preparation in (Preparation.FINISHED, Preparation.RESTORED) and not step.force
+    record = (step_folder.step_json() or {}) if finished else {}
+    if finished and partition is not None and not partition.reuses(record):
+        finished = False  # it read other partitions upstream (a new day's...): it runs again
+        report(
+            step,
+            f"{partition.describe(step)} read other upstream partitions; it runs again.",
+            run_log=context.log,
+        )
+    if finished:
         what = repr(step.name) if shard is None else f"shard {shard.key} of {step.name!r}"
+        what = partition.describe(step) if partition is not None else what
         how = (
             f"Reused the finished output of {what}: results loaded from the output folder, it was "
             "run and saved before"
@@ -222,22 +267,32 @@ def reuse_or_run(
         report(step, f"{how} (fingerprint {fingerprint}).", run_log=context.log)
         return CommittedStep(step_folder, record, lock), record, True
     what = f"Step {step.name!r}" if shard is None else f"Shard {shard.key} of step {step.name!r}"
+    what = f"Step {partition.describe(step)}" if partition is not None else what
     report(step, f"{what} is running.", run_log=context.log)
     started = _dt.datetime.now(_dt.UTC)
-    record, staged = _run(step, context, loaded, output_folder, step_folder, resources, retries, shard)
+    # ``runner``: a Pipes run (pipes/launch.py) that commits the folder itself (staged None).
+    record, staged = (runner or _run)(
+        step, context, loaded, output_folder, step_folder, resources, retries, shard, partition
+    )
     seconds = (_dt.datetime.now(_dt.UTC) - started).total_seconds()
     count = record.get("num_rows")
     rows = "" if count is None else f"{count} row{'' if count == 1 else 's'}, "
     report(step, f"{what} finished and is saved to disk ({rows}{seconds:.1f}s).", run_log=context.log)
+    if staged is None:
+        return CommittedStep(step_folder, record, lock), record, False
     return StagedStep(step_folder, staged, record, lock), record, False
 
 
 def _check_finished_output(
-    step: Step, context: dg.AssetExecutionContext, asset_key: dg.AssetKey, step_folder: Any
+    step: Step,
+    context: dg.AssetExecutionContext,
+    asset_key: dg.AssetKey,
+    step_folder: Any,
+    fingerprint: str | None = None,
 ) -> Iterator[Any]:
     """Only the step's checks were selected: evaluate them on its finished output."""
     record = step_folder.step_json()
-    if record is None or record.get("fingerprint") != step.fingerprint:
+    if record is None or record.get("fingerprint") != (fingerprint or step.fingerprint):
         raise dg.Failure(
             description=f"Step {step.name!r} has no finished output of its declared configuration in "
             f"{step_folder.path} to check. Fix: materialize the step (its checks run with it).",
@@ -256,14 +311,23 @@ def _run(
     resources: Sequence[Any],
     retries: bool,
     shard: Any = None,
+    partition: Any = None,
 ) -> tuple[dict, Any]:
-    """Run the step (or its ``shard``) into a staging folder; return its record and the
-    staging folder. With a retry policy, a failure a retry cannot fix becomes
+    """Run the step (or its ``shard`` or ``partition``) into a staging folder; return its
+    record and the staging folder. With a retry policy, a failure a retry cannot fix becomes
     ``dg.Failure(allow_retries=False)``."""
     upstream = {parent.key: loaded[input_name(parent)] for parent in step.upstream()}
     try:
         return run_staged(
-            step, output_folder, step_folder, upstream, context.log, resources, context.run_id, shard
+            step,
+            output_folder,
+            step_folder,
+            upstream,
+            context.log,
+            resources,
+            context.run_id,
+            shard,
+            partition,
         )
     except Exception as error:
         if retries and not (is_retryable(error) and is_transient(error)):
@@ -284,31 +348,37 @@ def run_staged(
     resources: Sequence[Any] = (),
     run_id: str | None = None,
     shard: Any = None,
+    partition: Any = None,
 ) -> tuple[dict, Any]:
     """Run ``step`` (or its ``shard``; its upstream outputs loaded in ``upstream``, by step
     key) into a fresh staging folder; return its step.json record and the staging folder,
     which the caller commits. With a budget, its estimate is checked before anything is
     sent. A failure leaves nothing half-written."""
     run_context = StepRunContext(
-        step, output_folder, upstream, None, log=log, resources=resources, shard=shard
+        step, output_folder, upstream, None, log=log, resources=resources, shard=shard, partition=partition
     )
+    fingerprint = (shard or partition or step).fingerprint
     quiet = step.pipeline is not None and not step.pipeline.hf_log
     staged = None
     try:
         check_budget(step, run_context)
         with folder_errors(output_folder.root, step.key):
-            step_folder.start(shard.fingerprint if shard is not None else step.fingerprint)
+            step_folder.start(fingerprint)
             staged = run_context.staged = output_folder.staging(step_folder.name, run_id)
         try:
-            with folder_errors(output_folder.root, step.key), quiet_hf_logs(quiet):
+            with (
+                folder_errors(output_folder.root, step.key),
+                quiet_hf_logs(quiet),
+                partition_scope(run_context.partition_key),
+            ):
                 produced = step.execute(run_context)
         finally:
             # Model generations a failure left open save the answers they received.
             _close_model_calls(run_context)
         budget_stats(step, run_context)
         record = {**common_record(step, run_context), **produced}
-        if shard is not None:
-            record.update(shard.record_fields(step))
+        if shard is not None or partition is not None:
+            record.update((shard or partition).record_fields(step))
     except BaseException:
         # Nothing half-written stays behind (a full disk gets its space back); the
         # answers already received are in the model cache.

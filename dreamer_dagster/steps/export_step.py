@@ -13,7 +13,8 @@ path (or a dict of per-split paths), the saved ``Dataset`` / ``DatasetDict``, th
 Hub URL, the exported model folder.
 
 The Hub token: ``token=`` stays on the object (never in the args, the fingerprint,
-``step.json`` or the metadata); without it ``HF_TOKEN`` is read when the export runs.
+``step.json`` or the metadata); without it an ``HFTokenResource``'s token, else
+``HF_TOKEN``, is read when the export runs.
 A file export whose files were removed runs again; a publish runs once per
 fingerprint (``export.force = True``, or removing its folder, runs it again).
 """
@@ -140,8 +141,13 @@ class ExportStep(Step):
         export = getattr(export, "__wrapped__", export)  # the export itself, not the block's dispatch
         call = dict(self.args["call"])
         extra = call.pop("kwargs", None) or {}
-        if self._token is not None:
-            call["token"] = self._token
+        token = self._token
+        if token is None and method == "publish_to_hf_hub":
+            from ..resources import hf_token_of
+
+            token = hf_token_of(context.resources)  # an HFTokenResource's, read at run time
+        if token is not None:
+            call["token"] = token
         result = export(self._source, **call, **extra, output_folder=context.output_folder.root)
         if method == "export_to_hf_dataset":
             result = str(call["path"])  # the Dataset it saved is loaded back from there

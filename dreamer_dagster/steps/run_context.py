@@ -49,19 +49,28 @@ class StepRunContext:
         resources: Iterable[Any] = (),
         estimating: bool = False,
         shard: Any = None,
+        partition: Any = None,
     ):
         self.step = step
         self.output_folder = output_folder
+        #: The partition this run makes or reads through (see steps/partitions.py), if any.
+        self.partition = partition
+        #: The step's partition key in this run (None: not partitioned): ``{partition_key}``.
+        self.partition_key: str | None = partition.key if partition is not None else None
         #: The shard of the step this run makes (a :class:`~dreamer_dagster.steps.shards.Shard`), if any.
         self.shard = shard
         self.step_folder: StepFolder = (
             output_folder.step(step.key) if shard is None else output_folder.step(step.key).shard(shard.key)
         )
+        if partition is not None:
+            self.step_folder = partition.folder(self.step_folder)
         self.upstream = upstream
         self._rows: tuple[int, int] | None = None if shard is None else (shard.start, shard.stop)
         self.staged = staged
         self.log = log
-        self.resources = list(resources)
+        from ..resources import client_resource
+
+        self.resources = [client_resource(resource) for resource in resources]
         self.stats: Counter = Counter()
         self.scope = CallScope(
             step.name,

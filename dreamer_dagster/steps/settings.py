@@ -12,7 +12,9 @@
 - ``checks``: asset check thresholds by check name, or ``False`` for no checks
   (see :mod:`~dreamer_dagster.checks`);
 - ``budget_usd``: the most this step may spend on model calls;
-- ``owners``, ``tags``, ``op_tags``, ``group_name``: as on a Dagster asset.
+- ``owners``, ``tags``, ``op_tags``, ``group_name``: as on a Dagster asset;
+- ``pipes_client``: a Dagster Pipes client (or a ``dreamer_dagster.pipes.PipesLaunch``) that
+  runs the step out of the orchestrator's process (see :mod:`~dreamer_dagster.pipes`).
 
 None of them enters the fingerprint: they change how a step runs, not what it
 outputs. ``Pipeline(...)`` takes the same keywords as defaults for the steps
@@ -42,6 +44,7 @@ SETTING_NAMES = (
     "tags",
     "op_tags",
     "group_name",
+    "pipes_client",
 )
 
 #: Settings whose values merge (the step's entries over the pipeline's).
@@ -145,6 +148,12 @@ def _group_name(value: Any) -> str:
     return value
 
 
+def _pipes_client(value: Any) -> Any:
+    from ..pipes.launch import check_pipes_client
+
+    return check_pipes_client(value)
+
+
 _CHECKERS = {
     "automation_condition": _automation_condition,
     "pool": check_pool,
@@ -155,4 +164,5 @@ _CHECKERS = {
     "tags": _string_tags,
     "op_tags": _op_tags,
     "group_name": _group_name,
+    "pipes_client": _pipes_client,
 }

@@ -25,10 +25,8 @@ signature; ``step.configure(...)`` sets them later. None is fingerprinted.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..deferred import ColumnRef, Deferred, upstream_steps
@@ -38,8 +36,9 @@ from .data_methods import DataMethods
 from .export import ExportMethods
 from .operation_methods import OperationMethods
 from .output_data import ColumnData, OutputColumns
-from .registration import RegistrationMethods, execute_registered, help_text
-from .settings import SETTING_NAMES, SettingError, check_settings, merge_setting
+from .registration import RegistrationMethods, execute_registered
+from .settings import SettingError, check_settings, merge_setting
+from .step_type import StepType, unused_name
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -61,55 +60,7 @@ class StepDeclarationError(ValueError):
     """A step was declared with bad arguments; the message names step, argument and fix."""
 
 
-_PACKAGE = str(Path(__file__).resolve().parents[1])
-
-
-def _unused_name(name: Any) -> Any:
-    """DataDreamer's rule for a name the open block already has: ``"A"``, then ``"A #2"``,
-    ``"A #3"``... (compared by asset key, so ``"Word Count"`` and ``"word_count"`` are one)."""
-    if not isinstance(name, str):
-        return name  # declaring the step says why it is not a name
-    from ..pipeline import Pipeline
-
-    return Pipeline.derived_name(name)
-
-
-class _StepType(type):
-    """Takes the Dagster settings (``pool=``, ``checks=``...) off any step's or trainer's
-    constructor call, so every one accepts them while its own signature stays
-    DataDreamer's, and records where the step was declared (for the web UI)."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        settings = {name: kwargs.pop(name) for name in SETTING_NAMES if name in kwargs}
-        sharding = {name: kwargs.pop(name) for name in ("shards", "backfill_policy") if name in kwargs}
-        declared_at = _caller_location()
-        step = super().__call__(*args, **kwargs)
-        step.declared_at = declared_at
-        if settings:
-            step.configure(**settings)
-        if sharding:
-            from .shards import set_shards
-
-            set_shards(step, sharding.get("shards"), sharding.get("backfill_policy"))
-        return step
-
-    @property
-    def help(cls) -> str:
-        """What the step class takes and gives (DataDreamer's ``Step.help``)."""
-        return help_text(cls)
-
-
-def _caller_location() -> tuple[str, int] | None:
-    """The file and line, outside this package, that declared a step."""
-    frame = sys._getframe(2)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame = frame.f_back
-    if frame is None or frame.f_code.co_filename.startswith("<"):
-        return None
-    return str(Path(frame.f_code.co_filename).resolve()), frame.f_lineno
-
-
-class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, metaclass=_StepType):
+class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, metaclass=StepType):
     """Base of every step: one Dagster asset that writes ``<output>/<step>/``.
 
     Subclasses set:
@@ -143,6 +94,9 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
     shards: int | None = None
     #: The Dagster backfill policy of the shards (default: one run per shard).
     backfill_policy: Any = None
+    #: ``partitions_def=`` / ``partition_mapping=`` (see steps/partitions.py).
+    partitions_def: Any = None
+    partition_mapping: Any = None
     #: Whether args beyond ``ARGS`` are accepted (DataDreamer's ``register_arg("**kwargs")``).
     ACCEPTS_ANY_ARGS: ClassVar[bool] = False
     #: The output folder of the ``Pipeline`` block the step was declared in.
@@ -163,6 +117,7 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
     tags: dict[str, str] | None = None
     op_tags: dict[str, Any] | None = None
     group_name: str | None = None
+    pipes_client: Any = None
 
     def __init__(
         self,
@@ -178,7 +133,7 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
         save_num_shards: int | None = None,
         background: bool = False,
     ):
-        self.name = name = scoped_name(_unused_name(normalize_name(name)))
+        self.name = name = scoped_name(unused_name(normalize_name(name)))
         try:
             self.key = safe_name(name)
         except (TypeError, ValueError) as error:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserCodeError
+from .partition_key import bind_partition_key
 
 if TYPE_CHECKING:
     from .step import Step
@@ -35,7 +36,9 @@ def user_code_error(
 
 
 def call_user(step: Step, argument: str, row: int | str | None, function: Callable, *args: Any) -> Any:
-    """``function(*args)``; an error it raises names the step, the argument and the row."""
+    """``function(*args)`` (with ``partition_key=`` when it takes it and a partition runs, see
+    partition_key.py); an error it raises names the step, the argument and the row."""
+    function = bind_partition_key(function)
     try:
         return function(*args)
     except UserCodeError:
@@ -66,7 +69,9 @@ def with_row_index(
 ) -> Callable:
     """``function`` for ``datasets.Dataset.map`` / ``filter`` called with ``with_indices=True``:
     the index (a list of indices when ``batched``) is passed on only if the user asked
-    for it, and an error names the row (the batch's first row when batched)."""
+    for it, and an error names the row (the batch's first row when batched). The partition
+    key (if any) is bound now, so worker processes of ``num_proc`` get it too."""
+    function = bind_partition_key(function)
 
     def called(*args: Any) -> Any:
         *values, indices = args

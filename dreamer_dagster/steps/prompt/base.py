@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ...deferred import ColumnRef, Deferred
 from ...errors import NonRetryableError
 from ...llms.generation_limits import generation_arg_problem
+from ..partition_key import fill_partition_key
 from ..row_failures import RowFailures, check_max_failed_rows, is_failed
 from ..step import REQUIRED, Step
 
@@ -252,6 +253,7 @@ class PromptStepBase(Step):
         """The args with deferred values computed (the LLM is bound separately); a shard of a
         step sharded by ``n`` makes its part of the ``n`` rows."""
         args = context.resolve({name: value for name, value in self.args.items() if name != "llm"})
+        args = fill_partition_key(args, context.partition_key)  # {partition_key} in the texts
         if context.shard is not None and self.SHARD_BY == "n":
             args["n"] = context.shard.stop - context.shard.start
         return args
