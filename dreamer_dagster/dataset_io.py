@@ -64,6 +64,7 @@ def save_dataset(
         num_shards = min(num_shards, len(dataset))
     if num_proc is not None:
         num_proc = max(1, min(num_proc, len(dataset), num_shards or len(dataset)))
+    dataset = dataset.with_format(None)  # the stored rows, never a read transform (pickling.py)
     dataset.save_to_disk(str(target), num_shards=num_shards, num_proc=num_proc)
     if observers and len(dataset):
         for table in dataset.with_format("arrow").iter(batch_size=1000):

@@ -221,7 +221,12 @@ def load_finished(step_folder: StepFolder, expected: str | None = None) -> Any:
     with fail_without_retry():
         if record.get("model"):
             return str(step_folder.local_model_path(record))
-        return step_folder.load_dataset(record)
+        dataset = step_folder.load_dataset(record)
+    if record.get("pickled"):  # DataDreamer's reads give the values (see pickling.py)
+        from .pickling import unpickled
+
+        dataset = unpickled(dataset)
+    return dataset
 
 
 def _folder_name(context: dg.InputContext) -> str:

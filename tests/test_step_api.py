@@ -10,6 +10,7 @@ import json
 import datasets
 import pytest
 
+import dreamer_dagster
 from dreamer_dagster import Pipeline
 from dreamer_dagster.steps import DataSource, Step, StepDeclarationError, concat, zipped
 
@@ -106,12 +107,53 @@ def test_naming_rules_duplicates_and_derived_names_numbered(tmp_path):
 class Pickled(Step):
     def setup(self):
         self.register_output("value")
+        self.register_output("n")
 
     def run(self):
-        return {"value": [self.pickle({1, 2}), self.pickle(complex(1, 2))]}
+        offset = 10
+        return {
+            "value": [self.pickle({1, 2}), self.pickle(lambda x: x + offset)],  # dill: a closure too
+            "n": [1, 2],
+        }
 
 
-def test_pickle_stores_values_arrow_cannot(tmp_path):
-    with Pipeline(str(tmp_path / "output"), run=True):
+class Applied(Step):
+    """Reads the pickled column as values, as a DataDreamer step does."""
+
+    def setup(self):
+        self.register_input("value")
+        self.register_output("kind")
+
+    def run(self):
+        return {"kind": [type(value).__name__ for value in self.inputs["value"]]}
+
+
+def test_pickle_stores_values_arrow_cannot_and_reads_give_them_back(tmp_path):
+    import dill
+
+    from dreamer_dagster.pickling import PICKLE_KEY, unpickle_value
+
+    output = tmp_path / "output"
+    with Pipeline(str(output), run=True):
         step = Pickled("Pickled")
-        assert [step.unpickle(value) for value in step.output["value"]] == [{1, 2}, complex(1, 2)]
+        first, second = step.output["value"][0], step.output["value"][1]
+        assert first == {1, 2} and second(1) == 11  # unpickled on read, as in DataDreamer
+        assert step.unpickle(first) == {1, 2}  # a value already restored is returned as is
+        assert step.export_to_list()[0] == {"value": {1, 2}, "n": 1}
+        assert step.export_to_dict()["value"][0] == {1, 2}
+        assert step.dataset[0]["value"] == {1, 2}
+        doubled = step.map(lambda row: {"n": row["n"] * 2, "has": 1 in row["value"] if row["n"] == 1 else 0})
+        assert list(doubled.output["has"]) == [True, False]
+        assert list(Applied("Applied", inputs={"value": step.output["value"]}).output["kind"]) == [
+            "set",
+            "function",
+        ]
+    record = json.loads((output / step.key / "step.json").read_text())
+    assert record["pickled"] is True and record["__version__"] == dreamer_dagster.__version__
+    assert {"dill", "datasets", "dagster"} <= set(record["req_versions"]) and record["interpreter"]
+    assert json.loads((output / doubled.key / "step.json").read_text())["pickled"] is True
+    plain = json.loads((output / "applied" / "step.json").read_text())
+    assert plain["pickled"] is False
+    stored = datasets.load_from_disk(str(output / step.key / "_dataset"))["value"][0]
+    assert dill.loads(stored) == {PICKLE_KEY: {1, 2}}  # DataDreamer's format, byte for byte
+    assert unpickle_value(stored) == {1, 2}

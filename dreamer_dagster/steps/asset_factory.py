@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ from ..logs import quiet_hf_logs, report
 from ..metadata import SampleCollector, step_metadata
 from ..output_folder import Preparation, StepLocked, folder_errors, step_uri
 from ..pipes.launch import external_run, pipes_launch_for
+from ..requirement_versions import requirement_versions
 from ..stop_signals import stop_as_failure
 from ..translator import DreamerTranslator, build_step_spec
 from .partition_key import partition_scope
@@ -468,8 +470,12 @@ def common_record(step: Step, context: StepRunContext) -> dict:
         "name": step.name,
         "type": type(step).__name__,
         "fingerprint": step.fingerprint,
+        "__version__": __version__,
         "version": __version__,
         "datetime": now,
+        "pickled": getattr(context, "pickled", False),
+        "req_versions": requirement_versions(),
+        "interpreter": sys.version,
         "args": _jsonable(step.describe_args()),
         "inputs": inputs,
         "sources": [{"step": s.name, "fingerprint": s.fingerprint} for s in step.source_steps()],

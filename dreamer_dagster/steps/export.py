@@ -112,7 +112,12 @@ class ExportMethods:
         folder, record = self.finished_record(output_folder)
         if record.get("model"):
             raise TypeError(f"Step {self.name!r} outputs a trained model, not a dataset to export.")
-        return folder.load_dataset(record), record
+        dataset = folder.load_dataset(record)
+        if record.get("pickled"):  # read after the integrity check of load_dataset
+            from ..pickling import unpickled
+
+            dataset = unpickled(dataset)
+        return dataset, record
 
     def _export_splits(
         self: Step,
@@ -163,8 +168,8 @@ class ExportMethods:
             train_size, validation_size, test_size, stratify_by_column, output_folder
         )
         if len(splits) == 1:
-            return next(iter(splits.values())).to_dict()
-        return {split: dataset.to_dict() for split, dataset in splits.items()}
+            return next(iter(splits.values()))[:]
+        return {split: dataset[:] for split, dataset in splits.items()}
 
     @export_call
     def export_to_list(
@@ -183,8 +188,8 @@ class ExportMethods:
             train_size, validation_size, test_size, stratify_by_column, output_folder
         )
         if len(splits) == 1:
-            return next(iter(splits.values())).to_list()
-        return {split: dataset.to_list() for split, dataset in splits.items()}
+            return list(next(iter(splits.values())))
+        return {split: list(dataset) for split, dataset in splits.items()}
 
     @export_call
     def export_to_json(

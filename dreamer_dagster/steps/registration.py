@@ -186,22 +186,32 @@ class RegistrationMethods:
         return dict(self.__dict__.get("_registered_card") or {})
 
     def pickle(self, value: Any, *args: Any, **kwargs: Any) -> bytes:
-        """``value`` as bytes (``pickle.dumps``), to store a value Arrow cannot in a row. Read
-        back with :meth:`unpickle` (rows hold the bytes: they are not unpickled on read)."""
-        import pickle
+        """``value`` as bytes in DataDreamer's format (dill), to store a value Arrow cannot
+        in a row. The step's step.json then says ``"pickled": true`` and reads of its rows
+        give the values back (see :mod:`~dreamer_dagster.pickling`)."""
+        from ..pickling import pickle_value
 
-        return pickle.dumps(value, *args, **kwargs)
+        context = getattr(self, "_run_context", None)
+        if context is not None:
+            context.pickled = True
+        return pickle_value(value, *args, **kwargs)
 
     def unpickle(self, value: bytes) -> Any:
-        """A value stored with :meth:`pickle`.
+        """A value stored with :meth:`pickle` (bytes; a value already restored is returned).
 
         A pickled column is code: unpickling runs code, so only load output folders you
         trust. The rows reach a step only after its input's files were checked against the
         manifest its step.json recorded (see integrity.py), so bytes planted in a step
         folder after it finished are never unpickled."""
+        from ..pickling import is_pickled_value, unpickle_value
+
+        if not isinstance(value, bytes):
+            return value  # read from a pickled step: already restored
+        if is_pickled_value(value):
+            return unpickle_value(value)
         import pickle
 
-        return pickle.loads(value)  # noqa: S301 - bytes this step's own run() wrote
+        return pickle.loads(value)  # noqa: S301 - bytes of an earlier release's step.pickle
 
     def get_run_output_folder_path(self) -> str:
         """``<output>/<step>/run_output``: a folder the step may keep files in while it runs."""

@@ -80,6 +80,8 @@ class StepRunContext:
             estimating=estimating,
         )
         self.card: dict[str, list[str]] = {}
+        #: Whether ``step.pickle`` was called: step.json's ``pickled`` (see pickling.py).
+        self.pickled = False
         #: The data cards of the steps a SuperStep ran inside this step.
         self.inner_cards: list[dict] = []
         self._started = time.monotonic()
@@ -105,6 +107,12 @@ class StepRunContext:
             start, stop = self._rows
             dataset = dataset.select(range(min(start, len(dataset)), min(stop, len(dataset))))
         return dataset
+
+    def upstream_pickled(self, step: Step) -> bool:
+        """Whether an upstream step's step.json says its rows hold pickled values."""
+        from ..pickling import reads_pickled
+
+        return reads_pickled(self.upstream.get(step.key))
 
     @contextmanager
     def rows_before_shard(self) -> Iterator[None]:

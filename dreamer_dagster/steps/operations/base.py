@@ -84,6 +84,8 @@ class OperationStep(Step):
             )
 
     def run(self, context: StepRunContext) -> Any:
+        if any(context.upstream_pickled(source) for source in self._sources):
+            context.pickled = True  # the rows keep the pickled values: so does step.json
         return self.apply([context.dataset(source) for source in self._sources], context)
 
     def apply(self, datasets: list[Any], context: StepRunContext) -> Any:
