@@ -12,8 +12,8 @@ that selection that call the mutated function. One worker (``--max-children 1``)
 Without an option every module starts afresh. ``--resume`` keeps earlier results
 (mutants of unchanged functions are not rerun); ``--survivors`` reruns only the
 mutants that survived the last run, against the tests as they are now (after
-adding a test: has it killed them?). Prints the kill rate per module and in
-total, writes ``.mutants/results.json`` and each module's surviving mutants
+adding a test: has it killed them?), and the mutants of functions changed since.
+Prints the kill rate per module and in total, writes ``.mutants/results.json`` and each module's surviving mutants
 (with their diffs) to ``.mutants/<module>/survivors.txt``. Survivors judged
 equivalent are listed, with the reason, in ``docs/mutants.md``.
 """
@@ -53,12 +53,20 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "cache": ("dreamer_dagster/cache.py", ("tests/test_mutants_cache.py", "tests/test_cache.py")),
     "output_folder": (
         "dreamer_dagster/output_folder.py",
-        ("tests/test_mutants_output_folder.py", "tests/test_trust_integrity.py"),
+        (
+            "tests/test_mutants_output_folder.py",
+            "tests/test_mutants_step_reuse.py",
+            "tests/test_trust_integrity.py",
+        ),
     ),
     # The reuse / back-up / restore rules, split out of output_folder.py.
     "step_reuse": (
         "dreamer_dagster/step_reuse.py",
-        ("tests/test_mutants_output_folder.py", "tests/test_trust_integrity.py"),
+        (
+            "tests/test_mutants_step_reuse.py",
+            "tests/test_mutants_output_folder.py",
+            "tests/test_trust_integrity.py",
+        ),
     ),
     "step_lock": ("dreamer_dagster/step_lock.py", ("tests/test_mutants_step_lock.py",)),
 }
@@ -88,16 +96,24 @@ def _status(exit_code: int | None) -> str:
 
 
 def _prepare(name: str, mode: str) -> Path:
-    """The module's private copy: package, tests, and pyproject.toml with its mutmut section
-    (``mode`` ``survivors``: the same mutants, the tests copied again)."""
+    """The module's private copy: package, tests, and pyproject.toml with its mutmut section.
+
+    ``resume`` / ``survivors`` copy the package and the tests again over the last copy: tests
+    written since then may import modules the old copy lacks (output_folder.py split into
+    layout.py, step_reuse.py...), and with the old package the clean run fails before any
+    mutant runs. mutmut regenerates the mutated file only if it changed (by mtime; copy2
+    keeps it), so the survivors keep their names."""
     path, tests = MODULES[name]
     work = WORK / name
     if mode == "fresh" and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
-    for folder in ("tests",) if mode == "survivors" else ("dreamer_dagster", "tests"):
+    for folder in ("dreamer_dagster", "tests"):
         shutil.copytree(REPO / folder, work / folder, ignore=ignore, dirs_exist_ok=True)
+    for folder in ("dreamer_dagster", "tests"):  # a module moved or removed since the last run
+        _drop_stale(work / folder, REPO / folder)
+        _drop_stale(work / "mutants" / folder, REPO / folder)
     if mode == "survivors":  # the tests changed: which test calls which function is measured again
         (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     present = [test for test in tests if (REPO / test).exists()]
@@ -123,6 +139,22 @@ def _prepare(name: str, mode: str) -> Path:
     # On PYTHONPATH from the start: a folder that is missing when Python starts is never searched.
     (work / "mutants").mkdir(exist_ok=True)
     return work
+
+
+def _drop_stale(copy: Path, source: Path) -> None:
+    """Remove from ``copy`` the files ``source`` no longer has (``--resume`` / ``--survivors``
+    copy over an earlier copy, and mutmut never copies a file that is already there): a module
+    split or renamed since then would otherwise be imported in its old form."""
+    if not copy.is_dir():
+        return
+    for file in sorted(copy.rglob("*"), reverse=True):
+        relative = file.relative_to(copy)
+        if "__pycache__" in relative.parts or file.suffix == ".meta" or (source / relative).exists():
+            continue
+        if file.is_dir():
+            shutil.rmtree(file, ignore_errors=True)
+        else:
+            file.unlink()
 
 
 def _codes(work: Path, path: str) -> dict[str, int | None]:
@@ -169,21 +201,18 @@ def run_module(name: str, mode: str = "fresh") -> dict:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     started = time.perf_counter()
     with open(work / "run.log", "w") as log:
+        command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1"]
         code = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mutmut",
-                "run",
-                "--max-children",
-                "1",
-                *(named if mode == "survivors" else []),
-            ],
+            [*command, *(named if mode == "survivors" else [])],
             cwd=work,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         ).returncode
+        if mode == "survivors" and code == 0 and None in _codes(work, path).values():
+            # The module changed since the last run: mutmut made new mutants of the changed
+            # functions; run those too (without names, mutmut runs only mutants not yet run).
+            code = subprocess.run(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
     seconds = time.perf_counter() - started
     codes = _codes(work, path)
     counts: dict[str, int] = {}

@@ -379,3 +379,51 @@ def test_write_dataset_from_each_kind_of_rows(output, tmp_path):
     assert datasets.load_from_disk(str(tmp_path / "empty" / "_dataset")).column_names == ["n"]
     output.write_dataset(tmp_path / "empty-split", iter([]), columns=["n"], num_shards=1)
     assert datasets.load_from_disk(str(tmp_path / "empty-split" / "_dataset")).column_names == ["n"]
+
+
+# -- written for the survivors of the second run ------------------------------------------------
+
+
+def test_the_storage_options_reach_the_object_store(tmp_path):
+    output = OutputFolder(
+        f"memory://opts-{uuid.uuid4().hex}/out", storage_options={"anon": True}, local_folder=str(tmp_path)
+    )
+    assert output.root.storage_options == {"anon": True}
+
+
+def test_an_unwritable_object_store_is_refused_naming_the_step(tmp_path):
+    output = OutputFolder("http://127.0.0.1:9/out", local_folder=str(tmp_path / "worker"))
+    with pytest.raises(OutputFolderError) as raised:
+        output.check_writable("tweets")  # nothing listens on port 9: the probe cannot be written
+    message = str(raised.value)
+    assert message.startswith("Step 'tweets': the output folder http://127.0.0.1:9/out cannot be written (")
+    assert message.endswith("or storage_options=) allow writing to it.")
+
+
+def test_a_remote_output_is_checked_against_the_record_given(remote, tmp_path):
+    step = remote.step("tweets")
+    finished(step, tmp_path, FP, {"text": ["old"]})
+    old = step.step_json()
+    finished(step, tmp_path, OTHER, {"text": ["new", "rows"]})  # same data version, other files
+    assert step.load_dataset()["text"] == ["new", "rows"]
+    with pytest.raises(IntegrityError) as raised:
+        step.load_dataset(old)
+    assert step.path.path in str(raised.value)
+
+
+def test_rows_are_streamed_in_batches_of_1000_by_default(output, tmp_path):
+    import pyarrow as pa
+
+    output.write_dataset(tmp_path / "batches", iter([{"n": i} for i in range(2500)]))
+    (arrow,) = (tmp_path / "batches" / "_dataset").glob("*.arrow")
+    with pa.memory_map(str(arrow)) as source:
+        reader = pa.ipc.open_stream(source)
+        assert [batch.num_rows for batch in reader] == [1000, 1000, 500]
+
+
+def test_a_partition_folder_is_under_the_steps_partitions(output, tmp_path):
+    plain = output.step("tweets").partition("2026-12-01")
+    assert plain.output is output and plain.name == "tweets/_partitions/2026-12-01"
+    assert plain.path == tmp_path / "out" / "tweets" / "_partitions" / "2026-12-01"
+    odd = output.step("tweets").partition("Fr/../x")  # a key is never a path as it is
+    assert odd.name.startswith("tweets/_partitions/_fr-x_") and odd.path.parent == plain.path.parent

@@ -195,6 +195,8 @@ def test_an_expired_lease_is_free_and_a_held_one_is_renewed(folder):
     first_expiry = leases(folder)["000000000005.json"]["expires"]
     assert list(leases(folder)) == ["000000000005.json"]
     assert "lease-Tweets" in {thread.name for thread in threading.enumerate()}  # the renewer, by step
+    # A daemon: a lease never keeps a finished process alive (it expires a ttl later).
+    assert all(thread.daemon for thread in threading.enumerate() if thread.name == "lease-Tweets")
     # Renewed every ttl / 3 while held, well before it would expire (the bound is the lease
     # time, 2 s, for a renewal due after 0.67 s): its new expiry is a lease time ahead.
     wait_for(lambda: leases(folder)["000000000005.json"]["expires"] > first_expiry, seconds=2.0)
