@@ -5,10 +5,17 @@ from __future__ import annotations
 __all__ = [
     "ATTRPROMPT_CITATION",
     "DPO_CITATION",
+    "FAISS_CITATION",
+    "GEMINI_CITATION",
     "GPT2_CITATION",
+    "GPT3_CITATION",
+    "GPT4_CITATION",
     "GRPO_CITATION",
     "HF_TRANSFORMERS_CITATION",
+    "INSTRUCTGPT_CITATION",
+    "INSTRUCTOR_CITATION",
     "LLM_AS_A_JUDGE_CITATION",
+    "MISTRAL_CITATION",
     "NEAREST_NEIGHBOR_CITATION",
     "OPENAI_EMBEDDINGS_CITATION",
     "PEFT_CITATION",
@@ -16,6 +23,7 @@ __all__ = [
     "RLHF_CITATION",
     "SENTENCE_BERT_CITATION",
     "TRL_CITATION",
+    "VLLM_CITATION",
 ]
 
 HF_TRANSFORMERS_CITATION = """@inproceedings{Wolf_Transformers_State-of-the-Art_Natural_2020,
@@ -129,4 +137,74 @@ RLHF_CITATION = """@article{ouyang2022training,
   volume = {35},
   pages = {27730--27744},
   year = {2022}
+}"""
+
+
+# DataDreamer's model citations, verbatim (its models' ``citation`` properties).
+
+GPT3_CITATION = """@article{brown2020language,
+  title={Language models are few-shot learners},
+  author={Brown, Tom and Mann, Benjamin and Ryder, Nick and Subbiah, Melanie and Kaplan, Jared D and Dhariwal, Prafulla and Neelakantan, Arvind and Shyam, Pranav and Sastry, Girish and Askell, Amanda and others},
+  journal={Advances in neural information processing systems},
+  volume={33},
+  pages={1877--1901},
+  year={2020}
+}"""
+
+GPT4_CITATION = """@article{OpenAI2023GPT4TR,
+  title={GPT-4 Technical Report},
+  author={OpenAI},
+  journal={ArXiv},
+  year={2023},
+  volume={abs/2303.08774},
+  url={https://api.semanticscholar.org/CorpusID:257532815}
+}"""
+
+INSTRUCTGPT_CITATION = """@article{ouyang2022training,
+  title={Training language models to follow instructions with human feedback},
+  author={Ouyang, Long and Wu, Jeffrey and Jiang, Xu and Almeida, Diogo and Wainwright, Carroll and Mishkin, Pamela and Zhang, Chong and Agarwal, Sandhini and Slama, Katarina and Ray, Alex and others},
+  journal={Advances in Neural Information Processing Systems},
+  volume={35},
+  pages={27730--27744},
+  year={2022}
+}"""
+
+GEMINI_CITATION = """@article{anil2023gemini,
+  title={Gemini: A family of highly capable multimodal models},
+  author={Anil, Rohan and Borgeaud, Sebastian and Wu, Yonghui and Alayrac, Jean-Baptiste and Yu, Jiahui and Soricut, Radu and Schalkwyk, Johan and Dai, Andrew M and Hauth, Anja and Millican, Katie and others},
+  journal={arXiv preprint arXiv:2312.11805},
+  volume={1},
+  year={2023}
+}"""
+
+MISTRAL_CITATION = """@article{jiang2023mistral,
+  title={Mistral 7B},
+  author={Jiang, Albert Q and Sablayrolles, Alexandre and Mensch, Arthur and Bamford, Chris and Chaplot, Devendra Singh and Casas, Diego de las and Bressand, Florian and Lengyel, Gianna and Lample, Guillaume and Saulnier, Lucile and others},
+  journal={arXiv preprint arXiv:2310.06825},
+  year={2023}
+}"""
+
+VLLM_CITATION = """@inproceedings{kwon2023efficient,
+  title={Efficient Memory Management for Large Language Model Serving with PagedAttention},
+  author={Woosuk Kwon and Zhuohan Li and Siyuan Zhuang and Ying Sheng and Lianmin Zheng and Cody Hao Yu and Joseph E. Gonzalez and Hao Zhang and Ion Stoica},
+  booktitle={Proceedings of the ACM SIGOPS 29th Symposium on Operating Systems Principles},
+  year={2023}
+}"""
+
+FAISS_CITATION = """@article{johnson2019billion,
+  title={Billion-scale similarity search with {GPUs}},
+  author={Johnson, Jeff and Douze, Matthijs and J{\\'e}gou, Herv{\\'e}},
+  journal={IEEE Transactions on Big Data},
+  volume={7},
+  number={3},
+  pages={535--547},
+  year={2019},
+  publisher={IEEE}
+}"""
+
+INSTRUCTOR_CITATION = """@inproceedings{INSTRUCTOR,
+  title={One Embedder, Any Task: Instruction-Finetuned Text Embeddings},
+  author={Su, Hongjin and Shi, Weijia and Kasai, Jungo and Wang, Yizhong and Hu, Yushi and  Ostendorf, Mari and Yih, Wen-tau and Smith, Noah A. and  Zettlemoyer, Luke and Yu, Tao},
+  url={https://arxiv.org/abs/2212.09741},
+  year={2022},
 }"""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .steps.step import Step
 
-__all__ = ["ColumnRef", "Deferred", "DeferredValueError", "resolve", "upstream_steps"]
+__all__ = ["ColumnRef", "Deferred", "DeferredValueError", "ModelPath", "resolve", "upstream_steps"]
 
 
 class DeferredValueError(ValueError):
@@ -218,6 +218,46 @@ class Deferred:
 
     def __radd__(self, other: Any) -> Any:
         return other + self._compute(f"... + {self.describe()}")
+
+
+class ModelPath(str):
+    """``trainer.model_path`` in a running script: the ``_model`` folder as a ``str``
+    (``os.path.join`` / ``os.path.exists`` / ``from_pretrained`` work, as in DataDreamer)
+    that still carries its :class:`Deferred`. Passed to a step or a model it adds the
+    dependency edge, fingerprints by the trainer (as ``trainer.model_path`` does in a file
+    Dagster loads) and resolves at run time to the run's own ``_model`` path."""
+
+    deferred: Deferred
+
+    def __new__(cls, path: str, deferred: Deferred) -> ModelPath:
+        value = super().__new__(cls, path)
+        value.deferred = deferred
+        return value
+
+    def __reduce__(self) -> tuple:
+        return (str, (str(self),))  # pickled (another process, a library's copy): the path alone
+
+    def __copy__(self) -> ModelPath:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> ModelPath:
+        return self  # a library's deep copy of its config keeps the path (and its source)
+
+    @property
+    def step(self) -> Step:
+        return self.deferred.step
+
+    def fingerprint_identity(self) -> dict:
+        return self.deferred.fingerprint_identity()
+
+    def describe(self) -> str:
+        return self.deferred.describe()
+
+    def dependencies(self) -> list:
+        return [self.deferred.step]
+
+    def resolve_deferred(self, context: Any) -> Any:
+        return resolve(self.deferred, context)
 
 
 def _value(other: Any) -> Any:

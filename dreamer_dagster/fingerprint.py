@@ -86,6 +86,7 @@ _TAG_KEYS = frozenset(
         {"module"},
         {"builtin"},
         {"peft_config"},
+        {"quantization_config"},
         {"opaque"},
         {"dict"},
         {"dict_items"},
@@ -142,8 +143,10 @@ def fingerprint(obj: Any) -> str:
 
 def canonical(obj: Any, where: str = "value") -> Any:  # noqa: C901 - one dispatch table
     """Plain, process-independent JSON data describing ``obj``."""
-    if obj is None or isinstance(obj, (bool, str)):
+    if obj is None or isinstance(obj, bool):
         return obj
+    if isinstance(obj, str) and not hasattr(type(obj), "fingerprint_identity"):
+        return obj  # a str carrying its source (a trained model's path) is described by it below
     if isinstance(obj, int):
         return obj
     if isinstance(obj, float):
@@ -184,6 +187,14 @@ def canonical(obj: Any, where: str = "value") -> Any:  # noqa: C901 - one dispat
         from .library_defaults import normalize_peft_config
 
         return {"peft_config": canonical(normalize_peft_config(obj), where)}
+    if (
+        hasattr(obj, "to_dict")
+        and hasattr(obj, "quant_method")
+        and type(obj).__module__.startswith("transformers")
+    ):
+        from .library_defaults import normalize_quantization_config
+
+        return {"quantization_config": canonical(normalize_quantization_config(obj), where)}
     if callable(obj) and hasattr(obj, "__dict__"):
         # A callable object: its class source plus its attributes.
         return {

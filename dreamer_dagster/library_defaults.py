@@ -13,7 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LORA_CONFIG_DEFAULTS", "normalize_peft_config"]
+__all__ = [
+    "BNB_CONFIG_DEFAULTS",
+    "LORA_CONFIG_DEFAULTS",
+    "normalize_peft_config",
+    "normalize_quantization_config",
+]
 
 #: ``peft.LoraConfig().to_dict()`` of peft 0.21.2, less ``peft_type`` and ``peft_version``.
 LORA_CONFIG_DEFAULTS: dict[str, Any] = {
@@ -56,6 +61,22 @@ LORA_CONFIG_DEFAULTS: dict[str, Any] = {
     "arrow_config": None,
     "kasa_config": None,
     "ensure_weight_tying": False,
+}
+
+#: ``transformers.BitsAndBytesConfig().to_dict()`` of transformers 5.23.0, less its private
+#: ``_load_in_4bit`` / ``_load_in_8bit`` copies (``quant_method`` names the config's kind).
+BNB_CONFIG_DEFAULTS: dict[str, Any] = {
+    "quant_method": "bitsandbytes",
+    "llm_int8_threshold": 6.0,
+    "llm_int8_skip_modules": None,
+    "llm_int8_enable_fp32_cpu_offload": False,
+    "llm_int8_has_fp16_weight": False,
+    "bnb_4bit_quant_type": "fp4",
+    "bnb_4bit_use_double_quant": False,
+    "bnb_4bit_compute_dtype": "float32",
+    "bnb_4bit_quant_storage": "uint8",
+    "load_in_4bit": False,
+    "load_in_8bit": False,
 }
 
 #: Fields peft keeps as sets (a list in any order means the same modules).
@@ -109,4 +130,30 @@ def _plain(value: Any) -> Any:
         return [_plain(item) for item in value]
     if hasattr(value, "value") and type(value).__mro__[-2].__name__ == "Enum":
         return value.value
+    return value
+
+
+def normalize_quantization_config(config: Any) -> dict[str, Any]:
+    """A ``transformers`` quantization config (a ``BitsAndBytesConfig`` or another
+    ``QuantizationConfigMixin``, or a dict of its fields) as a plain dict: ``quant_method``
+    plus, for bitsandbytes, the fields that differ from :data:`BNB_CONFIG_DEFAULTS`
+    (dtypes by name), or every field for another method. A dict without
+    ``quant_method`` is a ``BitsAndBytesConfig``'s fields, as in ``from_pretrained``.
+    """
+    if isinstance(config, Mapping):
+        fields = {str(name): _plain(value) for name, value in config.items()}
+    else:
+        fields = {name: _plain(value) for name, value in config.to_dict().items()}
+    fields = {name: _dtype_name(name, value) for name, value in fields.items() if not name.startswith("_")}
+    method = str(fields.pop("quant_method", None) or "bitsandbytes")
+    if method != "bitsandbytes":
+        return {"quant_method": method, **dict(sorted(fields.items()))}
+    changed = {name: value for name, value in fields.items() if BNB_CONFIG_DEFAULTS.get(name, ...) != value}
+    return {"quant_method": method, **dict(sorted(changed.items()))}
+
+
+def _dtype_name(field: str, value: Any) -> Any:
+    """``torch.bfloat16`` -> ``"bfloat16"`` in the dtype fields (without importing torch)."""
+    if field.endswith(("_dtype", "_storage")) and value is not None and not isinstance(value, str):
+        return str(value).removeprefix("torch.")
     return value

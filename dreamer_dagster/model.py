@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .deferred import resolve, upstream_steps
 from .fingerprint import fingerprint
+from .model_info import ModelInfo
 from .pools import check_pool, device_pool, endpoint_pool, pool_name
 
 if TYPE_CHECKING:
@@ -43,8 +44,10 @@ def dtype_name(dtype: Any) -> str | None:
     return str(dtype).removeprefix("torch.")
 
 
-class Model:
-    """Base of models. Subclasses implement ``identity()`` and their own work."""
+class Model(ModelInfo):
+    """Base of models. Subclasses implement ``identity()`` and their own work; DataDreamer's
+    model properties (``model_card``, ``license``, ``citation``...) and the data card entries
+    built from them come from :class:`~dreamer_dagster.model_info.ModelInfo`."""
 
     #: Run-time state, set on the copy ``for_run`` returns.
     cache_folder: Path | None = None
@@ -115,10 +118,6 @@ class Model:
             if name
             else (f"{type(self).__name__}-{self.model_fingerprint}")
         )
-
-    def card_entries(self) -> dict[str, list[str]]:
-        """Data card entries for steps that use this model (Model Name, License...)."""
-        return {}
 
     # -- Dagster settings -----------------------------------------------------------
 

@@ -7,8 +7,10 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .direct_calls import pop_session, push_session
 from .filesystem import is_remote
 from .io_manager import IO_MANAGER_KEY
 from .names import derived_names, safe_name, scoped_name
@@ -122,10 +124,24 @@ class Pipeline:
     # -- the block ------------------------------------------------------------------
 
     def __enter__(self) -> Pipeline:
+        if any(active.script_mode for active in Pipeline._active):
+            # As DataDreamer refuses a session inside another (src/datadreamer.py).
+            raise RuntimeError(
+                "Only one DataDreamer context may be active at a time: a Pipeline block was opened "
+                "inside a running one. Fix: end the running block first (or declare the steps in it)."
+            )
         Pipeline._active.append(self)
+        # Models called directly in the block use its model cache (see direct_calls.py).
+        self._direct_calls = push_session(self.model_cache_folder)
         if self.script_mode:
             self.session = ScriptSession(self)
-            self.session.open()
+            try:
+                self.session.open()
+            except BaseException:  # a block that never opened is not left active
+                self.session = None
+                pop_session(self._direct_calls)
+                Pipeline._active.remove(self)
+                raise
         return self
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
@@ -134,7 +150,18 @@ class Pipeline:
                 self.session.close(failed=exc_type is not None)
         finally:
             self.session = None
+            pop_session(self._direct_calls)
             Pipeline._active.remove(self)
+
+    def model_cache_folder(self) -> Path | None:
+        """Where the block's model caches live (``OutputFolder.cache_path``: ``<output>/.cache``,
+        or this worker's own for a shared output folder); None in memory, where DataDreamer
+        keeps no cache for a model called directly."""
+        if self.in_memory:
+            return None
+        from .output_folder import OutputFolder
+
+        return OutputFolder(self.output_folder, self.storage_options or None).cache_path
 
     def start(self) -> None:
         """Open the block without ``with`` (DataDreamer's ``start()``); end it with :meth:`stop`."""

@@ -193,8 +193,19 @@ def test_openai_embedder_against_the_loopback_server(tmp_path, instance, openai_
 
 def bound_api_embedder(server, cache, **kwargs) -> OpenAIEmbedder:
     kwargs.setdefault("retry_initial_delay", 0.01)
+    kwargs.setdefault("retry_on_fail", True)  # DataDreamer's default for OpenAIEmbedder is False
     embedder = OpenAIEmbedder("fake-embed", base_url=server.base_url, dimensions=8, **kwargs)
     return embedder.for_run(cache_folder=cache, stats=Counter())
+
+
+def test_openai_embedder_does_not_retry_by_default_as_in_datadreamer(openai_server, tmp_path):  # noqa: F811
+    """DataDreamer's ``OpenAIEmbedder(retry_on_fail=False)`` default: one attempt, then the error."""
+    embedder = OpenAIEmbedder("fake-embed", base_url=openai_server.base_url, dimensions=8)
+    assert embedder.retry_on_fail is False
+    openai_server.fail_next(500, 1)
+    with pytest.raises(RuntimeError, match="HTTP 500"):
+        embedder.for_run(cache_folder=tmp_path, stats=Counter()).run(["a"])
+    assert len(openai_server.requests) == 1
 
 
 def test_openai_embedder_sends_batches_concurrently_with_no_barrier(openai_server, tmp_path):  # noqa: F811

@@ -192,10 +192,13 @@ def test_cache_serves_a_rerun_and_keeps_the_api_key_out(openai_server, tmp_path,
     assert explicit.model_fingerprint == llm.model_fingerprint
 
 
-def test_identical_prompts_get_distinct_seeded_answers_cached_apart(openai_server, tmp_path):
+def test_the_seed_reaches_the_api_as_given_and_identical_prompts_are_cached_apart(openai_server, tmp_path):
+    """DataDreamer sends ``seed`` as given (never a per-prompt number): a seeded provider may
+    then answer identical prompts alike; each occurrence still has its own cache entry."""
     llm = bound(make(openai_server), tmp_path)
     results = llm.run(["same"] * 3, seed=7, temperature=1.0, top_p=1.0)
-    assert len(set(results)) == 3
+    assert results == ["Echo: same [seed 7]"] * 3
+    assert [request["body"]["seed"] for request in openai_server.requests] == [7, 7, 7]
     rerun = bound(make(openai_server), tmp_path)
     assert rerun.run(["same"] * 3, seed=7, temperature=1.0, top_p=1.0) == results
     assert rerun.stats["cache_hits"] == 3

@@ -226,6 +226,33 @@ def test_a_peft_config_by_its_settings():
     assert canonical(config) != canonical(LoraConfig(r=8, lora_alpha=8))
 
 
+def test_a_quantization_config_by_its_settings_and_no_other_transformers_object():
+    from transformers import BitsAndBytesConfig
+
+    assert canonical(BitsAndBytesConfig(load_in_4bit=True)) == {
+        "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    }
+
+    class Settings:  # a transformers object with to_dict, but no quant_method
+        def to_dict(self):
+            return {}
+
+    Settings.__module__ = "transformers.configuration_utils"
+    assert (
+        refused(Settings())
+        == f"value: a transformers.configuration_utils.{Settings.__qualname__} {NO_FINGERPRINT}"
+    )
+
+
+def test_a_str_that_carries_its_identity_is_described_by_it():
+    class TrainedModelPath(str):
+        def fingerprint_identity(self):
+            return {"trained_from": "0123456789abcdef"}
+
+    assert canonical(TrainedModelPath("/models/x")) == {"trained_from": "0123456789abcdef"}
+    assert canonical("/models/x") == "/models/x"
+
+
 # -- callables -------------------------------------------------------------------------------
 
 

@@ -165,6 +165,8 @@ def test_dpo_makes_the_chosen_answers_more_likely_than_the_rejected(
     )
     output = tmp_path / "output"
     assert materialize(trainer, instance, output).success
+    training_args = json.loads((output / trainer.key / "_model" / "training_args.json").read_text())
+    assert training_args["loss_type"] == ["kto_pair"]  # DataDreamer's default loss, implemented here
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama))
     before = preference_margins(AutoModelForCausalLM.from_pretrained(str(tiny_llama)), tokenizer)
     after = preference_margins(

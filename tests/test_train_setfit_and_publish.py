@@ -93,9 +93,12 @@ def test_setfit_trains_on_minilm_and_its_model_predicts(trained):
 
 def test_export_to_disk_writes_a_loadable_copy(trained, tmp_path):
     trainer, output, _ = trained
-    path = trainer.export_to_disk(tmp_path / "exported", output_folder=output)
+    exported = trainer.export_to_disk(tmp_path / "exported", output_folder=output)
     from setfit import SetFitModel
 
+    assert isinstance(exported, SetFitModel)  # DataDreamer returns the exported model
+    assert list(exported.predict(["Worst, boring"])) == ["negative"]
+    path = tmp_path / "exported"
     assert list(SetFitModel.from_pretrained(str(path)).predict(["Worst, boring"])) == ["negative"]
     with pytest.raises(ValueError, match="trained no adapter"):
         trainer.export_to_disk(tmp_path / "adapter", adapter_only=True, output_folder=output)

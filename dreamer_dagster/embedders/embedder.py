@@ -68,6 +68,14 @@ class Embedder(TaskModel):
         truncate: bool = False,
         instruction: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_scheduler_buffer_size: int | None = None,
+        adaptive_batch_size: bool = True,
+        progress_interval: int | None = 60,
+        force: bool = False,
+        cache_only: bool = False,
+        verbose: bool | None = None,
+        log_level: int | None = None,
+        total_num_texts: int | None = None,
         return_generator: bool = False,
         **kwargs: Any,
     ) -> Iterator[Any] | list[Any]:
@@ -76,9 +84,13 @@ class Embedder(TaskModel):
         ``truncate=False`` refuses a text longer than the model's context (with
         a message saying so) instead of silently cutting it. The cache key holds
         the text and the encode arguments, not ``truncate``: a text that fits
-        embeds the same either way.
+        embeds the same either way. DataDreamer's run options are taken in its
+        order: ``force`` / ``cache_only`` as in ``LLM.run``; the others change nothing
+        here (batches are already bounded, a step reports its own progress).
         """
-        matrices = self.run_matrices(texts, truncate, instruction, batch_size, **kwargs)
+        matrices = self.run_matrices(
+            texts, truncate, instruction, batch_size, force=force, cache_only=cache_only, **kwargs
+        )
         results = (vector for matrix in matrices for vector in matrix)
         return self.finish(results, return_generator)
 
@@ -88,6 +100,9 @@ class Embedder(TaskModel):
         truncate: bool = False,
         instruction: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        force: bool = False,
+        cache_only: bool = False,
         **kwargs: Any,
     ) -> Iterator[Any]:
         """The embeddings of ``texts`` in order, as ``(rows, dims)`` float32 matrices:
@@ -110,6 +125,8 @@ class Embedder(TaskModel):
                 request={"task": "embed", "kwargs": kwargs},
                 compute_batches=compute_batches,
                 batch_size=batch_size,
+                force=force,
+                cache_only=cache_only,
             )
             for _, vectors in windows:
                 # Stored vectors, fresh matrix rows and (in caches written before vectors

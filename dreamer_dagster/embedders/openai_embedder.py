@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
-from ..citations import OPENAI_EMBEDDINGS_CITATION
 from ..errors import NonRetryableError
 from ..llms.generation_result import GenerationResult
+from ..llms.openai_card import OpenAIEmbedderInfo
 from ..llms.urls import Endpoint, sdk_client_options, secrets_of, sending_endpoint, split_url
 from ..model import ClientSettings
 from ..pools import endpoint_pool
+from ..task_models.task_model import DEFAULT_BATCH_SIZE
 from .embedder import Embedder
 
 __all__ = ["OpenAIEmbedder"]
@@ -27,7 +27,7 @@ class EmbeddingResult(GenerationResult):
     vectors: Any = None
 
 
-class OpenAIEmbedder(ClientSettings, Embedder):
+class OpenAIEmbedder(OpenAIEmbedderInfo, ClientSettings, Embedder):
     """Embeds texts with the OpenAI embeddings API (``/v1/embeddings``).
 
     ``base_url`` points it at any OpenAI-compatible server (vLLM, Ollama, a
@@ -67,7 +67,7 @@ class OpenAIEmbedder(ClientSettings, Embedder):
         api_key: str | None = None,
         base_url: str | None = None,
         api_version: str | None = None,
-        retry_on_fail: bool = True,
+        retry_on_fail: bool = False,  # DataDreamer's default for OpenAIEmbedder (Together's: True)
         cache_folder_path: str | None = None,
         *,
         max_retries: int = 8,
@@ -99,6 +99,42 @@ class OpenAIEmbedder(ClientSettings, Embedder):
         self.retry_max_delay = retry_max_delay
         self.kwargs = kwargs
         self._api_key = api_key
+
+    def run(  # type: ignore[override]
+        self,
+        texts: Iterable[str],
+        truncate: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_scheduler_buffer_size: int | None = None,
+        adaptive_batch_size: bool = False,
+        progress_interval: int | None = 60,
+        force: bool = False,
+        cache_only: bool = False,
+        verbose: bool | None = None,
+        log_level: int | None = None,
+        total_num_texts: int | None = None,
+        return_generator: bool = False,
+        *,
+        instruction: str | None = None,
+        **kwargs: Any,
+    ) -> Iterator[Any] | list[Any]:
+        """DataDreamer's ``OpenAIEmbedder.run`` order (no ``instruction`` slot: here keyword-only)."""
+        return super().run(
+            texts,
+            truncate,
+            instruction,
+            batch_size,
+            batch_scheduler_buffer_size,
+            adaptive_batch_size,
+            progress_interval,
+            force,
+            cache_only,
+            verbose,
+            log_level,
+            total_num_texts,
+            return_generator,
+            **kwargs,
+        )
 
     def identity(self) -> dict:
         return {
@@ -252,11 +288,3 @@ class OpenAIEmbedder(ClientSettings, Embedder):
 
     def unload_model(self) -> None:
         """Nothing stays loaded: each run opens (and closes) its own client."""
-
-    def card_entries(self) -> dict[str, list[str]]:
-        entries: dict[str, list[str]] = {MODEL_NAME: [self.model_name]}
-        if self.base_url is None:
-            entries[MODEL_CARD] = ["https://platform.openai.com/docs/guides/embeddings"]
-            entries[LICENSE] = ["https://openai.com/policies/terms-of-use"]
-            entries[CITATION] = [OPENAI_EMBEDDINGS_CITATION]
-        return entries

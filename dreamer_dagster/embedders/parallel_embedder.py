@@ -37,6 +37,9 @@ class ParallelEmbedder(ParallelModels, Embedder):
         truncate: bool = False,
         instruction: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        force: bool = False,
+        cache_only: bool = False,
         **kwargs: Any,
     ) -> Iterator[Any]:
         """The parallel run's vectors in order, stacked into float32 matrices a window at a time."""
@@ -48,6 +51,8 @@ class ParallelEmbedder(ParallelModels, Embedder):
             instruction=instruction,
             batch_size=batch_size,
             return_generator=True,
+            force=force,
+            cache_only=cache_only,
             **kwargs,
         )
         while window := list(islice(vectors, LOOKUP_WINDOW)):

@@ -6,10 +6,9 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
-from ..citations import SENTENCE_BERT_CITATION
+from ..citations import INSTRUCTOR_CITATION, SENTENCE_BERT_CITATION
 from ..model import dtype_name
-from ..task_models.hf_hub_info import hf_citations, hf_license, hf_model_card_url
+from ..model_info import HubModelInfo
 from ..task_models.task_model import forget_loaded, shared_loaded
 from .embedder import Embedder
 
@@ -33,7 +32,7 @@ def packaged_model_path(model_name: str, revision: str | None = None) -> str | N
     return str(path) if (path / "config.json").is_file() else None
 
 
-class SentenceTransformersEmbedder(Embedder):
+class SentenceTransformersEmbedder(HubModelInfo, Embedder):
     """Embeds texts with a `sentence-transformers <https://www.sbert.net>`_ model.
 
     ``model_name`` is a Hub name, a local folder, or a trainer step (its ``_model``
@@ -48,6 +47,7 @@ class SentenceTransformersEmbedder(Embedder):
     """
 
     KINDS = ("huggingface",)
+    CITATIONS = (SENTENCE_BERT_CITATION,)
 
     DEFAULT_RUN_KWARGS = {"normalize_embeddings": True}
 
@@ -82,6 +82,31 @@ class SentenceTransformersEmbedder(Embedder):
             "dtype": self.dtype,
             "kwargs": self.kwargs,
         }
+
+    # -- DataDreamer's model properties ------------------------------------------------
+
+    def hub_name(self) -> str | None:
+        """DataDreamer's ``hf_model_name``: a bare name is a ``sentence-transformers/`` model."""
+        name = super().hub_name()
+        if name and "/" not in name and not Path(name).expanduser().exists():
+            return f"sentence-transformers/{name}"
+        return name
+
+    def hub_folder(self) -> str | None:
+        name = super().hub_name()
+        return packaged_model_path(name, self.revision) if name else None
+
+    @property
+    def citation(self) -> list[str] | None:
+        citations = super().citation or []
+        if "/instructor-" in str(self.model_name).lower():
+            citations.insert(1, INSTRUCTOR_CITATION)
+        return citations
+
+    @property
+    def tokenizer(self) -> Any:
+        """The loaded model's tokenizer (``model.tokenizer``)."""
+        return self.model.tokenizer
 
     # -- loading ----------------------------------------------------------------------
 
@@ -160,22 +185,3 @@ class SentenceTransformersEmbedder(Embedder):
                 **kwargs,
             )
         return vectors.astype("float32", copy=False)
-
-    # -- data card --------------------------------------------------------------------
-
-    def card_entries(self) -> dict[str, list[str]]:
-        from ..steps.step import Step
-
-        if isinstance(self.model_name, Step):
-            return {MODEL_NAME: [self.model_name.name], CITATION: [SENTENCE_BERT_CITATION]}
-        name = str(self.model_name)
-        local = packaged_model_path(name, self.revision)
-        entries: dict[str, list[str]] = {MODEL_NAME: [name]}
-        card = hf_model_card_url(name)
-        if card:
-            entries[MODEL_CARD] = [card]
-        license_name = hf_license(name, self.revision, local)
-        if license_name:
-            entries[LICENSE] = [license_name]
-        entries[CITATION] = [SENTENCE_BERT_CITATION, *hf_citations(name, self.revision, local)]
-        return entries

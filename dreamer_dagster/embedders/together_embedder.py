@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..cards import LICENSE, MODEL_CARD, MODEL_NAME
+from ..llms.openai_compatible import OpenAICompatible
+from ..llms.together import Together
 from .openai_embedder import OpenAIEmbedder
 
 __all__ = ["TogetherEmbedder"]
@@ -25,6 +26,13 @@ class TogetherEmbedder(OpenAIEmbedder):
 
     API_KEY_ENV = "TOGETHER_API_KEY"
     DEFAULT_BASE_URL = "https://api.together.xyz/v1"
+    # DataDreamer's: Together's card, licence, citations and stand-in tokenizer.
+    MODEL_CARD = Together.MODEL_CARD
+    LICENSE = Together.LICENSE
+    model_card = Together.model_card
+    license = Together.license
+    citation = Together.citation
+    tokenizer = OpenAICompatible.tokenizer
 
     def __init__(
         self,
@@ -58,10 +66,3 @@ class TogetherEmbedder(OpenAIEmbedder):
     @property
     def model_max_length(self) -> int:
         return self.max_context_length or 8192
-
-    def card_entries(self) -> dict[str, list[str]]:
-        return {
-            MODEL_NAME: [self.model_name],
-            MODEL_CARD: ["https://docs.together.ai/docs/serverless-models#embedding-models"],
-            LICENSE: ["https://www.together.ai/terms-of-service"],
-        }

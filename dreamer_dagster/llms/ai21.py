@@ -16,5 +16,5 @@ class AI21(OpenAICompatible):
     PROVIDER = "AI21"
     API_KEY_ENV = "AI21_API_KEY"
     DEFAULT_BASE_URL = "https://api.ai21.com/studio/v1"
-    MODEL_CARD = "https://docs.ai21.com/docs/jamba-foundation-models"
+    MODEL_CARD = "https://www.ai21.com/blog/introducing-j2"
     LICENSE = "https://www.ai21.com/terms-of-use"

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import NonRetryableError
 from ..model import ClientSettings
+from ..model_info import stand_in_tokenizer
 from .api_retry import MalformedResponse, RetryPolicy, call_with_retries, malformed_body_errors
 from .async_stream import AsyncStream
 from .generation_result import GenerationResult
@@ -91,12 +92,23 @@ class Anthropic(ClientSettings, LLM):
     def identity(self) -> dict:
         return {"model_name": self.model_name, "base_url": self.base_url, "system_prompt": self.system_prompt}
 
-    def card_entries(self) -> dict[str, list[str]]:
-        return {
-            "Model Name": [self.model_name],
-            "Model Card": ["https://docs.anthropic.com/en/docs/about-claude/models"],
-            "License Information": ["https://www.anthropic.com/legal/commercial-terms"],
-        }
+    # DataDreamer's licence; its model card is AI21's page (a slip), so Anthropic's models page here.
+    MODEL_CARD = "https://docs.anthropic.com/en/docs/about-claude/models"
+    LICENSE = "https://console.anthropic.com/legal/terms"
+
+    @property
+    def client(self) -> Any:
+        """The anthropic SDK's synchronous client for this model's endpoint (key read now)."""
+        from anthropic import Anthropic as AnthropicClient
+
+        options = {"api_key": self._resolve_api_key(), "timeout": self.timeout, "max_retries": 0}
+        endpoint = sending_endpoint(self.base_url, self._endpoint)
+        return AnthropicClient(**sdk_client_options(endpoint, {**options, **self._client_kwargs}))
+
+    @property
+    def tokenizer(self) -> Any:
+        """DataDreamer's stand-in tokenizer for an API model (GPT-2's)."""
+        return stand_in_tokenizer(self.model_name)
 
     def __repr__(self) -> str:
         return f"Anthropic(model_name={self.model_name!r}, base_url={self.base_url!r})"

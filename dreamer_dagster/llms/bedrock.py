@@ -24,8 +24,8 @@ class Bedrock(OpenAICompatible):
     PROVIDER = "Bedrock"
     API_KEY_ENV = "AWS_BEARER_TOKEN_BEDROCK"
     DEFAULT_BASE_URL = "https://bedrock-runtime.{region}.amazonaws.com/openai/v1"
-    MODEL_CARD = "https://docs.aws.amazon.com/bedrock/latest/userguide/models-supported.html"
-    LICENSE = "https://aws.amazon.com/service-terms/"
+    MODEL_CARD = "https://aws.amazon.com/bedrock/"
+    LICENSE = "https://aws.amazon.com/terms/"
 
     def __init__(
         self,

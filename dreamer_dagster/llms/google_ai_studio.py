@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..citations import GEMINI_CITATION
 from .openai_compatible import OpenAICompatible
 
 __all__ = ["GoogleAIStudio"]
@@ -18,5 +19,6 @@ class GoogleAIStudio(OpenAICompatible):
     API_KEY_ENV = "GEMINI_API_KEY"
     API_KEY_ENV_FALLBACKS = ("GOOGLE_API_KEY",)
     DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta/openai"
-    MODEL_CARD = "https://ai.google.dev/gemini-api/docs/models"
+    MODEL_CARD = "https://arxiv.org/abs/2312.11805"
     LICENSE = "https://ai.google.dev/gemini-api/terms"
+    CITATIONS = (GEMINI_CITATION,)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from typing import Any
 
+from ..citations import HF_TRANSFORMERS_CITATION
+from ..model_info import load_hf_tokenizer
+from ..task_models.hf_hub_info import hf_card_found, hf_citations, hf_license, hf_model_card_url
 from .openai_compatible import OpenAICompatible
 
 __all__ = ["HFAPIEndpoint"]
@@ -28,7 +33,6 @@ class HFAPIEndpoint(OpenAICompatible):
     PROVIDER = "HFAPIEndpoint"
     API_KEY_ENV = "HF_TOKEN"
     DEFAULT_BASE_URL = HF_ROUTER_URL
-    LICENSE = "https://huggingface.co/terms-of-service"
 
     def __init__(
         self,
@@ -70,8 +74,27 @@ class HFAPIEndpoint(OpenAICompatible):
             "system_prompt": self.system_prompt,
         }
 
-    def card_entries(self) -> dict[str, list[str]]:
-        entries = super().card_entries()
-        if "/" in str(self.model_name):
-            entries["Model Card"] = [f"https://huggingface.co/{self.model_name}"]
-        return entries
+    # -- DataDreamer's model properties: those of the Hub model the endpoint serves ----------
+
+    @property
+    def model_card(self) -> str | None:
+        name = str(self.model_name)
+        return hf_model_card_url(name) if hf_card_found(name, self.revision) else None
+
+    @property
+    def license(self) -> str | None:
+        return hf_license(str(self.model_name), self.revision)
+
+    @property
+    def citation(self) -> list[str] | None:
+        return [HF_TRANSFORMERS_CITATION, *hf_citations(str(self.model_name), self.revision)]
+
+    @property
+    def display_name(self) -> str:
+        path = re.sub(r"/(.*)", r"\1", urllib.parse.urlparse(self.endpoint).path).strip()
+        return f"HFAPIEndpoint ({path or self.endpoint})"
+
+    @property
+    def tokenizer(self) -> Any:
+        """The served model's transformers tokenizer (``model_name`` at ``revision``)."""
+        return load_hf_tokenizer(self.model_name, self.revision, self.trust_remote_code)

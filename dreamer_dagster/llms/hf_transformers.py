@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..fingerprint import canonical
 from ..model import dtype_name
+from ..model_info import HubModelInfo
 from . import loaded_models
 from .batch_stream import BatchStream
 from .generation_result import GenerationResult
-from .llm import LLM
+from .llm import DEFAULT_BATCH_SIZE, LLM
 from .request import GenerationRequest
 from .seeded_sampler import SeededSampler
 
 __all__ = ["HFTransformers"]
 
 
-class HFTransformers(LLM):
+class HFTransformers(HubModelInfo, LLM):
     """A causal (or encoder-decoder) language model run with transformers ``generate``.
 
     ``model_name`` is a hub name, a local folder, or a trainer step (its
@@ -81,6 +83,37 @@ class HFTransformers(LLM):
         # default model): a callable giving a local folder, outside the identity.
         self._weights_folder: Any = None
 
+    def run(  # type: ignore[override]
+        self,
+        prompts: Iterable[str],
+        max_new_tokens: int | None = None,
+        temperature: float = 1.0,
+        top_p: float = 0.0,
+        n: int = 1,
+        stop: str | list[str] | None = None,
+        repetition_penalty: float | None = None,
+        logit_bias: dict[int, float] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_scheduler_buffer_size: int | None = None,
+        adaptive_batch_size: bool = True,
+        seed: int | None = None,
+        progress_interval: int | None = 60,
+        force: bool = False,
+        cache_only: bool = False,
+        verbose: bool | None = None,
+        log_level: int | None = None,
+        total_num_prompts: int | None = None,
+        return_generator: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """:meth:`LLM.run` with DataDreamer's local-model default ``adaptive_batch_size=True``
+        (a batch is halved on out-of-memory either way)."""
+        return super().run(
+            prompts, max_new_tokens, temperature, top_p, n, stop, repetition_penalty, logit_bias,
+            batch_size, batch_scheduler_buffer_size, adaptive_batch_size, seed, progress_interval,
+            force, cache_only, verbose, log_level, total_num_prompts, return_generator, **kwargs,
+        )  # fmt: skip
+
     # -- identity ---------------------------------------------------------------------
 
     def identity(self) -> dict:
@@ -96,17 +129,6 @@ class HFTransformers(LLM):
             "trust_remote_code": self.trust_remote_code,
             "kwargs": canonical(self.kwargs),
         }
-
-    def card_entries(self) -> dict[str, list[str]]:
-        name = self.model_name if isinstance(self.model_name, str) else "a model trained in this pipeline"
-        entries = {"Model Name": [name]}
-        if (
-            isinstance(self.model_name, str)
-            and "/" in self.model_name
-            and not self.model_name.startswith("/")
-        ):
-            entries["Model Card"] = [f"https://huggingface.co/{self.model_name}"]
-        return entries
 
     # -- loading ----------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from itertools import chain, islice
 from typing import Any
 
 from ..cache import ModelCache, key_for, request_prefix
+from ..direct_calls import bind_direct, finish_direct, is_direct
 from ..fingerprint import canonical
 from ..model import Model
 from ..occurrences import OccurrenceCounter
@@ -76,6 +77,8 @@ class LLM(Model):
     ``_open_stream``; ``run`` does the rest. Generations are cached in
     ``<output>/.cache/<cache_name>.db`` when the model is bound to a run.
     """
+
+    DISPLAY_ICON = " 🧠 "  # DataDreamer's (model properties: ``model_info.ModelInfo``)
 
     #: Set on a run-time copy by a shard of a sharded step: how often each prompt came in the
     #: shards before it, so a repeated prompt is keyed (and answered) as in one unsharded run.
@@ -215,18 +218,19 @@ class LLM(Model):
         stop: str | list[str] | None = None,
         repetition_penalty: float | None = None,
         logit_bias: dict[int, float] | None = None,
-        seed: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        response_format: Any = None,
-        return_generator: bool = False,
         batch_scheduler_buffer_size: int | None = None,
         adaptive_batch_size: bool = False,
+        seed: int | None = None,
         progress_interval: int | None = 60,
         force: bool = False,
         cache_only: bool = False,
         verbose: bool | None = None,
         log_level: int | None = None,
         total_num_prompts: int | None = None,
+        return_generator: bool = False,
+        *,
+        response_format: Any = None,
         response_format_retries: int = 2,
         **kwargs: Any,
     ) -> list[str | list[str] | None] | Generator[str | list[str] | None, None, None]:
@@ -239,7 +243,13 @@ class LLM(Model):
         the validated JSON text, or None where the output did not parse (counted
         in ``stats["response_format_failures"]``). With ``return_generator`` the
         results are yielded in input order as they complete.
-        ``batch_size`` changes how prompts are grouped, never the results.
+        ``batch_size`` changes how prompts are grouped, never the results. ``seed`` goes to an
+        API as given (DataDreamer's); a local model samples each prompt with a seed derived
+        from it and the prompt's cache key, so results do not depend on the batches.
+
+        Called directly (not through a step), the model uses DataDreamer's cache: its
+        ``cache_folder_path``, else the open session's (``<output>/.cache``: the file and keys
+        a step uses, so they share answers), else none (see :mod:`~dreamer_dagster.direct_calls`).
 
         DataDreamer's run settings change how a run goes, never what it returns,
         so none of them enters the cache key or the request:
@@ -278,9 +288,14 @@ class LLM(Model):
         options = RunOptions(
             force=bool(force), cache_only=bool(cache_only), retries=int(response_format_retries)
         )
-        results = self._run(iter(prompts), params, int(batch_size), response_format, options)
-        if self.scope is not None:
-            self.scope.track(results)  # closed by the step if an error leaves it open
+        model = self
+        if is_direct(self):  # called directly, not through a step: the session's cache
+            model = bind_direct(self)
+        results = model._run(iter(prompts), params, int(batch_size), response_format, options)
+        if model is not self:
+            results = finish_direct(results, model.cache_folder)
+        if model.scope is not None:
+            model.scope.track(results)  # closed by the step if an error leaves it open
         return results if return_generator else list(results)
 
     def _generation_params(
@@ -545,8 +560,3 @@ class LLM(Model):
             if positions:
                 text = text[: min(positions)]
         return text.strip()
-
-    # -- model cards ------------------------------------------------------------------
-
-    def card_entries(self) -> dict[str, list[str]]:
-        return {"Model Name": [self.model_name]}

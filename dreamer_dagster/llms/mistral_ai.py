@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..citations import MISTRAL_CITATION
 from .openai_compatible import OpenAICompatible
 
 __all__ = ["MistralAI"]
@@ -19,8 +20,9 @@ class MistralAI(OpenAICompatible):
     PROVIDER = "MistralAI"
     API_KEY_ENV = "MISTRAL_API_KEY"
     DEFAULT_BASE_URL = "https://api.mistral.ai/v1"
-    MODEL_CARD = "https://docs.mistral.ai/getting-started/models/"
-    LICENSE = "https://mistral.ai/terms/"
+    MODEL_CARD = "https://docs.mistral.ai/models"
+    LICENSE = "https://mistral.ai/terms-of-use/"
+    CITATIONS = (MISTRAL_CITATION,)
 
     def __init__(
         self,

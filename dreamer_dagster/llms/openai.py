@@ -14,6 +14,7 @@ from .api_retry import MalformedResponse, RetryPolicy, call_with_retries, malfor
 from .async_stream import AsyncStream
 from .generation_result import GenerationResult
 from .llm import LLM
+from .openai_card import OpenAIInfo
 from .openai_http import APIConnectionError, APIStatusError, OpenAIHTTPClient
 from .pricing import Price, price_of
 from .request import GenerationRequest
@@ -46,7 +47,7 @@ _CONTEXT_LENGTHS = (
 )
 
 
-class OpenAI(ClientSettings, LLM):
+class OpenAI(OpenAIInfo, ClientSettings, LLM):
     """A model behind the OpenAI API (or Azure OpenAI, or any OpenAI-compatible server), chat or completion.
 
     Arguments in DataDreamer's order: ``OpenAI(model_name, system_prompt,
@@ -181,14 +182,6 @@ class OpenAI(ClientSettings, LLM):
             # A fine-tuning trainer resolves to its _model folder, which names the model.
             resolved.model_name = _fine_tuned_model_name(resolved.model_name)
         return resolved
-
-    def card_entries(self) -> dict[str, list[str]]:
-        name = self.model_name if isinstance(self.model_name, str) else _declared_model_name(self.model_name)
-        entries = {"Model Name": [name]}
-        if self.base_url is None:
-            entries["Model Card"] = ["https://platform.openai.com/docs/models"]
-            entries["License Information"] = ["https://openai.com/policies/terms-of-use"]
-        return entries
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_name={self.model_name!r}, base_url={self.base_url!r})"
@@ -369,7 +362,7 @@ class OpenAI(ClientSettings, LLM):
         body = dict(arguments)
         extra = body.pop("extra_body", None) or {}
         if params["seed"] is not None:
-            body["seed"] = request.seed % (2**31)
+            body["seed"] = params["seed"]  # as given (DataDreamer's): never a per-prompt derivation
         if self.chat:
             messages = [{"role": "user", "content": request.text}]
             if self.system_prompt:

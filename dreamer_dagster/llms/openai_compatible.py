@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ..model_info import ModelInfo, stand_in_tokenizer
 from .openai import OpenAI
 
 __all__ = ["OpenAICompatible", "unavailable"]
@@ -21,8 +22,10 @@ class OpenAICompatible(OpenAI):
     """
 
     DEFAULT_SYSTEM_PROMPT: ClassVar[str | None] = None
-    MODEL_CARD: ClassVar[str | None] = None
-    LICENSE: ClassVar[str | None] = None
+    # DataDreamer's card, licence and citations of the provider's models (class attributes).
+    model_card = ModelInfo.model_card
+    license = ModelInfo.license
+    citation = ModelInfo.citation
 
     def __init__(
         self,
@@ -53,13 +56,16 @@ class OpenAICompatible(OpenAI):
             **options,
         )
 
-    def card_entries(self) -> dict[str, list[str]]:
-        entries = {"Model Name": [str(self.model_name)]}
-        if self.MODEL_CARD:
-            entries["Model Card"] = [self.MODEL_CARD]
-        if self.LICENSE:
-            entries["License Information"] = [self.LICENSE]
-        return entries
+    @property
+    def tokenizer(self) -> Any:
+        """DataDreamer's stand-in tokenizer for an API model: ``tokenizer_model_name``'s
+        transformers tokenizer where given, else GPT-2's (Llama-2's for Llama-2 chat models)."""
+        return stand_in_tokenizer(
+            self.model_name,
+            getattr(self, "tokenizer_model_name", None),
+            revision=getattr(self, "tokenizer_revision", None),
+            trust_remote_code=getattr(self, "tokenizer_trust_remote_code", False),
+        )
 
 
 def unavailable(name: str, why: str, instead: str) -> NotImplementedError:

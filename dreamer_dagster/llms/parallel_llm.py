@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..model_info import ParallelInfo
 from ..pools import device_pool
 from .llm import LLM
 from .parallel_stream import ParallelStream
@@ -10,7 +11,7 @@ from .pricing import Price
 __all__ = ["ParallelLLM"]
 
 
-class ParallelLLM(LLM):
+class ParallelLLM(ParallelInfo, LLM):
     """Runs one ``run`` call across ``llms``, which must share one identity.
 
     ``ParallelLLM(HFTransformers(name, device=0), HFTransformers(name, device=1))``:
@@ -48,9 +49,6 @@ class ParallelLLM(LLM):
 
     def cache_name(self) -> str:
         return self.llms[0].cache_name()
-
-    def card_entries(self) -> dict[str, list[str]]:
-        return self.llms[0].card_entries()
 
     def default_pool(self) -> str | None:
         """The models' common pool; for local copies on several devices, one pool for them all."""

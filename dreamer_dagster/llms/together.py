@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..task_models.hf_hub_info import hf_card_found, hf_citations, hf_license, hf_model_card_url
 from .openai_compatible import OpenAICompatible
 
 __all__ = ["Together"]
@@ -25,8 +26,8 @@ class Together(OpenAICompatible):
     PROVIDER = "Together"
     API_KEY_ENV = "TOGETHER_API_KEY"
     DEFAULT_BASE_URL = "https://api.together.xyz/v1"
-    MODEL_CARD = "https://docs.together.ai/docs/serverless-models"
-    LICENSE = "https://www.together.ai/terms-of-service"
+    MODEL_CARD = "https://docs.together.ai/docs/inference-models"
+    LICENSE = "https://together.ai/terms-of-service"
 
     def __init__(
         self,
@@ -56,6 +57,20 @@ class Together(OpenAICompatible):
         self.tokenizer_model_name = tokenizer_model_name
         self.tokenizer_revision = tokenizer_revision
         self.tokenizer_trust_remote_code = tokenizer_trust_remote_code
+
+    @property
+    def model_card(self) -> str | None:
+        """The Hub card of the model Together serves, where it has one; else Together's model list."""
+        name = str(self.model_name)
+        return (hf_card_found(name) and hf_model_card_url(name)) or self.MODEL_CARD
+
+    @property
+    def license(self) -> str | None:
+        return hf_license(str(self.model_name)) or self.LICENSE
+
+    @property
+    def citation(self) -> list[str] | None:
+        return hf_citations(str(self.model_name)) or None
 
     def identity(self) -> dict:
         return {

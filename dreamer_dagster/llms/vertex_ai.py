@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..citations import GEMINI_CITATION
 from ..errors import NonRetryableError
 from .openai_compatible import OpenAICompatible
 
@@ -29,8 +30,9 @@ class VertexAI(OpenAICompatible):
     #: Read by google-auth's application default credentials (a service account's key file).
     API_KEY_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
     DEFAULT_BASE_URL = "https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}/endpoints/openapi"
-    MODEL_CARD = "https://cloud.google.com/vertex-ai/generative-ai/docs/models"
-    LICENSE = "https://cloud.google.com/terms/service-terms"
+    MODEL_CARD = "https://arxiv.org/abs/2312.11805"
+    LICENSE = "https://ai.google.dev/gemini-api/terms"
+    CITATIONS = (GEMINI_CITATION,)
 
     def __init__(
         self,

@@ -6,7 +6,9 @@ import json
 import os
 from typing import Any
 
+from ..citations import VLLM_CITATION
 from ..fingerprint import canonical
+from ..model_info import HubModelInfo
 from . import loaded_models
 from .batch_stream import BatchStream
 from .generation_result import GenerationResult
@@ -17,7 +19,7 @@ from .request import GenerationRequest
 __all__ = ["VLLM"]
 
 
-class VLLM(LLM):
+class VLLM(HubModelInfo, LLM):
     """A model served in-process by vLLM (``import vllm`` happens when a step runs).
 
     Prompts are formatted and counted with the model's own tokenizer (chat
@@ -82,8 +84,13 @@ class VLLM(LLM):
             "kwargs": canonical(self.kwargs),
         }
 
-    def card_entries(self) -> dict[str, list[str]]:
-        return self._formatter().card_entries()
+    @property
+    def citation(self) -> list[str] | None:
+        return [*(super().citation or []), VLLM_CITATION]
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._formatter().tokenizer
 
     # -- tokenizer-side work is HFTransformers' -----------------------------------------
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ..citations import FAISS_CITATION
 from ..deferred import ColumnRef
 from ..fingerprint import fingerprint
+from ..model_info import card_model_name
 from ..task_models.task_model import DEFAULT_BATCH_SIZE
 from .retriever import Retriever
 
@@ -230,12 +232,21 @@ class EmbeddingRetriever(Retriever):
         queries: Iterable[str],
         k: int = 5,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_scheduler_buffer_size: int | None = None,
+        adaptive_batch_size: bool = False,
+        progress_interval: int | None = 60,
+        force: bool = False,
+        cache_only: bool = False,
+        verbose: bool | None = None,
+        log_level: int | None = None,
+        total_num_queries: int | None = None,
         return_generator: bool = False,
         **kwargs: Any,
     ) -> Iterator[dict[str, Any]] | list[dict[str, Any]]:
         """For each query: ``{"indices": [...], "texts": [...], "scores": [...]}``, best first.
 
-        ``kwargs`` go to the embedder when it embeds the queries.
+        ``kwargs`` go to the embedder when it embeds the queries. ``force`` / ``cache_only``
+        apply to the retrieval cache, as in DataDreamer.
         """
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"EmbeddingRetriever: k must be a positive int, got {k!r}.")
@@ -262,6 +273,8 @@ class EmbeddingRetriever(Retriever):
             batch_size=batch_size,
             # A query answered from the retrieval cache is a cache hit like an embedding's.
             counters=("retrievals", "retrieval_cache_hits", "cache_hits"),
+            force=force,
+            cache_only=cache_only,
         )
         return self.finish(results, return_generator)
 
@@ -270,8 +283,24 @@ class EmbeddingRetriever(Retriever):
         self._faiss = None
         self.embedder.unload_model()
 
+    # -- DataDreamer's model properties: FAISS's; the card adds the embedder's ---------------
+
+    LICENSE = "https://github.com/facebookresearch/faiss/blob/main/LICENSE"
+    CITATIONS = (FAISS_CITATION,)
+
+    def card_name(self) -> str | None:
+        return None  # the model named on the card is the embedder
+
+    @property
+    def display_name(self) -> str:
+        column = self.texts.column if isinstance(self.texts, ColumnRef) else "texts"
+        return f"EmbeddingRetriever ({card_model_name(self.embedder.model_name)}) ({column})"
+
     def card_entries(self) -> dict[str, list[str]]:
-        return self.embedder.card_entries()
+        entries = super().card_entries()
+        for key, values in self.embedder.card_entries().items():
+            entries.setdefault(key, []).extend(v for v in values if v not in entries[key])
+        return entries
 
 
 def exact_top_k(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..task_models.parallel_task_model import ParallelModels
+from ..task_models.task_model import DEFAULT_BATCH_SIZE
 from .retriever import Retriever
 
 __all__ = ["ParallelRetriever"]
@@ -20,3 +22,17 @@ class ParallelRetriever(ParallelModels, Retriever):
     @property
     def index(self) -> Any:
         return self.models[0].index
+
+    def run(  # type: ignore[override]
+        self,
+        queries: Iterable[str],
+        *args: Any,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        return_generator: bool = False,
+        **kwargs: Any,
+    ) -> Iterator[Any] | list[Any]:
+        """DataDreamer's ``run(queries, *args, **kwargs)``: one retriever's results, searched
+        by all the retrievers side by side."""
+        return ParallelModels.run(
+            self, queries, *args, batch_size=batch_size, return_generator=return_generator, **kwargs
+        )

@@ -17,11 +17,21 @@ class Retriever(TaskModel):
     Results are cached per query (and ``k``) in ``<output>/.cache/<cache_name>.db``.
     """
 
+    DISPLAY_ICON = " 🔎 "  # DataDreamer's (model properties: ``model_info.ModelInfo``)
+
     def run(
         self,
         queries: Iterable[str],
         k: int = 5,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_scheduler_buffer_size: int | None = None,
+        adaptive_batch_size: bool = False,
+        progress_interval: int | None = 60,
+        force: bool = False,
+        cache_only: bool = False,
+        verbose: bool | None = None,
+        log_level: int | None = None,
+        total_num_queries: int | None = None,
         return_generator: bool = False,
         **kwargs: Any,
     ) -> Iterator[dict[str, Any]] | list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from ..checks import (
     generation_counts,
 )
 from ..cost import budget_stats, check_budget
+from ..direct_calls import call_session
 from ..errors import StepOutputError, StepOutputTypeError, is_retryable, is_transient
 from ..integrity import fail_without_retry, seal_dataset
 from ..io_manager import IO_MANAGER_KEY, CommittedStep, StagedStep, dataset_schema
@@ -98,6 +99,7 @@ def build_step_asset(
     under ``io_manager_key``; ``resource_keys`` name the API client
     resources (``OpenAIResource``) its models take settings from at run time;
     ``output_folder`` (when known) gives the asset its folder's ``dagster/uri``."""
+    step.fingerprint  # noqa: B018 - a trainer whose train() was never called says so first
     translator = translator or DreamerTranslator()
     plan = plan_partitions(step, translator)  # unsupported partitions refused here
     # A step run through a Pipes client loads its inputs in the external process.
@@ -372,6 +374,8 @@ def run_staged(
                 folder_errors(output_folder.root, step.key),
                 quiet_hf_logs(quiet),
                 partition_scope(run_context.partition_key),
+                # A model the step's code calls directly uses this cache and scope too.
+                call_session(output_folder.cache_path, run_context.scope),
             ):
                 produced = step.execute(run_context)
         finally:

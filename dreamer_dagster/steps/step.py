@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..deferred import ColumnRef, Deferred, upstream_steps
+from ..deferred import ColumnRef, Deferred, ModelPath, upstream_steps
 from ..fingerprint import FingerprintError, canonical, fingerprint
 from ..names import normalize_name, safe_name, scoped_name
 from .data_methods import DataMethods
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from .run_context import StepRunContext
 
-__all__ = ["REQUIRED", "Step", "StepDeclarationError"]
+__all__ = ["REQUIRED", "Step", "StepDeclarationError", "StepDeclarationTypeError"]
 
 
 class _Required:
@@ -58,6 +58,10 @@ REQUIRED: Any = _Required()
 
 class StepDeclarationError(ValueError):
     """A step was declared with bad arguments; the message names step, argument and fix."""
+
+
+class StepDeclarationTypeError(StepDeclarationError, TypeError):
+    """A declaration error DataDreamer raises as ``TypeError`` (an input that is no column)."""
 
 
 class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, metaclass=StepType):
@@ -195,11 +199,11 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
             if isinstance(ref, ColumnData):  # a column's values in a running SuperStep
                 ref = inputs[input_name] = ColumnRef(ref.step, ref.column_name)
             if not isinstance(ref, ColumnRef):
-                raise self.error(
-                    f"{ref!r} is not a column reference. Fix: pass another step's column, "
-                    "such as other_step.output['column_name'].",
-                    f"inputs[{input_name!r}]",
+                message = f"{ref!r} is not a column reference. Fix: pass another step's column, "
+                error = self.error(
+                    message + "such as other_step.output['column_name'].", f"inputs[{input_name!r}]"
                 )
+                raise StepDeclarationTypeError(str(error))
         for input_name, required in (allowed or {}).items():
             if required and input_name not in inputs:
                 raise self.error("this input is required but was not given.", f"inputs[{input_name!r}]")
@@ -462,7 +466,7 @@ def _walk(value: Any) -> Iterator[Any]:
 
 
 def _describe(value: Any) -> Any:
-    if isinstance(value, (ColumnRef, Deferred)):
+    if isinstance(value, (ColumnRef, Deferred, ModelPath)):
         return {"deferred": value.describe(), "fingerprint": value.step.fingerprint}
     if isinstance(value, Step):
         return {"step": value.name, "fingerprint": value.fingerprint}

@@ -6,15 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..cards import CITATION, LICENSE, MODEL_CARD, MODEL_NAME
-from ..citations import HF_TRANSFORMERS_CITATION, PEFT_CITATION
-from .hf_hub_info import hf_citations, hf_license, hf_model_card_url
+from ..model_info import HubModelInfo
 from .task_model import DEFAULT_BATCH_SIZE, TaskModel, forget_loaded, shared_loaded
 
 __all__ = ["HFClassificationTaskModel"]
 
 
-class HFClassificationTaskModel(TaskModel):
+class HFClassificationTaskModel(HubModelInfo, TaskModel):
     """Classifies texts with a Hugging Face ``AutoModelForSequenceClassification``.
 
     ``run(texts)`` returns, for each text, a dict of label -> probability (softmax
@@ -158,20 +156,34 @@ class HFClassificationTaskModel(TaskModel):
         texts: Any,
         truncate: bool = False,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_scheduler_buffer_size: int | None = None,
+        adaptive_batch_size: bool = True,
+        progress_interval: int | None = 60,
+        force: bool = False,
+        cache_only: bool = False,
+        verbose: bool | None = None,
+        log_level: int | None = None,
+        total_num_texts: int | None = None,
         return_generator: bool = False,
         **kwargs: Any,
     ) -> Any:
         """Label probabilities for each text (``{label: probability}``), in order.
 
         ``truncate=False`` refuses a text longer than the model's context.
-        ``kwargs`` go to the tokenizer call and enter the cache key.
+        ``kwargs`` go to the tokenizer call and enter the cache key; ``force`` /
+        ``cache_only`` as in ``LLM.run``.
         """
 
         def compute(batch: list[str]) -> list[dict[str, float]]:
             return self._classify(batch, truncate, **kwargs)
 
         results = self.cached_map(
-            texts, request={"task": "classify", "kwargs": kwargs}, compute=compute, batch_size=batch_size
+            texts,
+            request={"task": "classify", "kwargs": kwargs},
+            compute=compute,
+            batch_size=batch_size,
+            force=force,
+            cache_only=cache_only,
         )
         return self.finish(results, return_generator)
 
@@ -209,27 +221,6 @@ class HFClassificationTaskModel(TaskModel):
         return [
             {label: float(value) for label, value in zip(labels, row)} for row in probabilities.cpu().tolist()
         ]
-
-    # -- data card --------------------------------------------------------------------
-
-    def card_entries(self) -> dict[str, list[str]]:
-        from ..steps.step import Step
-
-        citations = [HF_TRANSFORMERS_CITATION]
-        if self.adapter_name is not None:
-            citations.append(PEFT_CITATION)
-        if isinstance(self.model_name, Step):
-            return {MODEL_NAME: [self.model_name.name], CITATION: citations}
-        name = str(self.model_name)
-        entries: dict[str, list[str]] = {MODEL_NAME: [name]}
-        card = hf_model_card_url(name)
-        if card:
-            entries[MODEL_CARD] = [card]
-        license_name = hf_license(name, self.revision)
-        if license_name:
-            entries[LICENSE] = [license_name]
-        entries[CITATION] = citations + hf_citations(name, self.revision)
-        return entries
 
 
 def _label_options(config_path: Path) -> dict[str, Any]:

@@ -9,12 +9,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from ..model_info import ParallelInfo
 from .task_model import DEFAULT_BATCH_SIZE, TaskModel
 
 __all__ = ["ParallelModels", "ParallelTaskModel"]
 
 
-class ParallelModels:
+class ParallelModels(ParallelInfo):
     """Mixin: runs ``run`` across ``models`` (one identity, e.g. one per GPU), in threads.
 
     Inputs are taken a window at a time and split into one contiguous part a
@@ -53,9 +54,6 @@ class ParallelModels:
     def cache_name(self) -> str:
         return self.models[0].cache_name()
 
-    def card_entries(self) -> dict[str, list[str]]:
-        return self.models[0].card_entries()
-
     @property
     def model_name(self) -> Any:
         return self.models[0].model_name
@@ -79,14 +77,15 @@ class ParallelModels:
 
     def run(
         self,
-        inputs: Iterable[str],
+        texts: Iterable[str],
         *args: Any,
         batch_size: int = DEFAULT_BATCH_SIZE,
         return_generator: bool = False,
         **kwargs: Any,
     ) -> Iterator[Any] | list[Any]:
-        """What one model's ``run`` returns, computed by all the models side by side."""
-        results = self._run_parallel(iter(inputs), args, batch_size, kwargs)
+        """What one model's ``run`` returns, computed by all the models side by side
+        (DataDreamer's ``run(texts, *args, **kwargs)``; a retriever's is ``queries``)."""
+        results = self._run_parallel(iter(texts), args, batch_size, kwargs)
         return results if return_generator else list(results)
 
     def _run_parallel(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
 
+from ..direct_calls import direct_cache_folder, is_direct, step_scope
 from ..model import Model
 
 __all__ = ["DEFAULT_BATCH_SIZE", "TaskModel", "shared_loaded"]
@@ -71,8 +72,9 @@ class TaskModel(Model):
 
     Subclasses implement ``run``; they call :meth:`cached_map` with the request
     parameters that change the answer and a function that computes a batch.
-    Run-time copies (``for_run``) write ``<output>/.cache/<cache_name>.db``; a
-    model used outside a step (no cache folder) computes every input.
+    Run-time copies (``for_run``) write ``<output>/.cache/<cache_name>.db``; a model
+    called directly uses the open session's cache (see :mod:`~dreamer_dagster.direct_calls`),
+    and outside any session (without ``cache_folder_path``) computes every input.
     """
 
     def cached_map(
@@ -83,6 +85,8 @@ class TaskModel(Model):
         batch_size: int = DEFAULT_BATCH_SIZE,
         decode: Callable[[Any], Any] | None = None,
         counters: tuple[str, ...] = ("model_calls", "cache_hits"),
+        force: bool = False,
+        cache_only: bool = False,
     ) -> Iterator[Any]:
         """Answer each item in order: from the cache where it can, else by ``compute``.
 
@@ -92,7 +96,10 @@ class TaskModel(Model):
         alike). ``counters`` names the stat for computed inputs, then those for cached ones.
         """
         decode = decode or (lambda value: value)
-        for _, answers in self.cached_windows(items, request, compute, batch_size, counters=counters):
+        windows = self.cached_windows(
+            items, request, compute, batch_size, counters=counters, force=force, cache_only=cache_only
+        )
+        for _, answers in windows:
             for answer in answers:
                 yield decode(answer)
 
@@ -104,6 +111,8 @@ class TaskModel(Model):
         batch_size: int = DEFAULT_BATCH_SIZE,
         compute_batches: Callable[[list[list[str]]], Iterator[tuple[int, list[Any]]]] | None = None,
         counters: tuple[str, ...] = ("model_calls", "cache_hits"),
+        force: bool = False,
+        cache_only: bool = False,
     ) -> Iterator[tuple[list[str], list[Any]]]:
         """The items a window at a time, each window with its answers in order.
 
@@ -113,19 +122,31 @@ class TaskModel(Model):
         window's batches and yields ``(batch number, answers)`` as each is done, in
         any order (an API model sends them concurrently). Every answered batch is
         committed to the cache as it arrives, so a failed or killed run keeps it.
-        """
-        from ..cache import ModelCache
 
+        DataDreamer's ``force`` reads nothing from the cache (every input is computed again
+        and its answer overwritten); ``cache_only`` raises instead of computing an input the
+        cache does not hold. Called directly (not through a step), the model uses the open
+        session's cache (see :mod:`~dreamer_dagster.direct_calls`).
+        """
+        from ..cache import ModelCache, publish_calls
+
+        if force and cache_only:
+            raise ValueError("force=True and cache_only=True contradict each other: pick one.")
         if compute_batches is None:
             if compute is None:
                 raise TypeError("cached_windows needs compute or compute_batches.")
             compute_batches = _one_at_a_time(compute)
-        stats = self.stats if self.stats is not None else Counter()
+        cache_folder, stats = self.cache_folder, self.stats
+        if is_direct(self):  # called directly, not through a step: the session's cache
+            cache_folder = direct_cache_folder(self)
+            scope = step_scope()
+            stats = scope.stats if scope is not None else None
+        stats = stats if stats is not None else Counter()
         for name in {"model_calls", "cache_hits", *counters}:
             stats[name] += 0  # reported as 0 rather than left out
         cache = None
-        if self.cache_folder is not None:
-            cache = ModelCache(self.cache_folder, self.cache_name(), self.fingerprint_identity())
+        if cache_folder is not None:
+            cache = ModelCache(cache_folder, self.cache_name(), self.fingerprint_identity())
         try:
             prefix = cache.prefix(request) if cache is not None else b""
             for window in batched(items, self.lookup_window(batch_size)):
@@ -135,8 +156,13 @@ class TaskModel(Model):
                             f"{type(self).__name__} takes texts (str); got {type(item).__name__}: {item!r:.80}"
                         )
                 keys = [ModelCache.key(prefix, item) for item in window]
-                found = cache.get_many(keys) if cache is not None else [None] * len(window)
+                found = cache.get_many(keys) if cache is not None and not force else [None] * len(window)
                 missing = {key: item for key, item, value in zip(keys, window, found) if value is None}
+                if missing and cache_only:
+                    raise RuntimeError(
+                        f"{self!r}: cache_only=True, but {len(missing)} inputs are not in the cache "
+                        f"(the first: {next(iter(missing.values()))[:80]!r}). Fix: run without cache_only."
+                    )
                 hits = sum(value is not None for value in found)
                 for name in counters[1:]:
                     stats[name] += hits
@@ -161,6 +187,8 @@ class TaskModel(Model):
         finally:
             if cache is not None:
                 cache.close()
+                if is_direct(self):  # a shared output folder: publish the calls (cache.py)
+                    publish_calls(cache_folder)
 
     def lookup_window(self, batch_size: int) -> int:
         """How many inputs are looked up in the cache at once."""

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..cards import CITATION, DATASET_NAME, LICENSE, MODEL_NAME, card_markdown, card_values, merge_cards
-from ..deferred import Deferred
+from ..deferred import Deferred, ModelPath
 from ..errors import NonRetryableError
 from ..pools import trainer_pool
 from ..steps.step import REQUIRED, Step, StepDeclarationError
@@ -263,11 +263,19 @@ class Trainer(TrainerPublishing, Step):
         return super().upstream()
 
     @property
-    def model_path(self) -> Deferred:
-        """``<output>/<trainer>/_model``, resolved at run time (adds the dependency edge)."""
+    def model_path(self) -> Deferred | ModelPath:
+        """``<output>/<trainer>/_model``: a :class:`Deferred` resolved at run time (adds the
+        dependency edge); in a running script, the trainer trains first and this is the
+        path, a ``str`` (:class:`~dreamer_dagster.deferred.ModelPath`) that fingerprints as
+        the deferred value does."""
         if not self.is_declared:
             raise self._untrained("model_path")
-        return Deferred(self, ("model_path",))
+        deferred = Deferred(self, ("model_path",))
+        if self.pipeline is not None and self.pipeline.script_mode:
+            from ..script_mode import deferred_value
+
+            return ModelPath(deferred_value(deferred, "trainer.model_path"), deferred)
+        return deferred
 
     @property
     def device_count(self) -> int:
@@ -303,14 +311,14 @@ class Trainer(TrainerPublishing, Step):
         model = self._model_args.get("model_name")
         if isinstance(model, Step):
             return f"{model.name} (a trained model)"
-        if isinstance(model, Deferred):
+        if isinstance(model, (Deferred, ModelPath)):
             return model.describe()
         return str(model)
 
     def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
         entries = super().card_entries(context)
         model = self._model_args.get("model_name")
-        if isinstance(model, str):
+        if isinstance(model, str) and not isinstance(model, ModelPath):
             entries.setdefault(MODEL_NAME, [])
             if model not in entries[MODEL_NAME]:
                 entries[MODEL_NAME].append(model)
@@ -460,10 +468,11 @@ class Trainer(TrainerPublishing, Step):
         info = self.model_info(run, results)
         (run.model_dir / MODEL_DIR_INFO).write_text(json.dumps(info, indent=2, default=str))
         (run.model_dir / "data_card.json").write_text(json.dumps(data_card, indent=2, default=str))
-        (run.model_dir / "README.md").write_text(self.model_card(run, info, data_card, results))
+        (run.model_dir / "README.md").write_text(self.model_card_text(run, info, data_card, results))
 
-    def model_card(self, run: TrainingRun, info: dict, data_card: dict, results: dict) -> str:
-        """The model card (``README.md``): base model, data, licenses, usage, data card."""
+    def model_card_text(self, run: TrainingRun, info: dict, data_card: dict, results: dict) -> str:
+        """The model card written as ``_model/README.md``: base model, data, licenses, usage,
+        data card (``trainer.model_card()`` prints DataDreamer's JSON card)."""
         datasets = card_values(data_card, DATASET_NAME)
         licenses = card_values(data_card, LICENSE)
         citations = card_values(data_card, CITATION)

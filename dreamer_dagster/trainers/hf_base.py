@@ -2,7 +2,8 @@
 
 Model arguments (DataDreamer's names): ``model_name`` (a hub name, a local
 folder, another trainer or its ``model_path``), ``revision``,
-``trust_remote_code``, ``device``, ``dtype``, ``peft_config`` (a dict of
+``trust_remote_code``, ``device``, ``dtype``, ``quantization_config`` (QLoRA: a
+``BitsAndBytesConfig`` or a dict of its fields, see :mod:`.quantization`), ``peft_config`` (a dict of
 ``peft.LoraConfig`` fields or any ``peft`` config object), ``fsdp``,
 ``fsdp_config``, ``distributed_config`` and, as extra keyword arguments, the
 ``from_pretrained`` kwargs.
@@ -55,6 +56,7 @@ from ..steps.step import REQUIRED, Step
 from .base import MODEL_DIR_INFO, Trainer, TrainingRun
 from .distributed import launch_distributed, pinned_device
 from .interrupts import checkpoint_on_interrupt
+from .quantization import check_quantization_config, quantization_options
 from .trained_models import adapter_base, merge_adapter
 
 __all__ = ["HFTrainer"]
@@ -81,6 +83,7 @@ class HFTrainer(Trainer):
         "trust_remote_code": False,
         "device": None,
         "dtype": None,
+        "quantization_config": None,
         "peft_config": None,
         "distributed_config": None,
         "fsdp": True,
@@ -107,6 +110,9 @@ class HFTrainer(Trainer):
     DISTRIBUTED_ARGS: ClassVar[frozenset[str]] = frozenset({"fsdp", "fsdp_config", "distributed_config"})
     #: The ``peft.TaskType`` name of the adapter (``CAUSAL_LM``, ``SEQ_CLS``...).
     PEFT_TASK_TYPE: ClassVar[str | None] = None
+    #: Whether ``quantization_config`` reaches the model (``load_model`` loads it): a trainer
+    #: that loads its model otherwise refuses one when declared.
+    QUANTIZABLE: ClassVar[bool] = False
     #: ``metric_for_best_model`` and its direction.
     BEST_METRIC: ClassVar[str] = "eval_loss"
     GREATER_IS_BETTER: ClassVar[bool] = False
@@ -119,6 +125,7 @@ class HFTrainer(Trainer):
         trust_remote_code: bool = False,
         device: Any = None,
         dtype: Any = None,
+        quantization_config: Any = None,
         peft_config: Any = None,
         distributed_config: dict | None = None,
         fsdp: bool | str | list[str] = True,
@@ -141,6 +148,7 @@ class HFTrainer(Trainer):
             trust_remote_code=trust_remote_code,
             device=device,
             dtype=dtype_name(dtype),
+            quantization_config=quantization_config,
             peft_config=peft_config,
             distributed_config=distributed_config,
             fsdp=fsdp,
@@ -168,6 +176,8 @@ class HFTrainer(Trainer):
             self._model_args["model_name"] = str(model)
         if isinstance(model, Step) and not isinstance(model, Trainer):
             raise self.error(f"{model!r} is a step, not a trainer.", "model_name")
+        quantization = check_quantization_config(self, self._model_args.get("quantization_config"))
+        self._model_args["quantization_config"] = quantization
         peft_config = self._model_args["peft_config"]
         if peft_config is not None and not isinstance(peft_config, Mapping):
             if not type(peft_config).__module__.startswith("peft"):
@@ -286,7 +296,8 @@ class HFTrainer(Trainer):
 
         set_seed(int(run.args.get("seed") or 0))
         path = self.base_model_path(run)
-        options = {**self.from_pretrained_kwargs(run), **kwargs}
+        quantized = quantization_options(self, run)  # a clear error without a CUDA GPU
+        options = {**self.from_pretrained_kwargs(run), **quantized, **kwargs}
         dtype = self.run_dtype(run)
         if dtype is not None:
             options["dtype"] = dtype
@@ -298,12 +309,14 @@ class HFTrainer(Trainer):
             model = PeftModel.from_pretrained(model, path).merge_and_unload()
         else:
             model = auto_cls.from_pretrained(path, **options)
-        if not isinstance(run.args.get("device"), list):
+        if not isinstance(run.args.get("device"), list) and not quantized:  # quantized: device_map
             model = model.to(self.run_device(run))
         peft_config = self.peft_config(run, task_type or self.PEFT_TASK_TYPE)
         if peft_config is not None:
-            from peft import get_peft_model
+            from peft import get_peft_model, prepare_model_for_kbit_training
 
+            if quantized:
+                model = prepare_model_for_kbit_training(model)
             model = get_peft_model(model, peft_config)
         model.train()
         return model

@@ -30,6 +30,7 @@ class InputOutputTraining:
         warmup_steps: int = 0,
         neftune_noise_alpha: float | None = None,
         seed: int = 42,
+        *,
         early_stopping_patience: int | None = 5,
         early_stopping_threshold: float | None = 0.0,
         gradient_accumulation_steps: int = 1,

@@ -12,10 +12,12 @@ materialized with its current fingerprint, saying how to materialize it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,20 @@ PIPELINE_TAGS = {
     "sentence_transformer": "sentence-similarity",
 }
 LIBRARIES = {"setfit_classification": "setfit", "sentence_transformer": "sentence-transformers"}
+
+
+def _returning_model(export: Callable) -> Callable:
+    """DataDreamer's ``export_to_disk`` returns the exported model: the call loads it from the
+    folder it wrote. In a file Dagster loads, inside the block, the call still returns the
+    export step; the export step itself (``__wrapped__``) writes the folder and returns its path."""
+
+    @functools.wraps(export)
+    def call(self: Trainer, *args: Any, **kwargs: Any) -> Any:
+        result = export(self, *args, **kwargs)
+        return self.load_trained(str(result)) if isinstance(result, Path) else result
+
+    call.__wrapped__ = export.__wrapped__  # type: ignore[attr-defined]
+    return call
 
 
 class TrainerPublishing:
@@ -86,16 +102,19 @@ class TrainerPublishing:
         """Forget the loaded ``trainer.model``; harmless when nothing is loaded."""
         self.__dict__.pop("_loaded_model", None)
 
+    @_returning_model
     @export_call
     def export_to_disk(
         self: Trainer,
         path: str | os.PathLike,
         adapter_only: bool = False,
+        *,
         output_folder: str | os.PathLike | None = None,
     ) -> Path:
         """Write the trained model to ``path``: a LoRA adapter merged into its base model (or, with
         ``adapter_only``, the adapter alone), the tokenizer, the label maps,
-        ``training_args.json`` and the model card. Returns ``path``."""
+        ``training_args.json`` and the model card. Returns the exported model, loaded from
+        ``path`` (as DataDreamer's does; the export step records ``path``)."""
         from .trained_models import merge_adapter
 
         model_dir = self.finished_model_dir(output_folder)
@@ -112,6 +131,29 @@ class TrainerPublishing:
         else:
             merge_adapter(model_dir, target)
         return target
+
+    def model_card(self: Trainer) -> None:
+        """Print the model card as DataDreamer's ``trainer.model_card()`` does (JSON): the
+        ``model_card`` (date, base model, licenses, citations), the ``data_card`` of the
+        training data, and the training's record (type, name, fingerprint, args, metrics)."""
+        from ..cards import CITATION, DATETIME, LICENSE, MODEL_CARD, MODEL_NAME, card_values
+        from ..script_mode import require_output
+
+        require_output(self, "model_card()")
+        _, record = self.finished_record()
+        data_card = record.get("data_card") or {}
+        own = data_card.get(self.name) or {}
+        card: dict[str, Any] = {DATETIME: record.get("datetime")}
+        base = self.base_model_name()
+        if "/" in base and not base.startswith(("/", ".")) and not Path(base).exists():
+            card[MODEL_CARD] = [f"https://huggingface.co/{base}"]
+        for key in (MODEL_NAME, LICENSE, CITATION):
+            values = card_values({self.name: own}, key)
+            if values:
+                card[key] = values
+        shown = {k: v for k, v in record.items() if k not in ("data_card", "manifest")}
+        shown.update(type=type(self).__name__, name=self.name, fingerprint=self.fingerprint)
+        print(json.dumps({"model_card": card, "data_card": data_card, **shown}, indent=4, default=str))
 
     def save_hf_hub_files(
         self: Trainer,
@@ -163,6 +205,7 @@ class TrainerPublishing:
         token: str | None = None,
         adapter_only: bool = False,
         is_synthetic: bool = True,
+        *,
         output_folder: str | os.PathLike | None = None,
         **kwargs: Any,
     ) -> str:

@@ -31,6 +31,7 @@ class TrainHFClassifier(InputOutputTraining, HFTrainer):
 
     TRAIN_ARGS: ClassVar[Mapping[str, Any]] = {**HFTrainer.TRAIN_ARGS, "truncate": True, "max_length": None}
     PEFT_TASK_TYPE: ClassVar[str | None] = "SEQ_CLS"
+    QUANTIZABLE: ClassVar[bool] = True
 
     # -- run time -------------------------------------------------------------------
 

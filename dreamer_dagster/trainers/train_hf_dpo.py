@@ -10,6 +10,7 @@ from ..citations import DPO_CITATION, TRL_CITATION
 from ..deferred import ColumnRef
 from .base import TrainingRun
 from .hf_base import HFTrainer
+from .kto_pair import DPO_LOSS_TYPES, KTO_PAIR, dpo_trainer_class
 from .train_hf_fine_tune import TrainHFFineTune
 
 __all__ = ["TrainHFDPO", "trl_defaults"]
@@ -36,8 +37,10 @@ class TrainHFDPO(TrainHFFineTune):
 
     Prompts are formatted as :class:`TrainHFFineTune` formats inputs (a chat
     model's chat template by default), so the aligned model answers in the
-    format it is prompted with. ``dpo_beta`` is DPO's β, ``loss_type`` any of
-    TRL's DPO losses (``sigmoid``, ``ipo``, ``hinge``, ...). With ``peft_config``
+    format it is prompted with. ``dpo_beta`` is DPO's β, ``loss_type``
+    DataDreamer's default ``kto_pair`` (implemented here: see :mod:`.kto_pair`) or
+    any of TRL's DPO losses (``sigmoid``, ``ipo``, ``hinge``, ...) or a list of
+    them (weighted by ``loss_weights=``). With ``peft_config``
     only a LoRA adapter is trained and the reference model is the base model
     with the adapter switched off; without it a frozen copy of the model is
     the reference (or, with ``precompute_ref_log_probs``, its log
@@ -60,7 +63,7 @@ class TrainHFDPO(TrainHFFineTune):
     TRAIN_ARGS: ClassVar[Mapping[str, Any]] = {
         **TrainHFFineTune.TRAIN_ARGS,
         "dpo_beta": 0.1,
-        "loss_type": "sigmoid",
+        "loss_type": KTO_PAIR,
         "disable_dropout": True,
         "precompute_ref_log_probs": False,
     }
@@ -85,10 +88,11 @@ class TrainHFDPO(TrainHFFineTune):
         warmup_steps: int = 0,
         neftune_noise_alpha: float | None = None,
         dpo_beta: float = 0.1,
-        loss_type: str | list[str] = "sigmoid",
+        loss_type: str | list[str] = KTO_PAIR,
         disable_dropout: bool = True,
-        precompute_ref_log_probs: bool = False,
         seed: int = 42,
+        *,
+        precompute_ref_log_probs: bool = False,
         early_stopping_patience: int | None = 5,
         early_stopping_threshold: float | None = 0.0,
         gradient_accumulation_steps: int = 1,
@@ -138,7 +142,12 @@ class TrainHFDPO(TrainHFFineTune):
         loss_type = self.args["loss_type"]
         losses = [loss_type] if isinstance(loss_type, str) else loss_type
         if not isinstance(losses, (list, tuple)) or not losses or not all(isinstance(x, str) for x in losses):
-            raise self.error("must be a DPO loss name such as 'sigmoid', or a list of them.", "loss_type")
+            raise self.error("must be a DPO loss name such as 'kto_pair', or a list of them.", "loss_type")
+        unknown = [name for name in losses if name not in DPO_LOSS_TYPES]
+        if unknown:
+            raise self.error(
+                f"unknown DPO loss {unknown[0]!r}. Fix: use one of {list(DPO_LOSS_TYPES)}.", "loss_type"
+            )
 
     def citations(self) -> list[str]:
         return [*HFTrainer.citations(self), TRL_CITATION, DPO_CITATION]
@@ -150,7 +159,7 @@ class TrainHFDPO(TrainHFFineTune):
 
     def train_model(self, run: TrainingRun) -> dict:
         from transformers import AutoModelForCausalLM
-        from trl import DPOConfig, DPOTrainer
+        from trl import DPOConfig
 
         tokenizer = self.load_tokenizer(run)
         config = self.load_config(run)
@@ -192,7 +201,7 @@ class TrainHFDPO(TrainHFFineTune):
                 **trl_defaults(run),
             },
         )
-        trainer = DPOTrainer(
+        trainer = dpo_trainer_class()(
             model=model,
             args=args,
             train_dataset=data["train"],

@@ -39,6 +39,7 @@ class TrainHFFineTune(InputOutputTraining, HFTrainer):
         "system_prompt": AUTO,
     }
     TRAIN_ARGS: ClassVar[Mapping[str, Any]] = {**HFTrainer.TRAIN_ARGS, "truncate": True, "max_length": None}
+    QUANTIZABLE: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -50,6 +51,7 @@ class TrainHFFineTune(InputOutputTraining, HFTrainer):
         trust_remote_code: bool = False,
         device: Any = None,
         dtype: Any = None,
+        quantization_config: Any = None,
         peft_config: Any = None,
         distributed_config: dict | None = None,
         fsdp: bool | str | list[str] = True,
@@ -68,6 +70,7 @@ class TrainHFFineTune(InputOutputTraining, HFTrainer):
             trust_remote_code=trust_remote_code,
             device=device,
             dtype=dtype,
+            quantization_config=quantization_config,
             peft_config=peft_config,
             distributed_config=distributed_config,
             fsdp=fsdp,

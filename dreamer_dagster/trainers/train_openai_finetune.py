@@ -136,6 +136,7 @@ class TrainOpenAIFineTune(Trainer):
         epochs: int | None = None,
         batch_size: int | None = None,
         learning_rate_multiplier: float | None = None,
+        *,
         seed: int | None = None,
         suffix: str = "dreamer-dagster",
     ) -> TrainOpenAIFineTune:

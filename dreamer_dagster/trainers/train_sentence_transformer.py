@@ -59,6 +59,66 @@ class TrainSentenceTransformer(HFTrainer):
     }
     PEFT_TASK_TYPE: ClassVar[str | None] = "FEATURE_EXTRACTION"
 
+    def __init__(
+        self,
+        name: str,
+        model_name: Any,
+        trust_remote_code: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        peft_config: Any = None,
+        distributed_config: dict | None = None,
+        fsdp: bool | str | list[str] = True,
+        fsdp_config: dict | None = None,
+        force: bool = False,
+        verbose: bool | None = None,
+        log_level: int | None = None,
+        *,
+        revision: str | None = None,
+        **kwargs: Any,
+    ):
+        """DataDreamer's order (no ``revision`` slot there: here keyword-only)."""
+        super().__init__(
+            name,
+            model_name,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            device=device,
+            dtype=dtype,
+            peft_config=peft_config,
+            distributed_config=distributed_config,
+            fsdp=fsdp,
+            fsdp_config=fsdp_config,
+            force=force,
+            verbose=verbose,
+            log_level=log_level,
+            **kwargs,
+        )
+
+    def publish_to_hf_hub(  # type: ignore[override]
+        self,
+        repo_id: str,
+        private: bool = False,
+        token: str | None = None,
+        adapter_only: bool = False,
+        is_synthetic: bool = True,
+        *,
+        branch: str | None = None,
+        output_folder: Any = None,
+        **kwargs: Any,
+    ) -> str:
+        """DataDreamer's order for this trainer (no ``branch`` slot there: here keyword-only)."""
+        return super().publish_to_hf_hub(
+            repo_id,
+            branch=branch,
+            private=private,
+            token=token,
+            adapter_only=adapter_only,
+            is_synthetic=is_synthetic,
+            output_folder=output_folder,
+            **kwargs,
+        )
+
     def train(self, *args: Any, **kwargs: Any) -> TrainSentenceTransformer:
         raise self.error(
             "a sentence transformer is declared with .train_with_triplets(), "
@@ -95,6 +155,7 @@ class TrainSentenceTransformer(HFTrainer):
         warmup_steps: int = 0,
         neftune_noise_alpha: float | None = None,
         seed: int = 42,
+        *,
         early_stopping_patience: int | None = 5,
         early_stopping_threshold: float | None = 0.0,
         gradient_accumulation_steps: int = 1,
@@ -149,6 +210,7 @@ class TrainSentenceTransformer(HFTrainer):
         warmup_steps: int = 0,
         neftune_noise_alpha: float | None = None,
         seed: int = 42,
+        *,
         early_stopping_patience: int | None = 5,
         early_stopping_threshold: float | None = 0.0,
         gradient_accumulation_steps: int = 1,
@@ -193,7 +255,6 @@ class TrainSentenceTransformer(HFTrainer):
         validation_others: ColumnRef | None = None,
         validation_labels: ColumnRef | None = None,
         truncate: bool = True,
-        margin: float | None = None,
         epochs: float = 3.0,
         batch_size: int = 8,
         loss: Any = None,
@@ -204,6 +265,8 @@ class TrainSentenceTransformer(HFTrainer):
         warmup_steps: int = 0,
         neftune_noise_alpha: float | None = None,
         seed: int = 42,
+        *,
+        margin: float | None = None,
         early_stopping_patience: int | None = 5,
         early_stopping_threshold: float | None = 0.0,
         gradient_accumulation_steps: int = 1,

@@ -4,6 +4,7 @@ body tuned contrastively, then a classification head)."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -92,6 +93,36 @@ class TrainSetFitClassifier(HFTrainer):
             verbose=verbose,
             log_level=log_level,
             multi_target_strategy=multi_target_strategy,
+            **kwargs,
+        )
+
+    def export_to_disk(  # type: ignore[override]
+        self, path: str | os.PathLike, *, adapter_only: bool = False, output_folder: Any = None
+    ) -> Any:
+        """DataDreamer's ``export_to_disk(path)``; ``adapter_only`` (keyword-only) as the HF trainers'."""
+        return super().export_to_disk(path, adapter_only=adapter_only, output_folder=output_folder)
+
+    def publish_to_hf_hub(  # type: ignore[override]
+        self,
+        repo_id: str,
+        branch: str | None = None,
+        private: bool = False,
+        token: str | None = None,
+        is_synthetic: bool = True,
+        *,
+        adapter_only: bool = False,
+        output_folder: Any = None,
+        **kwargs: Any,
+    ) -> str:
+        """DataDreamer's order for SetFit (no ``adapter_only`` slot there: here keyword-only)."""
+        return super().publish_to_hf_hub(
+            repo_id,
+            branch=branch,
+            private=private,
+            token=token,
+            adapter_only=adapter_only,
+            is_synthetic=is_synthetic,
+            output_folder=output_folder,
             **kwargs,
         )
 
