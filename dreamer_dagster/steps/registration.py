@@ -28,14 +28,11 @@ DataDreamer's forms (:func:`normalize_output`), streamed to disk.
 
 from __future__ import annotations
 
-import inspect
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from ..errors import StepOutputError
 
 if TYPE_CHECKING:
     from .run_context import StepRunContext
@@ -109,10 +106,13 @@ class RegistrationMethods:
             self.setup()
         finally:
             self._in_setup = False
-        if not self.OUTPUTS:
-            raise StepOutputError(
+        if not self.OUTPUTS:  # DataDreamer: ValueError("The step must register at least one output.")
+            from .step import StepDeclarationError
+
+            raise StepDeclarationError(
                 f"Step {getattr(self, 'name', '?')!r} ({type(self).__name__}): setup() registered no "
-                "output. Fix: call self.register_output('column_name') in setup()."
+                "output; the step must register at least one output. Fix: call "
+                "self.register_output('column_name') in setup()."
             )
 
     def _registering(self, what: str) -> None:
@@ -273,93 +273,10 @@ def _ready(value: Any, context: StepRunContext) -> Any:
 
 
 def normalize_output(step: Step, value: Any) -> Any:
-    """``run()``'s return value as a Dataset, a dict of columns or a stream of row dicts,
-    under the registered output names. Accepted, as in DataDreamer: a dict of columns, a
-    list (or any iterable, or a generator function) of row dicts, of tuples in output
-    order, or of values for a single output; a tuple of columns; a ``datasets.Dataset``
-    or ``IterableDataset``; :class:`LazyRows` / :class:`LazyRowBatches` of those."""
-    from ..deferred import ColumnRef
-    from .output_data import OutputColumns, OutputData
+    """``run()``'s return value as rows, by DataDreamer's rules (see :mod:`.run_output`)."""
+    from .run_output import normalize_output as normalize
 
-    names = list(step.OUTPUTS or ())
-    if isinstance(value, OutputColumns):  # another step's output (a SuperStep's inner step)
-        value = value.data(f"{step.name!r} returning {value.step.name!r}'s output")
-    if isinstance(value, ColumnRef):
-        value = value.data(f"{step.name!r} returning {value.describe()}")
-    if isinstance(value, OutputData):
-        value = value.dataset
-        if len(names) == 1 and value.column_names != names and len(value.column_names) == 1:
-            value = value.rename_column(value.column_names[0], names[0])
-        extra = [name for name in value.column_names if name not in names]
-        if extra and set(names) <= set(value.column_names):
-            value = value.select_columns(names)
-    if isinstance(value, LazyRowBatches):
-        return _checked(step, (row for batch in value.items() for row in _batch_rows(step, batch, names)))
-    if isinstance(value, LazyRows):
-        return _checked(step, (_row(step, item, names) for item in value.items()))
-    kind = type(value).__name__
-    if kind == "Dataset" and type(value).__module__.startswith("datasets"):
-        return value
-    if isinstance(value, Mapping):
-        unknown = sorted(set(value) - set(names))
-        if unknown:
-            raise _output_error(step, f"run() returned columns {unknown}")
-        return {name: list(column) for name, column in value.items()}
-    if isinstance(value, tuple) and len(value) == len(names) and all(_is_column(c) for c in value):
-        return {name: list(column) for name, column in zip(names, value)}
-    if inspect.isgeneratorfunction(value) or (callable(value) and not isinstance(value, Iterable)):
-        value = value()
-    if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
-        return _checked(step, (_row(step, item, names) for item in value))
-    raise _output_error(step, f"run() returned {kind}, which holds no rows")
-
-
-def _is_column(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) or (
-        isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
-    )
-
-
-def _row(step: Step, item: Any, names: list[str]) -> dict:
-    if isinstance(item, Mapping):
-        return dict(item)
-    if isinstance(item, tuple) and len(item) == len(names):
-        return dict(zip(names, item))
-    if len(names) == 1:
-        return {names[0]: item}
-    raise _output_error(step, f"run() gave the row {item!r}, which matches no output layout")
-
-
-def _batch_rows(step: Step, batch: Any, names: list[str]) -> Iterator[dict]:
-    if isinstance(batch, Mapping):
-        columns = list(batch)
-        for values in zip(*(batch[c] for c in columns)):
-            yield dict(zip(columns, values))
-    elif isinstance(batch, tuple) and len(batch) == len(names):
-        for values in zip(*batch):
-            yield dict(zip(names, values))
-    elif isinstance(batch, Iterable) and not isinstance(batch, (str, bytes)):
-        for item in batch:
-            yield _row(step, item, names)
-    else:
-        raise _output_error(step, f"run() gave the batch {batch!r}, which holds no rows")
-
-
-def _checked(step: Step, rows: Iterator[dict]) -> Iterator[dict]:
-    names = set(step.OUTPUTS or ())
-    for row in rows:
-        unknown = sorted(set(row) - names)
-        if unknown:
-            raise _output_error(step, f"run() gave a row with columns {unknown}")
-        yield row
-
-
-def _output_error(step: Step, problem: str) -> StepOutputError:
-    return StepOutputError(
-        f"Step {step.name!r} ({type(step).__name__}): {problem}; its registered outputs are "
-        f"{list(step.OUTPUTS or ())}. Fix: return a dict of columns, rows (dicts, or tuples in that "
-        "order), a datasets.Dataset, or LazyRows / LazyRowBatches of those."
-    )
+    return normalize(step, value)
 
 
 # -- help ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ an IterableDataset)."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from ...cards import CITATION, DATASET_NAME, LICENSE, URL
@@ -38,7 +38,9 @@ class DataSource(Step):
         **kwargs: Any,
     ):
         super().__init__(
-            name, args={"data": data, "total_num_rows": total_num_rows, "columns": columns}, **kwargs
+            name,
+            args={"data": _columns_as_lists(data), "total_num_rows": total_num_rows, "columns": columns},
+            **kwargs,
         )
 
     def validate(self) -> None:
@@ -47,7 +49,9 @@ class DataSource(Step):
             lengths = {str(k): len(v) if isinstance(v, (list, tuple)) else None for k, v in data.items()}
             bad = [k for k, n in lengths.items() if n is None]
             if bad:
-                raise self.error(f"every column must be a list; {bad} are not.", "data")
+                raise self.error(
+                    f"every column must be a list (or a range, tuple, iterable); {bad} are not.", "data"
+                )
             if len(set(lengths.values())) > 1:
                 raise self.error(f"the columns have different lengths: {lengths}.", "data")
         elif isinstance(data, list):
@@ -113,3 +117,17 @@ class DataSource(Step):
             if value:
                 entries.setdefault(key, []).append(str(value).strip())
         return entries
+
+
+def _columns_as_lists(data: Any) -> Any:
+    """DataDreamer's ``Dataset.from_dict`` columns: a ``range`` or any other iterable (not a
+    str, bytes or dict) is its list of values, read once at declaration (so the fingerprint
+    is the values'); lists and tuples stay as given (their fingerprints unchanged)."""
+    if not isinstance(data, Mapping):
+        return data
+    return {
+        key: list(column)
+        if isinstance(column, Iterable) and not isinstance(column, (str, bytes, Mapping, list, tuple))
+        else column
+        for key, column in data.items()
+    }
