@@ -205,6 +205,8 @@ def pipeline_job_name(io_manager_key: str = IO_MANAGER_KEY, job_name: str | None
 def _is_client_resource(resource: Any) -> bool:
     """A resource that gives models their run-time client settings (``OpenAIResource``,
     ``AnthropicResource``..., ``dagster_openai.OpenAIResource``; see resources.py)."""
+    if isinstance(resource, DreamerIOManager):
+        return False  # without importing the resource classes (see __init__.py)
     from .resources import is_client_resource
 
     return is_client_resource(resource)
