@@ -1,0 +1,1 @@
+"""``datadreamer._cachable``: DataDreamer's private model cache (none of its names here)."""

@@ -1,0 +1,5 @@
+"""``datadreamer.errors``."""
+
+from dreamer_dagster.errors import StepOutputError, StepOutputTypeError
+
+__all__ = ["StepOutputError", "StepOutputTypeError"]

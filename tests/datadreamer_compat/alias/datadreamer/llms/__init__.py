@@ -1,0 +1,41 @@
+"""``datadreamer.llms``."""
+
+from dreamer_dagster.llms import (
+    AI21,
+    LLM,
+    VLLM,
+    Anthropic,
+    Bedrock,
+    Cohere,
+    CTransformers,
+    GoogleAIStudio,
+    HFAPIEndpoint,
+    HFTransformers,
+    MistralAI,
+    OpenAI,
+    OpenAIAssistant,
+    ParallelLLM,
+    Petals,
+    Together,
+    VertexAI,
+)
+
+__all__ = [
+    "AI21",
+    "LLM",
+    "VLLM",
+    "Anthropic",
+    "Bedrock",
+    "CTransformers",
+    "Cohere",
+    "GoogleAIStudio",
+    "HFAPIEndpoint",
+    "HFTransformers",
+    "MistralAI",
+    "OpenAI",
+    "OpenAIAssistant",
+    "ParallelLLM",
+    "Petals",
+    "Together",
+    "VertexAI",
+]

@@ -1,0 +1,25 @@
+"""``datadreamer.trainers``."""
+
+from dreamer_dagster.trainers import (
+    Trainer,
+    TrainHFClassifier,
+    TrainHFDPO,
+    TrainHFFineTune,
+    TrainHFPPO,
+    TrainHFRewardModel,
+    TrainOpenAIFineTune,
+    TrainSentenceTransformer,
+    TrainSetFitClassifier,
+)
+
+__all__ = [
+    "TrainHFClassifier",
+    "TrainHFDPO",
+    "TrainHFFineTune",
+    "TrainHFPPO",
+    "TrainHFRewardModel",
+    "TrainOpenAIFineTune",
+    "TrainSentenceTransformer",
+    "TrainSetFitClassifier",
+    "Trainer",
+]

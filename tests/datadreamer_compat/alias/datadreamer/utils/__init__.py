@@ -1,0 +1,1 @@
+"""``datadreamer.utils``: only the modules DataDreamer's tests import."""
