@@ -11,6 +11,7 @@ import dagster as dg
 from .automation import DEFAULT_SCHEDULE_NAME, stale_schedule
 from .filesystem import is_remote, resolve_location
 from .io_manager import IO_MANAGER_KEY, DreamerIOManager
+from .partition_jobs import partition_jobs
 from .translator import DreamerTranslator, SpecFunctionTranslator
 
 if TYPE_CHECKING:
@@ -176,9 +177,15 @@ def dreamer_definitions(
     job = dg.define_asset_job(
         pipeline_job_name(io_manager_key, job_name),
         selection=dg.AssetSelection.assets(*job_keys),
-        description="Materialize every step of the pipeline (partitioned steps: by partition, in backfills).",
+        description="Materialize every unpartitioned step of the pipeline (partitioned steps: in the jobs "
+        "named after their partitions definitions, one partition a run, by backfills).",
     )
-    jobs = [job] + list(kwargs.pop("jobs", None) or [])
+    # A backfill over a range of partitions: one job per partitions definition (partition_jobs.py).
+    step_keys = set(upstream_keys.values())
+    by_partitions = partition_jobs(
+        job.name, [asset for asset in step_assets if asset.key in step_keys and asset.key in partitioned]
+    )
+    jobs = [job, *by_partitions] + list(kwargs.pop("jobs", None) or [])
     schedules = list(kwargs.pop("schedules", None) or [])
     if schedule is not None:
         if isinstance(schedule, str):
