@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DatasetSummary", "record_batches", "save_dataset", "stream_dataset"]
+__all__ = ["DatasetSummary", "record_batches", "rows_between", "save_dataset", "stream_dataset"]
 
 STATE_JSON = "state.json"
 #: A new Arrow file is started past this size, as ``save_to_disk`` shards at 500 MB.
@@ -44,6 +44,15 @@ class DatasetSummary:
     @property
     def column_names(self) -> list[str]:
         return list(self.features)
+
+
+def rows_between(dataset: Any, start: int, stop: int) -> Any:
+    """Rows ``start`` to ``stop`` of a ``datasets.Dataset``, clamped to the rows there are
+    (none past the end, as ``dataset[n:]``), the column types kept."""
+    start, stop = min(start, len(dataset)), min(stop, len(dataset))
+    if start >= stop:
+        return dataset.select([])  # select(range(len, len)) raises IndexError in datasets
+    return dataset.select(range(start, stop))
 
 
 def save_dataset(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..call_scope import CallScope
+from ..dataset_io import rows_between
 from ..deferred import ColumnRef, Deferred, DeferredValueError, resolve
 from ..logs import report
 
@@ -105,7 +106,7 @@ class StepRunContext:
             ) from None
         if self._rows is not None and step.key in self.shard.sliced_steps:
             start, stop = self._rows
-            dataset = dataset.select(range(min(start, len(dataset)), min(stop, len(dataset))))
+            dataset = rows_between(dataset, start, stop)
         return dataset
 
     def upstream_pickled(self, step: Step) -> bool:

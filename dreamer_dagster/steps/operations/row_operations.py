@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ...dataset_io import rows_between
 from ..user_code import with_row_index
 from .base import OperationStep
 
@@ -29,15 +30,6 @@ def _non_negative_int(step: OperationStep, argument: str) -> None:
         raise step.error(f"must be an integer >= 0, got {value!r}.", argument)
 
 
-def _rows_between(dataset: Any, start: int, stop: int) -> Any:
-    """Rows ``start`` to ``stop`` (clamped to the rows there are; none past the end, as
-    DataDreamer's ``dataset[n:]``), the columns' types kept."""
-    start, stop = min(start, len(dataset)), min(stop, len(dataset))
-    if start >= stop:
-        return dataset.select([])  # select(range(len, len)) raises IndexError in datasets
-    return dataset.select(range(start, stop))
-
-
 class Take(OperationStep):
     """Keeps the first ``n`` rows."""
 
@@ -48,7 +40,7 @@ class Take(OperationStep):
         _non_negative_int(self, "n")
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
-        return _rows_between(datasets[0], 0, self.args["n"])
+        return rows_between(datasets[0], 0, self.args["n"])
 
 
 class Select(OperationStep):
@@ -96,7 +88,7 @@ class Skip(OperationStep):
         _non_negative_int(self, "n")
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
-        return _rows_between(datasets[0], self.args["n"], len(datasets[0]))
+        return rows_between(datasets[0], self.args["n"], len(datasets[0]))
 
 
 class Shuffle(OperationStep):
