@@ -103,8 +103,15 @@ def _scratch() -> str | None:
     return None
 
 
-def run_suite(source: Path, timeout_s: int = 1500, per_test_s: int = 60) -> tuple[Figures, str]:
-    """Run the eight files in one pytest process; the figures and pytest's output tail."""
+def run_suite(
+    source: Path,
+    timeout_s: int = 1500,
+    per_test_s: int = 60,
+    files: tuple[str, ...] = FILES,
+    pytest_args: tuple[str, ...] = (),
+) -> tuple[Figures, str]:
+    """Run the eight files (or ``files``) in one pytest process; the figures and pytest's
+    output tail. ``pytest_args`` (``-k EXPR``...) narrow a run while working on a cause."""
     root = Path(tempfile.mkdtemp(prefix="dreamer-datadreamer-compat-", dir=_scratch()))
     try:
         _build_tree(root, source)
@@ -140,7 +147,8 @@ def run_suite(source: Path, timeout_s: int = 1500, per_test_s: int = 60) -> tupl
             "-o",
             "junit_family=xunit2",
         ]
-        command += [str(root / "datadreamer" / "tests" / name) for name in FILES]
+        command += list(pytest_args)
+        command += [str(root / "datadreamer" / "tests" / name) for name in files]
         done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout_s)
         output = (done.stdout + done.stderr)[-4000:]
         if not xml.exists():
@@ -159,3 +167,23 @@ def read_recorded() -> dict:
 
 def write_recorded(figures: Figures) -> None:
     RECORDED.write_text(json.dumps({**figures.as_json(), "failed": sorted(figures.failed)}, indent=1) + "\n")
+
+
+def main(argv: list[str]) -> None:
+    """``python -m tests.datadreamer_compat.run [FILE...] [-- PYTEST_ARGS...]``: run some of
+    the files (default: all eight) and print the figure and each failure; records nothing."""
+    from tests.support.datadreamer_wheel import datadreamer_source
+
+    cut = argv.index("--") if "--" in argv else len(argv)
+    files, extra = argv[:cut], argv[cut + 1 :]
+    found, tail = run_suite(datadreamer_source(), files=tuple(files) or FILES, pytest_args=tuple(extra))
+    for node, message in sorted(found.failed.items()):
+        print(f"FAILED {node}: {message[:200]}")
+    for name, counts in found.per_file.items():
+        if counts[1] or counts[2]:
+            print(f"{name}: {counts[0]} / {counts[1]} passed, {counts[2]} not applicable")
+    print(f"all: {found.passed} / {found.applicable}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
