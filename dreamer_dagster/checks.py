@@ -243,7 +243,11 @@ def normalize_checks(value: Any) -> dict[str, CheckThresholds | bool] | bool:
 
 
 def applicable_checks(step: Step) -> list[str]:
-    """The names of the checks that apply to ``step`` (by its type and arguments)."""
+    """The names of the checks that apply to ``step`` (by its type and arguments). A lazy
+    operation (steps/lazy.py) writes only its recipe, no rows, so no check applies to it:
+    its consumers' checks see the rows it streams."""
+    if getattr(step, "lazy_output", False):
+        return []
     return [name for name, check in CHECKS.items() if check.applies(step)]
 
 

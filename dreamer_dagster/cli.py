@@ -199,7 +199,7 @@ def _steps_by_key(module: ModuleType, definitions: dg.Definitions) -> dict[dg.As
             declared.extend(value.steps)
         elif isinstance(value, Step) and getattr(value, "_declared", False):
             declared.append(value)
-    by_folder = {step.key: step for step in all_steps(declared)} if declared else {}
+    by_folder = {step.folder: step for step in all_steps(declared)} if declared else {}
     found = {}
     for spec in definitions.resolve_all_asset_specs():
         folder = (spec.metadata or {}).get(keys.FOLDER)

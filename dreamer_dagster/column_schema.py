@@ -256,7 +256,8 @@ def _type_of(step: Step, column: str) -> str:
 
 def _renamed_from(step: Step) -> dict[str, str]:
     """An operation's new column name -> the source column it was (``rename_columns``)."""
-    mapping = step.args.get("column_mapping") if type(step).__name__ == "RenameColumns" else None
+    renames = type(step).__name__ in ("RenameColumns", "RenameColumn")  # rename_columns / rename_column
+    mapping = step.args.get("column_mapping") if renames else None
     return {new: old for old, new in mapping.items()} if isinstance(mapping, Mapping) else {}
 
 

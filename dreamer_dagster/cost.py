@@ -72,7 +72,7 @@ def estimate_step(
     def unknown(note: str) -> StepEstimate:
         return StepEstimate(step.name, None, None, None, None, None, note)
 
-    if not step.force and folder.step(step.key).holds_finished(step.fingerprint):
+    if not step.force and folder.step(step.folder).holds_finished(step.fingerprint):
         return StepEstimate(step.name, 0, 0, 0, 0, 0.0, "its finished output is reused")
     models = list(_models(step.args))
     if type(step).execute is not Step.execute:
@@ -155,7 +155,7 @@ def _load_upstream(step: Step, folder: OutputFolder) -> dict[str, Any] | str:
     """The finished outputs of ``step``'s upstream steps, or a note naming one that is not."""
     loaded: dict[str, Any] = {}
     for parent in step.upstream():
-        parent_folder = folder.step(parent.key)
+        parent_folder = folder.step(parent.folder)
         record = parent_folder.step_json()
         if record is None or record.get("fingerprint") != parent.fingerprint:
             return f"upstream step {parent.name!r} is not materialized yet, so its prompts are not known"

@@ -16,6 +16,11 @@ rule: in a running script the step is materialized first and the real value is u
 in a file Dagster loads as definitions it raises a clear error, so ``Deferred(...)``
 text never slips into a prompt. Passed to a step, it stays deferred, so a script and
 the same file loaded as definitions declare the same fingerprints.
+
+Inside a running script's block, ``step.output["col"][i]`` is the row's real value
+instead (a ``str``, ``int``, ``float``, ``list``, ``dict``... that remembers this
+:class:`Deferred` as its source: :class:`Sourced`, :mod:`~dreamer_dagster.sourced_values`,
+which states the fingerprint rule); ``ref.at(i)`` is a :class:`Deferred` in every mode.
 """
 
 from __future__ import annotations
@@ -26,7 +31,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .steps.step import Step
 
-__all__ = ["ColumnRef", "Deferred", "DeferredValueError", "ModelPath", "resolve", "upstream_steps"]
+__all__ = [
+    "ColumnRef",
+    "Deferred",
+    "DeferredValueError",
+    "ModelPath",
+    "Sourced",
+    "resolve",
+    "running_script",
+    "upstream_steps",
+]
 
 
 class DeferredValueError(ValueError):
@@ -46,7 +60,22 @@ class ColumnRef:
     def describe(self) -> str:
         return f"{self.step.name}.output[{self.column!r}]"
 
-    def __getitem__(self, index: Any) -> Deferred:
+    def __getitem__(self, index: Any) -> Any:
+        """A :class:`Deferred`; inside a running script's block, the real value (read now,
+        carrying that Deferred as its source: see :mod:`~dreamer_dagster.sourced_values`)."""
+        deferred = self.at(index)
+        if not running_script(self.step):
+            return deferred
+        from .sourced_values import sourced
+
+        column = self.data(f"reading {deferred.describe()}")
+        if isinstance(index, (int, slice)) and not isinstance(index, bool):
+            return sourced(column[index], deferred)
+        return sourced(column.to_list()[index], deferred)
+
+    def at(self, index: Any) -> Deferred:
+        """``self[index]`` as a :class:`Deferred` in every mode, a running script included (a
+        ``None`` or ``bool`` cannot carry its source: pass ``ref.at(i)`` where it must)."""
         return Deferred(self.step, ("column", self.column), (("getitem", index),))
 
     @property
@@ -220,14 +249,52 @@ class Deferred:
         return other + self._compute(f"... + {self.describe()}")
 
 
-class ModelPath(str):
+def running_script(step: Any) -> bool:
+    """Whether ``step`` belongs to a ``Pipeline`` block running now as a script, or was
+    declared outside any block in a script (it runs in memory when read: script_steps.py)."""
+    pipeline = getattr(step, "pipeline", None)
+    if pipeline is None:
+        return bool(getattr(step, "runs_in_memory", False))
+    return bool(pipeline.is_active) and bool(pipeline.script_mode)
+
+
+class Sourced:
+    """A real value that carries the :class:`Deferred` it was read through (its source):
+    :class:`ModelPath` and the value types of :mod:`~dreamer_dagster.sourced_values`.
+    Passed to a step it adds the dependency edge, fingerprints and shows in step.json by
+    that source, as the Deferred does in a file Dagster loads."""
+
+    deferred: Deferred
+
+    @property
+    def step(self) -> Step:
+        return self.deferred.step
+
+    def sourced_by(self) -> Deferred | None:
+        """The source this value still equals (None: changed in place since it was read)."""
+        return self.deferred
+
+    def fingerprint_identity(self) -> dict | None:
+        source = self.sourced_by()
+        return None if source is None else source.fingerprint_identity()  # None: by value
+
+    def describe(self) -> str:
+        return self.deferred.describe()
+
+    def dependencies(self) -> list:
+        source = self.sourced_by()
+        return [] if source is None else [source.step]
+
+    def resolve_deferred(self, context: Any) -> Any:
+        return resolve(self.deferred, context)
+
+
+class ModelPath(Sourced, str):
     """``trainer.model_path`` in a running script: the ``_model`` folder as a ``str``
     (``os.path.join`` / ``os.path.exists`` / ``from_pretrained`` work, as in DataDreamer)
     that still carries its :class:`Deferred`. Passed to a step or a model it adds the
     dependency edge, fingerprints by the trainer (as ``trainer.model_path`` does in a file
     Dagster loads) and resolves at run time to the run's own ``_model`` path."""
-
-    deferred: Deferred
 
     def __new__(cls, path: str, deferred: Deferred) -> ModelPath:
         value = super().__new__(cls, path)
@@ -243,22 +310,6 @@ class ModelPath(str):
     def __deepcopy__(self, memo: dict) -> ModelPath:
         return self  # a library's deep copy of its config keeps the path (and its source)
 
-    @property
-    def step(self) -> Step:
-        return self.deferred.step
-
-    def fingerprint_identity(self) -> dict:
-        return self.deferred.fingerprint_identity()
-
-    def describe(self) -> str:
-        return self.deferred.describe()
-
-    def dependencies(self) -> list:
-        return [self.deferred.step]
-
-    def resolve_deferred(self, context: Any) -> Any:
-        return resolve(self.deferred, context)
-
 
 def _value(other: Any) -> Any:
     return other._compute() if isinstance(other, Deferred) else other
@@ -273,6 +324,8 @@ def upstream_steps(value: Any) -> list[Step]:
     def walk(obj: Any) -> None:
         if isinstance(obj, (ColumnRef, Deferred)):
             found[id(obj.step)] = obj.step
+        elif isinstance(obj, Sourced) and obj.sourced_by() is not None:
+            found[id(obj.step)] = obj.step  # changed in place: its items (below) tell
         elif isinstance(obj, Step):
             found[id(obj)] = obj
         elif isinstance(obj, Mapping):
@@ -297,6 +350,8 @@ def resolve(value: Any, context: Any) -> Any:
     """
     from .steps.step import Step
 
+    if isinstance(value, Sourced):
+        return value.resolve_deferred(context)  # a real value read in a script: its plain value
     if isinstance(value, Deferred):
         return value.evaluate(context.deferred_base(value))
     if isinstance(value, ColumnRef):

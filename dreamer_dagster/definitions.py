@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PIPELINE_JOB_NAME",
     "all_steps",
+    "check_folders",
     "dreamer_definitions",
     "make_translator",
     "output_folder_config",
@@ -60,7 +61,34 @@ def all_steps(steps: Iterable[Step]) -> list[Step]:
 
     for step in steps:
         visit(step)
+    check_folders(ordered)
     return ordered
+
+
+def check_folders(steps: Iterable[Step]) -> None:
+    """Each step's folder is its own: two steps whose names give one folder (``"a.b"`` and
+    ``"ab"`` both give ``ab``), or a folder inside another step's, are refused."""
+    by_folder: dict[str, Step] = {}
+    for step in steps:
+        existing = by_folder.setdefault(step.folder, step)
+        if existing is not step and existing.fingerprint != step.fingerprint:
+            raise step.error(
+                f"another step, {existing.name!r}, has the same folder {step.folder!r} in the output "
+                "folder (DataDreamer's folder names keep only letters, digits, '-' and '_'). Fix: give "
+                "one of them a different name.",
+                "name",
+            )
+    for folder, step in by_folder.items():
+        parts = folder.split("/")
+        for depth in range(1, len(parts)):
+            outer = by_folder.get("/".join(parts[:depth]))
+            if outer is not None:
+                raise step.error(
+                    f"its folder {folder!r} lies inside the folder of step {outer.name!r} (' / ' in a "
+                    "name nests its folder, as for a step run inside a SuperStep). Fix: give the step "
+                    "a name without ' / '.",
+                    "name",
+                )
 
 
 def output_folder_config(

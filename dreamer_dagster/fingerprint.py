@@ -13,7 +13,8 @@ What each kind of value contributes:
   of the tagged forms below (``{"set": ...}``, ``{"file": ..., "sha256": ...}``)
   is wrapped as ``{"dict": ...}``, so no plain value encodes like another kind;
 - objects with ``fingerprint_identity()`` (models, trainers, column references,
-  deferred values): what that method returns; it never holds a secret;
+  deferred values, values read in a running script: ``sourced_values``): what that
+  method returns; it never holds a secret (None: the object is described by its value);
 - callables: their source text and the values they capture (closure cells,
   default arguments, plain-data globals they read), so editing a lambda or a
   captured threshold changes the fingerprint;
@@ -97,6 +98,8 @@ _TAG_KEYS = frozenset(
         {"step", "deferred"},
     )
 )
+# Exact types answered at once (a subclass may carry its source: a value read in a script).
+_CARRIES_NO_SOURCE = frozenset({str, int})
 _FUNCTION_KEYS = frozenset(
     {"function", "source", "bytecode", "consts", "defaults", "kwdefaults", "captured", "globals"}
 )
@@ -145,23 +148,24 @@ def canonical(obj: Any, where: str = "value") -> Any:  # noqa: C901 - one dispat
     """Plain, process-independent JSON data describing ``obj``."""
     if obj is None or isinstance(obj, bool):
         return obj
-    if isinstance(obj, str) and not hasattr(type(obj), "fingerprint_identity"):
-        return obj  # a str carrying its source (a trained model's path) is described by it below
-    if isinstance(obj, int):
+    if type(obj) in _CARRIES_NO_SOURCE:
         return obj
-    if isinstance(obj, float):
-        if math.isnan(obj) or math.isinf(obj):
-            return {"float": repr(obj)}
-        return obj
-    if isinstance(obj, bytes):
-        return {"bytes_sha256": hashlib.sha256(obj).hexdigest()}
+    if type(obj) is float:
+        return _canonical_float(obj)
     identity = getattr(obj, "fingerprint_identity", None)
     if identity is not None and callable(identity) and not isinstance(obj, type):
-        described = identity()
+        described = identity()  # None: a value read in a script, changed since: by its value
         if isinstance(described, Mapping) and all(isinstance(key, str) for key in described):
             # An object's own identity: a tagged form, never wrapped.
             return {key: canonical(value, f"{where}[{key!r}]") for key, value in described.items()}
-        return canonical(described, where)
+        if described is not None:
+            return canonical(described, where)
+    if isinstance(obj, (str, int)):
+        return obj
+    if isinstance(obj, float):
+        return _canonical_float(obj)
+    if isinstance(obj, bytes):
+        return {"bytes_sha256": hashlib.sha256(obj).hexdigest()}
     if isinstance(obj, Mapping):
         return _canonical_mapping(obj, where)
     if isinstance(obj, (list, tuple)):
@@ -207,6 +211,12 @@ def canonical(obj: Any, where: str = "value") -> Any:  # noqa: C901 - one dispat
         "Pass plain data (str, numbers, lists, dicts), a function, a file path, a model "
         "object from dreamer_dagster, or a column reference instead."
     )
+
+
+def _canonical_float(obj: float) -> Any:
+    if math.isnan(obj) or math.isinf(obj):
+        return {"float": repr(obj)}
+    return obj
 
 
 def _canonical_mapping(obj: Mapping, where: str) -> Any:
@@ -324,7 +334,9 @@ def _canonical_callable(fn: Any, where: str) -> dict:
     for name in _global_names(code):
         if name in fn.__globals__:
             value = fn.__globals__[name]
-            if isinstance(value, (bool, int, float, str, tuple, list, dict, type(None))):
+            if isinstance(value, (bool, int, float, str, tuple, list, dict, type(None))) and not hasattr(
+                type(value), "fingerprint_identity"
+            ):  # a global value read in a script is left out, as a global Deferred is
                 globals_read[name] = _captured_value(value, f"{where} global {name!r}")
             elif isinstance(value, types.FunctionType):
                 globals_read[name] = {"function": value.__qualname__, "source": _source_of(value)}

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from . import metadata as keys
 from .errors import IntegrityError
+from .folder_upgrade import upgrade_output_folder
 from .integrity import fail_without_retry, seal_dataset
 from .metadata import step_metadata
 from .output_folder import OutputFolder, StepFolder, folder_errors
@@ -111,9 +112,13 @@ class DreamerIOManager(dg.ConfigurableIOManager):
     )
 
     def folder(self) -> OutputFolder:
-        return OutputFolder(
+        """The output folder; the first time in a process, folders an earlier release wrote
+        move under their current names (see folder_upgrade.py)."""
+        output = OutputFolder(
             self.output_folder, self.storage_options or None, self.local_folder, self.lease_seconds
         )
+        upgrade_output_folder(output)
+        return output
 
     @property
     def cache_path(self) -> Path:
@@ -217,6 +222,14 @@ def load_finished(step_folder: StepFolder, expected: str | None = None) -> Any:
             f"{record.get('fingerprint')}, but the step is declared with {expected}. "
             f"Materialize it first, e.g. `dagster asset materialize --select {name}`."
         )
+    if (record.get("iterable") or {}).get("type_error"):  # rows DataDreamer fails to read
+        from .steps.iterable_types import raise_recorded
+
+        raise_recorded(name, record)
+    if record.get("lazy"):  # a lazy step: its upstream rows streamed through its recipe
+        from .steps.lazy import load_lazy
+
+        return load_lazy(step_folder, record, load_finished)
     # Checked against step.json first: files that changed fail, and are never retried.
     with fail_without_retry():
         if record.get("model"):

@@ -58,7 +58,7 @@ def load_time_estimate(step: Step, output_folder: Any) -> dict[str, Any] | None:
     from .output_folder import OutputFolder
 
     folder = OutputFolder(output_folder)
-    if not step.force and folder.step(step.key).holds_finished(step.fingerprint):
+    if not step.force and folder.step(step.folder).holds_finished(step.fingerprint):
         return estimate_step(step, folder).as_dict()  # reused: $0, read from step.json
     local = [model for model in llms if not is_api_model(model)]
     if local:

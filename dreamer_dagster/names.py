@@ -6,6 +6,12 @@ name keeps its plain rule (lower case, runs of anything but letters and digits b
 (``"Résumé"`` -> ``resume``), and a name with a letter that does not (``"日本語"``)
 gets a short hash of the name appended, so its key is stable and ASCII. A key longer
 than :data:`MAX_KEY_LENGTH` could not be a folder name, so it is refused.
+
+A step's folder follows DataDreamer's own rule instead (:func:`folder_name`:
+``safe_fn(name, allow_slashes=True, to_lower=True)``): ``"Generate Research Paper
+Abstracts"`` -> ``generate-research-paper-abstracts``, and a step run inside a SuperStep
+(``"Outer / Inner"``) nests as ``outer/inner``. Releases before it named folders by the
+key (``legacy_folder_name``; see folder_upgrade.py).
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ from collections.abc import Iterator
 __all__ = [
     "MAX_KEY_LENGTH",
     "SUPER_STEP_PREFIXES",
+    "RESERVED_FOLDER_NAMES",
     "derived_names",
+    "folder_name",
+    "legacy_folder_name",
     "normalize_name",
     "safe_name",
     "scoped_name",
@@ -94,6 +103,64 @@ def _ascii_form(name: str) -> tuple[str, bool]:
             lost = True
         parts.append(ascii_part or " ")
     return "".join(parts), lost
+
+
+#: Entries of a step folder (and of the output folder) a step's folder must not take.
+RESERVED_FOLDER_NAMES = frozenset(
+    {"_backups", "_dataset", "_model", "_checkpoints", "_model_state", "_shards", "_partitions", "run_output"}
+)
+
+
+def folder_name(name: str) -> str:
+    """The step's folder in the output folder, by DataDreamer's rule
+    (``safe_fn(name, allow_slashes=True, to_lower=True)``): ``" / "`` (a step run inside
+    a SuperStep) becomes ``/``, spaces ``-``; only letters, digits, ``-`` and ``_`` are
+    kept; lower case. ``"Generate Research Paper Abstracts"`` ->
+    ``"generate-research-paper-abstracts"``, ``"my-step (save #2)"`` -> ``"my-step-save-2"``,
+    ``"Outer / Inner"`` -> ``"outer/inner"``. Raises ``ValueError`` (with the fix) for a
+    name whose folder would be empty, reserved, too long, or nested by a stray ``/``.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"A step name must be a string, got {type(name).__name__}: {name!r}.")
+    name = normalize_name(name)
+    parts = name.split(" / ")
+    if any("/" in part for part in parts):
+        raise ValueError(
+            f"Step name {name!r} contains '/', which would nest its folder (DataDreamer's rule: "
+            "' / ' only joins the names of steps run inside a SuperStep). Fix: use another "
+            "character, such as '-'."
+        )
+    folder = _safe_fn("/".join(part.replace(" ", "-") for part in parts)).lower()
+    segments = folder.split("/")
+    for segment in segments:
+        if not segment:
+            raise ValueError(
+                f"Step name {name!r} gives the folder {folder!r}, and a folder name needs a letter, "
+                "digit, '-' or '_'. Fix: give the step a name such as 'Generate Abstracts'."
+            )
+        if segment in RESERVED_FOLDER_NAMES:
+            raise ValueError(
+                f"Step name {name!r} gives the folder {segment!r}, a name the output folder's "
+                f"layout uses. Fix: give the step another name, such as '{segment.strip('_')} step'."
+            )
+        if len(segment.encode("utf-8")) > MAX_KEY_LENGTH:
+            raise ValueError(
+                f"the name makes the folder name {segment[:40]!r}... of {len(segment.encode())} bytes, "
+                f"and a folder name can have at most {MAX_KEY_LENGTH} here. Fix: shorten the step name."
+            )
+    return folder
+
+
+def _safe_fn(value: str) -> str:
+    """DataDreamer's ``safe_fn`` (``allow_slashes=True``) after its replacements: the
+    letters, digits, ``-``, ``_`` and ``/`` of ``value``, whitespace stripped at the ends."""
+    return "".join(c for c in value if c.isalnum() or c in "-_/").strip()
+
+
+def legacy_folder_name(name: str) -> str:
+    """The folder releases up to 0.1.x gave step ``name``: its asset key (:func:`safe_name`
+    of the whole name, so ``"Outer / Inner"`` was ``outer_inner``)."""
+    return safe_name(name)
 
 
 def derived_names(base: str, transform: str | None = None) -> Iterator[str]:

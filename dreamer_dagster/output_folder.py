@@ -186,6 +186,8 @@ class StepFolder:
         for name, valid in (("fingerprint", is_fingerprint), ("data_version", is_data_version)):
             if not valid(record[name]):
                 return untrusted(self.step_json_path, name, record[name])
+        if record.get("lazy"):
+            return None  # a lazy step's folder holds its recipe only (steps/lazy.py)
         output = self.model_path if record.get("model") else self.dataset_path
         if not self.files.is_dir(output):
             return f"{output} is missing (deleted by hand?)"
@@ -236,7 +238,7 @@ class StepFolder:
         commit: :class:`~dreamer_dagster.errors.IntegrityError` on any difference (see
         integrity.py). A remote folder's copy is checked when it is downloaded to be read."""
         record = record or self.step_json()
-        if record is not None and not self.output.remote:
+        if record is not None and not self.output.remote and not record.get("lazy"):
             self._checked(self.model_path if record.get("model") else self.dataset_path, record)
 
     def _checked(self, local: Path, record: dict | None) -> Path:

@@ -13,10 +13,12 @@ step folder are never unpickled.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 __all__ = [
     "PICKLE_KEY",
+    "direct_pickle",
     "is_pickled_value",
     "pickle_value",
     "reads_pickled",
@@ -34,6 +36,17 @@ def pickle_value(value: Any, *args: Any, **kwargs: Any) -> bytes:
     import dill
 
     return dill.dumps({PICKLE_KEY: value}, *args, **kwargs)
+
+
+def direct_pickle(value: Any, *args: Any, **kwargs: Any) -> bytes:
+    """DataDreamer's ``datadreamer.pickling._pickle`` called directly: the bytes of
+    :func:`pickle_value`, with its ``UserWarning`` that ``step.pickle(value)`` is the way
+    (a step only restores the values of a step that pickled through it)."""
+    warnings.warn(
+        "Do not call pickle() directly. You should instead use the .pickle() method on a Step object.",
+        stacklevel=2,
+    )
+    return pickle_value(value, *args, **kwargs)
 
 
 def unpickle_value(value: bytes) -> Any:

@@ -197,12 +197,20 @@ class Pipeline:
     def register(cls, step: Step) -> None:
         """Called by every step when it is declared (a step declared in a running SuperStep's
         ``run()`` runs at once instead; see :mod:`~dreamer_dagster.steps.super_step`)."""
+        from .script_mode import in_script_run
         from .steps.super_step import inner_run
 
         running = inner_run()
         if running is not None:
             running.add(step)
             return
+        if in_script_run():
+            # As DataDreamer: only a SuperStep's run() may run steps.
+            raise RuntimeError(
+                f"Step {step.name!r} ({type(step).__name__}) was declared inside another step's run(), "
+                "which only a SuperStep may do. Fix: make the outer step a SuperStep "
+                "(from dreamer_dagster.steps import SuperStep), or declare the step outside it."
+            )
         if not cls._active:
             return
         pipeline = cls._active[-1]

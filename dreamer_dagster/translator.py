@@ -165,7 +165,7 @@ def build_step_spec(
     columns = spec_column_metadata(step, {id(p): key for p, key in zip(parents, deps, strict=True)})
     columns = {key: value for key, value in columns.items() if key not in spec.metadata}
     return spec.replace_attributes(code_version=step.fingerprint, deps=deps).merge_attributes(
-        metadata={keys.FINGERPRINT: step.fingerprint, keys.FOLDER: step.key, **columns}
+        metadata={keys.FINGERPRINT: step.fingerprint, keys.FOLDER: step.folder, **columns}
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import dagster as dg
 
+from .folder_upgrade import upgrade_output_folder
 from .integrity import differences
 from .io_manager import IO_MANAGER_KEY
 from .output_folder import BACKUPS, IN_PROGRESS, OutputFolder
@@ -46,6 +47,7 @@ class DeclaredStep:
     name: str
     fingerprint: str
     upstream: tuple[str, ...]  # upstream step names
+    folder: str = ""  # its folder in the output folder (the asset's dreamer/folder)
 
 
 @dataclass
@@ -102,6 +104,7 @@ def declared_steps(defs: dg.Definitions) -> list[DeclaredStep]:
             name=names[key],
             fingerprint=str(_value(node.metadata["dreamer/fingerprint"])),
             upstream=upstream,
+            folder=str(_value(node.metadata.get("dreamer/folder")) or "_".join(key.path)),
         )
     return list(found.values())
 
@@ -120,8 +123,10 @@ def verify_definitions(defs: dg.Definitions, output_folder: str | Path | None = 
         folder = OutputFolder(output_folder)
     files = folder.files
     steps = declared_steps(defs)
+    # Folders an earlier release wrote move under their current names first (printed).
+    upgrade_output_folder(folder, log=print)
     findings = [_verify_step(folder, step) for step in steps]
-    declared = {step.key for step in steps}
+    declared = {step.folder.split("/")[0] for step in steps}
     for name in files.list_names(folder.root):
         child = folder.root / name
         owned = name in declared or name.startswith((".", BACKUPS))
@@ -139,7 +144,7 @@ def verify_definitions(defs: dg.Definitions, output_folder: str | Path | None = 
 
 
 def _verify_step(folder: OutputFolder, step: DeclaredStep) -> Finding:
-    step_folder = folder.step(step.key)
+    step_folder = folder.step(step.folder)
     files = folder.files
     if not files.exists(step_folder.step_json_path):
         if files.exists(step_folder.path / IN_PROGRESS):
@@ -157,8 +162,11 @@ def _verify_step(folder: OutputFolder, step: DeclaredStep) -> Finding:
         )
     model = bool(record.get("model"))
     path = step_folder.model_path if model else step_folder.dataset_path
-    with _local_copy(folder, path) as local:
-        changed = differences(local, record)
+    if record.get("lazy"):  # a lazy step: a recipe, no files of its own to check
+        changed = _recipe_differences(folder, record)
+    else:
+        with _local_copy(folder, path) as local:
+            changed = differences(local, record)
     if changed:
         details.append(f"{path.name} changed after it was written ({'; '.join(changed)})")
     card = record.get("data_card") or {}
@@ -169,7 +177,25 @@ def _verify_step(folder: OutputFolder, step: DeclaredStep) -> Finding:
         return Finding(step.key, DRIFT, details)
     rows = record.get("num_rows")
     summary = f"fingerprint {step.fingerprint}" + (f", {rows} rows" if rows is not None else "")
+    if record.get("lazy"):
+        summary += ", lazy (a recipe over its upstream, no dataset of its own)"
     return Finding(step.key, OK, [summary])
+
+
+def _recipe_differences(folder: OutputFolder, record: dict) -> list[str]:
+    """What a lazy step's recipe no longer matches: an upstream folder now holding another
+    fingerprint, or the same fingerprint with other data (its rows would differ)."""
+    problems = []
+    for upstream in (record.get("lazy") or {}).get("upstream") or []:
+        held = folder.step(str(upstream.get("folder"))).step_json() or {}
+        if held.get("fingerprint") != upstream.get("fingerprint"):
+            problems.append(
+                f"its recipe reads {upstream.get('folder')!r}, which no longer holds fingerprint "
+                f"{upstream.get('fingerprint')}"
+            )
+        elif held.get("data_version") != upstream.get("data_version"):
+            problems.append(f"its recipe reads {upstream.get('folder')!r}, whose data changed since")
+    return problems
 
 
 @contextmanager

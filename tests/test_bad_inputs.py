@@ -87,7 +87,7 @@ class Env:
         )
 
     def finished(self, step: Any, output: Path | None = None) -> bool:
-        return ((output or self.output) / step.key / "step.json").exists()
+        return ((output or self.output) / step.folder / "step.json").exists()
 
     def cache_files(self) -> list[Path]:
         return sorted((self.output / ".cache").glob("*.db"))
@@ -239,7 +239,7 @@ def newer_schema(path: Path) -> None:
 def finished_then(edit: Callable[[Path], None]) -> Callable[[Env, list], None]:
     def prepare(env: Env, steps: list) -> None:
         env.materialize(steps)
-        edit(env.output / steps[-1].key)
+        edit(env.output / steps[-1].folder)
         env.server.reset()
 
     return prepare
@@ -264,7 +264,7 @@ def check_finished_again(env: Env, steps: list) -> None:
     assert env.finished(steps[-1])
     import datasets
 
-    assert datasets.load_from_disk(str(env.output / steps[-1].key / "_dataset")).num_rows == ROWS
+    assert datasets.load_from_disk(str(env.output / steps[-1].folder / "_dataset")).num_rows == ROWS
 
 
 def delete_cache_mid_run(env: Env) -> list:
@@ -289,7 +289,7 @@ def check_cache_made_again(env: Env, steps: list) -> None:
     kept = env.cache_rows()
     assert 4 <= kept < 10
     # ...so a re-run (folder removed) pays only for those lost with the deleted file
-    shutil.rmtree(env.output / steps[-1].key)
+    shutil.rmtree(env.output / steps[-1].folder)
     env.server.reset()
     env.materialize(steps, only=[steps[-1]])
     assert env.server.request_count == 10 - kept
@@ -346,7 +346,7 @@ def full_disk(env: Env) -> list:
 
 def check_full_disk(env: Env, steps: list) -> None:
     check_no_staging(env, steps)
-    assert not list((env.output / steps[-1].key).glob("_dataset"))
+    assert not list((env.output / steps[-1].folder).glob("_dataset"))
 
 
 # -- models -----------------------------------------------------------------------------------
@@ -852,7 +852,10 @@ CASES = [
         R,
         "argument 'function': the function raised at row 2: ZeroDivisionError",
         "no finished folder; no work folder",
-        lambda e: [s := e.source(), s.map(lambda row: {"n": 1 / (row["text"] != "text 2")}, name="Mapped")],
+        lambda e: [
+            s := e.source(),
+            s.map(lambda row: {"n": 1 / (row["text"] != "text 2")}, name="Mapped", lazy=False),
+        ],
         check=check_no_staging,
     ),
     Case(
@@ -864,7 +867,10 @@ CASES = [
         lambda e: [
             s := e.source(),
             s.filter(
-                lambda batch: [[][0] if "text 3" in batch["text"] else True] * 2, batched=True, batch_size=2
+                lambda batch: [[][0] if "text 3" in batch["text"] else True] * 2,
+                batched=True,
+                batch_size=2,
+                lazy=False,
             ),
         ],
     ),

@@ -89,12 +89,12 @@ def test_a_blocking_check_stops_the_downstream_trainer(tmp_path, instance, opena
     }
     assert "tweets" in started and "tweet_model" not in started
     assert (tmp_path / "output" / "tweets" / "step.json").exists()  # its output is kept
-    assert not (tmp_path / "output" / "tweet_model").exists()
+    assert not (tmp_path / "output" / "tweet-model").exists()
 
 
 def test_a_filter_that_keeps_nothing_fails_row_count_and_warns_kept_ratio(tmp_path, instance):
     source = DataSource("Numbers", {"n": [1, 2, 3, 4]})
-    none = source.filter(lambda row: row["n"] > 10, name="None Kept")
+    none = source.filter(lambda row: row["n"] > 10, name="None Kept", lazy=False)
     downstream = none.take(1, name="After None")
     result = run([downstream], instance, tmp_path / "output")
     found = evaluations(result)
@@ -107,13 +107,23 @@ def test_a_filter_that_keeps_nothing_fails_row_count_and_warns_kept_ratio(tmp_pa
 
     blocked = (
         DataSource("Numbers", {"n": [1, 2, 3, 4]})
-        .filter(lambda row: row["n"] > 10, name="None Kept")
+        .filter(lambda row: row["n"] > 10, name="None Kept", lazy=False)
         .configure(checks={"row_count": {"blocking": True}})
     )
     after = blocked.take(1, name="After Blocked")
     result = run([after], instance, tmp_path / "blocked")
     assert not result.success and "after_blocked:row_count" not in evaluations(result)
-    assert not (tmp_path / "blocked" / "after_blocked").exists()
+    assert not (tmp_path / "blocked" / "after-blocked").exists()
+
+
+def test_a_lazy_filter_has_no_checks_and_its_consumer_checks_the_rows(tmp_path, instance):
+    source = DataSource("Numbers", {"n": [1, 2, 3, 4]})
+    lazy = source.filter(lambda row: row["n"] > 10, name="Lazy None")  # DataDreamer's default: lazy
+    written = lazy.save(name="Saved None")
+    result = run([written], instance, tmp_path / "output")
+    found = evaluations(result)
+    assert not [key for key in found if key.startswith("lazy_none:")]  # a recipe: no rows to check
+    assert not found["saved_none:row_count"].passed  # the rows it streamed: none
 
 
 def test_response_format_failures_and_thresholds_per_step(tmp_path, instance, openai_server):

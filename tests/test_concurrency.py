@@ -113,7 +113,7 @@ def test_a_pool_of_limit_one_keeps_two_runs_within_one_models_concurrency(tmp_pa
 
     # ...with the pool set to 1, one step at a time: never more than one model's max_concurrency.
     dagster(["instance", "concurrency", "set", pool, "1"], tmp_path, env)
-    _forget_outputs(tmp_path / "output", ["step_a", "step_b"])  # so both run and call the server again
+    _forget_outputs(tmp_path / "output", ["step-a", "step-b"])  # so both run and call the server again
     server.reset()
     outputs = together(materialize, tmp_path, env)
     assert server.stats()["requests"] == 2 * rows
@@ -133,7 +133,7 @@ def test_two_runs_of_one_step_share_one_folder_and_pay_each_call_once(tmp_path, 
     assert "Reused the finished output of 'Step A'" in joined
     assert sum("Reused the finished output of 'Step A'" in output for output in outputs) == 1
 
-    output = tmp_path / "output" / "step_a"
+    output = tmp_path / "output" / "step-a"
     record = json.loads((output / "step.json").read_text())
     dataset = datasets.load_from_disk(str(output / "_dataset"))
     assert record["num_rows"] == dataset.num_rows == rows

@@ -97,7 +97,7 @@ def test_estimate_counts_uncached_prompts_offline_and_writes_nothing(
     assert estimate.note is None
     assert openai_server.request_count == requests  # nothing was sent
     assert sorted((output / ".cache").iterdir()) == cache_files
-    assert not (output / step.key).exists()
+    assert not (output / step.folder).exists()
 
     materialize([step], instance, output)
     assert estimate_step(step, output).as_dict() == {

@@ -62,7 +62,7 @@ def test_the_docs_custom_step_and_super_step_run_unchanged(
     rows = counts.output.dataset.to_dict()
     assert rows["texts"][1] == "a new bakery opened on the main square."
     assert rows["word_counts"] == [9, 8, 8]
-    assert (tmp_path / "output" / "count_words" / "run_output" / "request.json").read_text() == (
+    assert (tmp_path / "output" / "count-words" / "run_output" / "request.json").read_text() == (
         '{"rows": 3, "lowercase": true}'
     )
     assert "Step 'Count Words' progress: 100%" in caplog.text
@@ -73,9 +73,9 @@ def test_the_docs_custom_step_and_super_step_run_unchanged(
     summarized = summaries.output.dataset.to_dict()
     assert summarized["summaries"][0].startswith("Echo: ")
     assert summarized["word_counts"] == [len(text.split()) for text in summarized["summaries"]]
-    inner = tmp_path / "output" / "summarize_then_count_summarize"
+    inner = tmp_path / "output" / "summarize-then-count" / "summarize"
     assert (inner / "step.json").is_file() and (
-        tmp_path / "output" / "summarize_then_count_count_words"
+        tmp_path / "output" / "summarize-then-count" / "count-words"
     ).is_dir()
     full_card = summaries.finished_record()[1]["data_card"]
     assert {"Summarize Then Count / Summarize", "Summarize Then Count / Count Words"} <= set(full_card)
@@ -255,12 +255,9 @@ def test_a_super_step_returning_an_inner_output_in_both_modes(tmp_path, instance
     defs = pipeline.definitions()
     assert dg.materialize(list(defs.assets), instance=instance, resources=dict(defs.resources)).success
     assert outer.output.dataset.to_dict() == {"upper": ["Q", "R"]}
-    assert sorted(p.name for p in output.iterdir() if not p.name.startswith(".")) == [
-        "outer",
-        "outer_shout",
-        "outer_shout_take",
-        "texts",
-    ]
+    # Steps run inside the SuperStep nest in its folder (DataDreamer's "outer/shout").
+    assert sorted(p.name for p in output.iterdir() if not p.name.startswith(".")) == ["outer", "texts"]
+    assert (output / "outer" / "shout" / "step.json").is_file() and (output / "outer" / "shout-take").is_dir()
     with Pipeline(str(output), run=True):
         again = Outer("Outer", inputs={"texts": DataSource("Texts", {"text": ["q", "r"]}).output["text"]})
         assert list(again.output["upper"]) == ["Q", "R"]

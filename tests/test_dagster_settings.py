@@ -242,10 +242,10 @@ def test_two_pipelines_with_two_io_managers_in_one_code_location(tmp_path, insta
     assert isinstance(defs.resources["first_io"], DreamerIOManager)
     job = defs.resolve_job_def("dreamer_pipeline_second_io")
     assert job.execute_in_process(instance=instance).success
-    assert (tmp_path / "second" / "taken_b" / "step.json").exists()
+    assert (tmp_path / "second" / "taken-b" / "step.json").exists()
     assert not (tmp_path / "first").exists()
     assert defs.resolve_job_def("dreamer_pipeline_first_io").execute_in_process(instance=instance).success
-    assert json.loads((tmp_path / "first" / "taken_a" / "step.json").read_text())["num_rows"] == 1
+    assert json.loads((tmp_path / "first" / "taken-a" / "step.json").read_text())["num_rows"] == 1
 
 
 # -- what an asset page shows ----------------------------------------------------------------

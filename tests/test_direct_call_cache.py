@@ -135,7 +135,9 @@ def test_a_direct_call_inside_a_running_step_uses_the_output_folders_cache(
     with Pipeline(str(output)):
         prompts = DataSource("Prompts", data={"prompts": PROMPTS})
         # A user function of a Dagster run calls the model itself.
-        asked = prompts.map(lambda row: {"answer": llm.run([row["prompts"]])[0]}, name="Ask Directly")
+        asked = prompts.map(  # lazy=False: the calls are this step's (a lazy map calls when read)
+            lambda row: {"answer": llm.run([row["prompts"]])[0]}, name="Ask Directly", lazy=False
+        )
         ask = Prompt("Ask", inputs={"prompts": prompts.output["prompts"]}, args={"llm": llm})
     result = materialize([asked], instance, output)
     assert rows(output, asked)["answer"] == ECHOES

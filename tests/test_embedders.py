@@ -174,7 +174,7 @@ def test_openai_embedder_against_the_loopback_server(tmp_path, instance, openai_
     assert openai_server.statuses[429] == 2 and openai_server.statuses[503] == 1
     record = step_json(output, embed)
     assert record["stats"]["model_calls"] == 3
-    assert "sk-test-secret" not in (output / "embed_with_api" / "step.json").read_text()
+    assert "sk-test-secret" not in (output / "embed-with-api" / "step.json").read_text()
     for cache in (output / ".cache").iterdir():
         assert b"sk-test-secret" not in cache.read_bytes()
     requests_before = openai_server.request_count
@@ -304,7 +304,7 @@ def test_a_cache_written_with_json_vectors_still_serves_a_rerun(tmp_path, instan
             for key, value in stored
         ]
         connection.executemany("UPDATE cache SET value = ? WHERE key = ?", old)
-    shutil.rmtree(output / embed.key)
+    shutil.rmtree(output / embed.folder)
     result = materialize([embed], instance, output, only=[embed])
     metadata = materialization_metadata(result, embed)
     assert metadata["dreamer/model_calls"] == 0 and metadata["dreamer/cache_hits"] == len(SENTENCES)

@@ -129,7 +129,7 @@ def test_example_runs_as_a_script(name, loopback, tiny_llama, tmp_path, monkeypa
     assert steps
     folder = OutputFolder(output)
     for step in steps:
-        assert folder.step(step.key).finished_fingerprint() == step.fingerprint, step.name
+        assert folder.step(step.folder).finished_fingerprint() == step.fingerprint, step.name
         assert f"Step {step.name!r} is running." in log
         assert f"Step {step.name!r} finished and is saved to disk" in log
     for file in output.rglob("*"):
@@ -144,8 +144,10 @@ def _published(hub, kind: str, repo_id: str) -> dict[str, bytes]:
     return files
 
 
-def _rows(output: Path, key: str) -> datasets.Dataset:
-    return datasets.load_from_disk(str(output / key / "_dataset"))
+def _rows(output: Path, key: str, steps: list) -> datasets.Dataset:
+    """The rows of the step with asset key ``key``, read from its folder (DataDreamer's name)."""
+    folder = {step.key: step.folder for step in steps}[key]
+    return datasets.load_from_disk(str(output / folder / "_dataset"))
 
 
 def check_abstract_to_tweet(output, hub, steps):
@@ -157,8 +159,8 @@ def check_abstract_to_tweet(output, hub, steps):
     } <= set(files)
     model = _published(hub, "models", "datadreamer-dev/abstracts_to_tweet_model")
     assert {"model.safetensors", "README.md", "config.json"} <= set(model)
-    assert len(_rows(output, "generate_tweets_from_abstracts")) == 16
-    assert (output / "train_an_abstract_tweet_model" / "_model").is_dir()
+    assert len(_rows(output, "generate_tweets_from_abstracts", steps)) == 16
+    assert (output / "train-an-abstract--tweet-model" / "_model").is_dir()
     export = {step.key: step for step in steps}["train_an_abstract_tweet_model_publish_to_hf_hub"]
     assert export.dagster_kinds() == {"export", "huggingface"}
 
@@ -166,22 +168,22 @@ def check_abstract_to_tweet(output, hub, steps):
 def check_dataset_cleaning(output, hub, steps):
     files = _published(hub, "datasets", "datadreamer-dev/cnn_dailymail_sports")
     assert "data/train-00000-of-00001.parquet" in files
-    kept = _rows(output, "filter_to_only_keep_sports_articles")
+    kept = _rows(output, "filter_to_only_keep_sports_articles", steps)
     assert 0 < len(kept) <= 6 and "article" in kept.column_names
 
 
 def check_attributed_prompts(output, hub, steps):
     _published(hub, "datasets", "datadreamer-dev/movie_reviews")
-    reviews = _rows(output, "generate_movie_reviews_select_columns_shuffle")
+    reviews = _rows(output, "generate_movie_reviews_select_columns_shuffle", steps)
     assert reviews.column_names == ["reviews"] and len(reviews) == 16
     # The attributes were read from "Generate Attributes" when the reviews ran.
-    attribute = _rows(output, "generate_attributes")["generations"][0].split(",")[0]
+    attribute = _rows(output, "generate_attributes", steps)["generations"][0].split(",")[0]
     assert any(attribute in review for review in reviews["reviews"])
 
 
 def check_dataset_augmentation(output, hub, steps):
     _published(hub, "datasets", "datadreamer-dev/hotpot_qa_augmented")
-    assert _rows(output, "generate_decompositions_select_columns").column_names == [
+    assert _rows(output, "generate_decompositions_select_columns", steps).column_names == [
         "questions",
         "decompositions",
     ]
@@ -189,7 +191,7 @@ def check_dataset_augmentation(output, hub, steps):
 
 def check_bootstrapping_machine_translation(output, hub, steps):
     _published(hub, "datasets", "datadreamer-dev/english_to_tamil")
-    final = _rows(output, "few_shot_translate_from_english_to_tamil_test_set_select_columns")
+    final = _rows(output, "few_shot_translate_from_english_to_tamil_test_set_select_columns", steps)
     assert len(final) == 4 and final.column_names == ["english", "tamil"]
     # Round 4 took its few-shot examples from round 3's top-2 pairs.
     round_four = {step.key: step for step in steps}["round_4_few_shot_translate_from_english_to_tamil"]
@@ -199,29 +201,29 @@ def check_bootstrapping_machine_translation(output, hub, steps):
 def check_self_rewarding(output, hub, steps):
     by_key = {step.key: step for step in steps}
     for round_number in (1, 2, 3):
-        model = output / f"round_{round_number}_self_reward_align_tinyllama_chat" / "_model"
+        model = output / by_key[f"round_{round_number}_self_reward_align_tinyllama_chat"].folder / "_model"
         assert (model / "adapter_config.json").is_file()
-        assert len(_rows(output, f"round_{round_number}_judge_candidate_responses")) == 6
+        assert len(_rows(output, f"round_{round_number}_judge_candidate_responses", steps)) == 6
     # Rounds 2 and 3 sample with the previous round's adapter.
     sample = by_key["round_2_sample_candidate_response_0"]
     assert "round_1_self_reward_align_tinyllama_chat" in {parent.key for parent in sample.upstream()}
 
 
 def check_aligning(output, hub, steps):
-    assert (output / "align_tinyllama_chat" / "_model" / "adapter_config.json").is_file()
+    assert (output / "align-tinyllama-chat" / "_model" / "adapter_config.json").is_file()
 
 
 def check_instruction_tuning(output, hub, steps):
-    assert (output / "instruction_tune_tinyllama" / "_model" / "adapter_config.json").is_file()
+    assert (output / "instruction-tune-tinyllama" / "_model" / "adapter_config.json").is_file()
 
 
 def check_custom_step(output, hub, steps):
-    counts = _rows(output, "count_words")
+    counts = _rows(output, "count_words", steps)
     assert counts["texts"][0] == counts["texts"][0].lower() and counts["word_counts"][0] == 9
-    assert (output / "count_words" / "run_output" / "request.json").is_file()
-    summarized = _rows(output, "summarize_then_count")
+    assert (output / "count-words" / "run_output" / "request.json").is_file()
+    summarized = _rows(output, "summarize_then_count", steps)
     assert summarized.column_names == ["summaries", "word_counts"] and len(summarized) == 3
-    assert (output / "summarize_then_count_summarize" / "step.json").is_file()
+    assert (output / "summarize-then-count" / "summarize" / "step.json").is_file()
 
 
 CHECKS = {name: globals()[f"check_{name}"] for name in NAMES}
@@ -243,7 +245,8 @@ def test_a_second_run_reuses_every_step_and_dagster_home_holds_the_runs(loopback
     chat = [r for r in server.requests[requests:] if r["path"].endswith("/chat/completions")]
     assert chat == []  # no model call paid twice
     instance = dg.DagsterInstance.from_config(str(home))
-    assert [run.tags.get("dreamer/script") for run in instance.get_runs()] == ["dataset_cleaning.py"]
+    # One Dagster run a step, each run when it was declared (as DataDreamer runs steps).
+    assert [run.tags.get("dreamer/script") for run in instance.get_runs()] == ["dataset_cleaning.py"] * 4
     instance.dispose()
 
 

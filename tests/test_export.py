@@ -110,7 +110,7 @@ def test_export_to_hf_dataset(tmp_path, finished):
 def test_export_refuses_unfinished_or_other_outputs_and_bad_sizes(tmp_path, finished):
     output = finished["output"]
     never = DataSource("Never Materialized", {"a": [1]})
-    with pytest.raises(NotMaterializedError, match="not materialized.*never_materialized/step.json"):
+    with pytest.raises(NotMaterializedError, match="not materialized.*never-materialized/step.json"):
         never.export_to_json(tmp_path / "x.json", output_folder=output)
     changed = DataSource("Plain", {"a": [1, 2, 4]})
     with pytest.raises(NotMaterializedError, match="another configuration"):

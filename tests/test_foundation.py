@@ -64,7 +64,10 @@ def declare(tmp_path: Path, tag: str = "!", with_splits: bool = True, output=Non
     """source -> tagged (map) -> upper (column input) -> take -> splits; plus a lone source."""
     with Pipeline(str(output or tmp_path / "output")):
         source = counting_source("Seed Texts", tmp_path / "source.count", ["a", "b", "c", "d", "e"])
-        tagged = source.map(tagging_map(tmp_path / "map.count", tag), name="Tagged", output_columns=["text"])
+        # lazy=False: a map that writes its rows (a lazy one, DataDreamer's default, runs when read)
+        tagged = source.map(
+            tagging_map(tmp_path / "map.count", tag), name="Tagged", output_columns=["text"], lazy=False
+        )
         upper = Upper("Upper Texts", inputs={"texts": tagged.output["text"]}, outputs={"texts": "text"})
         first = upper.take(4, name="First Four")
         steps = {"source": source, "tagged": tagged, "upper": upper, "first": first}
@@ -82,13 +85,13 @@ def test_folder_layout_and_step_json(tmp_path, instance):
     assert result.success
 
     for step in steps.values():
-        folder = output / step.key
+        folder = output / step.folder
         assert sorted(p.name for p in folder.iterdir()) == ["_dataset", "step.json"]
         assert (folder / "_dataset" / "dataset_info.json").exists()
         assert step.asset.code_versions_by_key[step.asset_key] == step.fingerprint
     assert not list((output / ".staging").iterdir())
     assert sorted(p.name for p in output.iterdir() if not p.name.startswith(".")) == sorted(
-        step.key for step in steps.values()
+        step.folder for step in steps.values()
     )
 
     record = step_json(output, steps["upper"])
@@ -210,8 +213,8 @@ def test_crash_between_dataset_and_step_json_is_not_taken_for_finished(
     assert isinstance(crashed.value, SimulatedCrash) or isinstance(crashed.value.__cause__, SimulatedCrash)
     monkeypatch.setattr(output_folder_module, "_write_json_atomic", real_write)
 
-    folder = OutputFolder(output).step(source.key)
-    assert exists(output, source.key, "_dataset", "dataset_info.json")
+    folder = OutputFolder(output).step(source.folder)
+    assert exists(output, source.folder, "_dataset", "dataset_info.json")
     assert folder.step_json() is None
     with pytest.raises(FileNotFoundError, match="no step.json"):
         materialize([downstream], instance, output, only=[downstream])

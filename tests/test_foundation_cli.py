@@ -42,7 +42,7 @@ DEFINITIONS = textwrap.dedent(
 
     with Pipeline({output!r}) as pipeline:
         source = DataSource("Topics", topics, columns=["topic"])
-        loud = source.map(shout, name="Loud Topics", output_columns=["topic"])
+        loud = source.map(shout, name="Loud Topics", output_columns=["topic"], lazy=False)
         splits = loud.splits(train_size=0.5, test_size=0.5, name="Topic Splits")
 
     defs = pipeline.definitions(executor=dg.in_process_executor)
@@ -79,7 +79,7 @@ def test_materialize_after_asset_wipe_reuses_finished_folders(tmp_path):
     assert first_calls.count("source") == 1
     assert first_calls.count("map") == 4
     finished = fingerprints(output)
-    assert set(finished) == {"topics", "loud_topics", "topic_splits_train", "topic_splits_test"}
+    assert set(finished) == {"topics", "loud-topics", "topic-splits-train", "topic-splits-test"}
 
     dagster(["asset", "wipe", "--all", "--noprompt"], tmp_path, home)
     rerun = dagster(["asset", "materialize", "--select", "*", "-f", "defs.py"], tmp_path, home)
@@ -119,11 +119,11 @@ def test_make_main_on_a_clean_copy(tmp_path):
     output = copy / "output"
     steps = sorted(p.name for p in output.iterdir() if not p.name.startswith((".", "_")))
     assert steps == [
-        "abstract_tweet_splits_train",
-        "abstract_tweet_splits_validation",
-        "generate_research_paper_abstracts",
-        "generate_tweets_from_abstracts",
-        "train_an_abstract_tweet_model",
+        "abstract-tweet-splits-train",
+        "abstract-tweet-splits-validation",
+        "generate-research-paper-abstracts",
+        "generate-tweets-from-abstracts",
+        "train-an-abstract--tweet-model",
     ]
     for name in steps:
         record = json.loads((output / name / "step.json").read_text())
@@ -132,16 +132,16 @@ def test_make_main_on_a_clean_copy(tmp_path):
     def columns(name: str) -> dict[str, list]:
         return datasets.load_from_disk(str(output / name / "_dataset")).to_dict()
 
-    abstracts = columns("generate_research_paper_abstracts")["abstracts"]
+    abstracts = columns("generate-research-paper-abstracts")["abstracts"]
     assert len(abstracts) == 8 and all(text.strip() for text in abstracts)
-    tweets = columns("generate_tweets_from_abstracts")
+    tweets = columns("generate-tweets-from-abstracts")
     assert tweets["abstracts"] == abstracts
     assert len(tweets["tweets"]) == 8 and all(text.strip() for text in tweets["tweets"])
-    train = columns("abstract_tweet_splits_train")
-    validation = columns("abstract_tweet_splits_validation")
+    train = columns("abstract-tweet-splits-train")
+    validation = columns("abstract-tweet-splits-validation")
     assert (len(train["abstracts"]), len(validation["abstracts"])) == (6, 2)
     assert sorted(train["abstracts"] + validation["abstracts"]) == sorted(abstracts)
-    model = output / "train_an_abstract_tweet_model" / "_model"
+    model = output / "train-an-abstract--tweet-model" / "_model"
     assert (model / "adapter_config.json").is_file()
     assert (model / "adapter_model.safetensors").stat().st_size > 0
     assert json.loads((model / "adapter_config.json").read_text())["r"] == 8

@@ -53,7 +53,7 @@ def test_a_step_runs_as_batch_jobs_and_a_later_plain_run_reads_the_cache(
     logged = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
     for status in ("validating", "in progress", "finalizing", "completed"):
         assert f"batch job batch_1: {status}" in logged
-    state = json.loads((output / step.key / "_model_state" / openai_batch.BATCH_STATE_FILE).read_text())
+    state = json.loads((output / step.folder / "_model_state" / openai_batch.BATCH_STATE_FILE).read_text())
     assert [job["batch_id"] for job in state["jobs"]] == ["batch_1", "batch_2"]
 
     plain = OpenAI("fake-chat", base_url=openai_server.base_url)

@@ -284,7 +284,7 @@ def commit_finished(folder: OutputFolder, step, tmp_path, model: bool) -> None:
     else:
         datasets.Dataset.from_dict({"text": TEXTS}).save_to_disk(str(staged / "_dataset"))
     record = {"name": step.name, "fingerprint": step.fingerprint, "data_version": "0123456789abcdef"}
-    folder.step(step.key).commit(staged, {**record, "model": True} if model else record)
+    folder.step(step.folder).commit(staged, {**record, "model": True} if model else record)
 
 
 def test_estimate_reads_finished_upstream_datasets_and_model_paths(tmp_path, priced):
@@ -304,7 +304,7 @@ def test_estimate_reads_finished_upstream_datasets_and_model_paths(tmp_path, pri
         inputs={"inputs": source.output["text"]},
         args={"llm": priced, "instruction": trainer.model_path, "max_new_tokens": 20},
     )
-    model_path = str(folder.step(trainer.key).model_path)
+    model_path = str(folder.step(trainer.folder).model_path)
     tokens = sum(
         estimate_tokens(f"Input: {t}\n\nInstruction: {model_path}")
         + estimate_tokens(priced.system_prompt)

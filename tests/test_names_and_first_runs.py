@@ -55,7 +55,9 @@ def test_a_name_typed_as_nfc_or_nfd_is_one_step_and_one_folder(tmp_path, instanc
     result = materialize([second], instance, output)
     logs = "\n".join(str(entry.user_message) for entry in instance.all_logs(result.run_id))
     assert "Reused the finished output" in logs
-    assert step_folders(output) == [first.key]
+    # The folder follows DataDreamer's safe_fn, which keeps letters of any script (NFC).
+    assert first.folder == second.folder == unicodedata.normalize("NFC", "café-한국어")
+    assert step_folders(output) == [first.folder]
     assert step_json(output, first)["name"] == nfc
     with Pipeline(str(output)):
         DataSource(nfc, {"x": [1]})
@@ -77,7 +79,9 @@ def test_non_ascii_names_get_stable_ascii_keys_and_materialize(tmp_path, instanc
     assert {step.name: step.key for step in steps} == expected
     assert all(re.fullmatch(r"[A-Za-z0-9_]+", step.asset_key.to_user_string()) for step in [*steps, taken])
     assert materialize([*steps, taken], instance, output).success
-    assert step_folders(output) == sorted([*expected.values(), taken.key])
+    folders = {"日本語": "日本語", "Résumé Parsing": "résumé-parsing", "Straße": "straße", "Привет": "привет"}
+    assert {step.name: step.folder for step in steps} == folders  # DataDreamer's safe_fn
+    assert step_folders(output) == sorted([*folders.values(), taken.folder])
     for step in steps:
         assert step_json(output, step)["name"] == step.name
     assert list(taken.output["text"]) == ["日本語"]

@@ -113,7 +113,7 @@ def test_daily_partitions_have_their_own_folders_answers_and_reuse(tmp_path, ins
 
     # Reading all partitions: the unpartitioned digest reads both days, in key order.
     materialize(steps, instance, output, only=[digest])
-    digest_folder = OutputFolder(output).step(digest.key)
+    digest_folder = OutputFolder(output).step(digest.folder)
     record = digest_folder.step_json()
     assert record["partitions_read"] == {"news": DAYS}
     assert digest_folder.load_dataset(record).to_dict()["inputs"] == (
@@ -208,7 +208,7 @@ def test_a_new_dynamic_partition_makes_a_step_reading_all_of_them_run_again(tmp_
     for key in ("cats", "dogs"):
         materialize(steps, instance, output, key, [source])
     materialize(steps, instance, output, only=[every])
-    folder = OutputFolder(output).step(every.key)
+    folder = OutputFolder(output).step(every.folder)
     assert folder.load_dataset().to_dict()["text"] == ["about cats", "about dogs"]
 
     instance.add_dynamic_partitions("topics", ["owls"])  # a new key: the step's fingerprint is the same

@@ -330,7 +330,7 @@ def test_a_401_fails_at_once_naming_step_and_model(tmp_path, instance, openai_se
     # No retries: no prompt was sent twice.
     sent = [r["body"]["messages"][-1]["content"] for r in openai_server.requests]
     assert 1 <= len(sent) == len(set(sent)) <= 20 and openai_server.statuses[401] == len(sent)
-    assert not (tmp_path / step.key / "step.json").exists()
+    assert not (tmp_path / step.folder / "step.json").exists()
 
 
 def _causes(error: BaseException):

@@ -204,13 +204,13 @@ def test_each_worker_keeps_its_cache_and_reads_every_others(where, tmp_path, req
             dg.materialize(list(defs.assets), instance=instance, resources=dict(defs.resources))
             if worker == "a":
                 assert server.request_count == 12
-                first = rows(output, SimpleNamespace(key="processed"))
+                first = rows(output, SimpleNamespace(key="processed", folder="processed"))
                 # Worker b finds no step folder (a new output prefix elsewhere would do the same)...
                 folder = OutputFolder(output)
                 folder.files.remove_tree(folder.root / "processed")
         # ...and reads all twelve answers from what worker a published: no call is paid twice.
         assert server.request_count == 12
-        assert rows(output, SimpleNamespace(key="processed")) == first
+        assert rows(output, SimpleNamespace(key="processed", folder="processed")) == first
     shared = OutputFolder(output)
     published = shared.files.list_names(shared.root / ".cache")
     assert len(published) == 1 and not published[0].endswith(".db")  # one folder per model cache

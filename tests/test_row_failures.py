@@ -91,7 +91,7 @@ def test_past_the_count_the_step_fails_saying_so(tmp_path, instance, server):
     assert "'Answers' (ProcessWithPrompt): 3 of 10 rows failed (3 were refused)" in message
     assert "more than max_failed_rows=2 allows (2 rows)" in message
     assert "The first was row 2" in message and "raise max_failed_rows" in message
-    assert not (tmp_path / answers.key / "step.json").exists()
+    assert not (tmp_path / answers.folder / "step.json").exists()
 
 
 def test_a_share_counts_against_the_rows_and_post_process_errors_count_too(tmp_path, instance, server):

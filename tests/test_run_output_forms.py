@@ -171,11 +171,11 @@ def test_every_form_datadreamer_accepts_gives_its_rows(tmp_path):
     with Pipeline(str(tmp_path / "output"), run=True):
         ones = {case: One(f"One {case}", args={"case": case}) for case in ONE}
         twos = {case: Two(f"Two {case}", args={"case": case}) for case in TWO}
-    for case, step in ones.items():
-        assert step.output.dataset.to_dict() == {"out1": ONE[case][1]}, case
+    for case, step in ones.items():  # data(): the written rows, also of an iterable output
+        assert step.output.data().dataset.to_dict() == {"out1": ONE[case][1]}, case
     for case, step in twos.items():
         out1, out2 = TWO[case][1]
-        assert step.output.dataset.to_dict() == {"out1": out1, "out2": out2}, case
+        assert step.output.data().dataset.to_dict() == {"out1": out1, "out2": out2}, case
 
 
 # case -> (run()'s value, DataDreamer's error type)
@@ -232,7 +232,8 @@ def test_every_form_datadreamer_refuses_is_refused_with_its_error_type(tmp_path,
         pytest.raises(error, match=f"Step '{cls.__name__} {case}'") as raised,
         Pipeline(str(tmp_path), run=True),
     ):
-        cls(f"{cls.__name__} {case}", args={"case": case})
+        step = cls(f"{cls.__name__} {case}", args={"case": case})
+        list(step.output)  # an iterable output's type error raises when read, as DataDreamer's
     if error is StepOutputError:
         assert not isinstance(raised.value, StepOutputTypeError), raised.value
     assert "Fix:" in str(raised.value)

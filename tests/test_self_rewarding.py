@@ -157,7 +157,7 @@ def test_self_rewarding_runs_two_rounds(smollm2: Path, tmp_path: Path, instance:
 
     for round_number, trainer in enumerate(trainers, start=1):
         preferences = datasets.load_from_disk(
-            str(output / f"round_{round_number}_create_self_reward_preference_dataset" / "_dataset")
+            str(output / f"round-{round_number}-create-self-reward-preference-dataset" / "_dataset")
         )
         assert len(preferences) == 6
         assert {"question", "chosen", "rejected"} <= set(preferences.column_names)
@@ -166,17 +166,17 @@ def test_self_rewarding_runs_two_rounds(smollm2: Path, tmp_path: Path, instance:
             for chosen, rejected in zip(preferences["chosen"], preferences["rejected"])
         )
         judged = datasets.load_from_disk(
-            str(output / f"round_{round_number}_judge_candidate_responses" / "_dataset")
+            str(output / f"round-{round_number}-judge-candidate-responses" / "_dataset")
         )
         assert len(judged) == 6
-        model_dir = output / trainer.key / "_model"
+        model_dir = output / trainer.folder / "_model"
         assert (model_dir / "adapter_config.json").is_file()
 
-    samples = datasets.load_from_disk(str(output / "round_2_sample_candidate_response_0" / "_dataset"))
+    samples = datasets.load_from_disk(str(output / "round-2-sample-candidate-response-0" / "_dataset"))
     assert len(samples) == 6 and all(isinstance(g, str) for g in samples["generations"])
 
     # The last round's adapter loads on SmolLM2 and generates.
-    final = output / trainers[-1].key / "_model"
+    final = output / trainers[-1].folder / "_model"
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(smollm2)), str(final))
     tokenizer = AutoTokenizer.from_pretrained(str(final))
     text = tokenizer.apply_chat_template(

@@ -148,12 +148,12 @@ def test_pickle_stores_values_arrow_cannot_and_reads_give_them_back(tmp_path):
             "set",
             "function",
         ]
-    record = json.loads((output / step.key / "step.json").read_text())
+    record = json.loads((output / step.folder / "step.json").read_text())
     assert record["pickled"] is True and record["__version__"] == dreamer_dagster.__version__
     assert {"dill", "datasets", "dagster"} <= set(record["req_versions"]) and record["interpreter"]
-    assert json.loads((output / doubled.key / "step.json").read_text())["pickled"] is True
+    assert json.loads((output / doubled.folder / "step.json").read_text())["pickled"] is True
     plain = json.loads((output / "applied" / "step.json").read_text())
     assert plain["pickled"] is False
-    stored = datasets.load_from_disk(str(output / step.key / "_dataset"))["value"][0]
+    stored = datasets.load_from_disk(str(output / step.folder / "_dataset"))["value"][0]
     assert dill.loads(stored) == {PICKLE_KEY: {1, 2}}  # DataDreamer's format, byte for byte
     assert unpickle_value(stored) == {1, 2}

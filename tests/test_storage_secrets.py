@@ -68,7 +68,7 @@ def test_env_var_storage_options_reach_s3_at_run_time_and_are_written_nowhere(
 
     with Pipeline(s3_output, storage_options=options, run=False) as pipeline:
         source = DataSource("Seed", data={"text": ["a", "b"]})
-        upper = source.map(lambda row: {"text": row["text"].upper()}, name="Upper")
+        upper = source.map(lambda row: {"text": row["text"].upper()}, name="Upper", lazy=False)
     defs = pipeline.definitions()
     # The IO manager's config holds the variables' names, never their values.
     assert defs.resources["dreamer_io_manager"].storage_options == {
@@ -82,7 +82,7 @@ def test_env_var_storage_options_reach_s3_at_run_time_and_are_written_nowhere(
     assert (key, secret) in used and all(isinstance(k, str) or k is None for k, _ in used)
 
     folder = OutputFolder(s3_output, options)
-    assert folder.step(upper.key).step_json()["num_rows"] == 2
+    assert folder.step(upper.folder).step_json()["num_rows"] == 2
     bucket_files = folder.files.root.fs.find(str(folder.root).split("://", 1)[1])
     assert bucket_files
     secrets = [key.encode(), secret.encode()]

@@ -141,7 +141,7 @@ def test_a_trained_classifier_stands_where_the_model_goes(minilm, tmp_path, inst
     assert trainer in step.upstream()
     assert trainer.asset_key in step.asset.dependency_keys
     materialize([step], instance, output)
-    assert (output / trainer.key / "_model" / "adapter_config.json").is_file()
+    assert (output / trainer.folder / "_model" / "adapter_config.json").is_file()
 
     results = rows(output, step)["results"]
     assert len(results) == len(texts)

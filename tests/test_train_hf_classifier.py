@@ -117,7 +117,7 @@ def test_multi_label_classifier_with_lora_and_integer_labels(
     materialize([tagged], instance, output)
     assert all(set(scores) == {"1", "2"} for scores in rows(output, tagged)["results"])
 
-    model_dir = output / "topic_tagger" / "_model"
+    model_dir = output / "topic-tagger" / "_model"
     assert (model_dir / "adapter_config.json").is_file()
     assert any("classifier" in key for key in load_file(str(model_dir / "adapter_model.safetensors")))
     info = json.loads((model_dir / "dreamer_trainer.json").read_text())

@@ -73,7 +73,7 @@ def test_dpo_with_lora_trains_an_adapter(
     result = materialize(trainer, instance, output)
     assert result.success
 
-    model_dir = output / trainer.key / "_model"
+    model_dir = output / trainer.folder / "_model"
     assert (model_dir / "adapter_config.json").is_file()
     assert not (model_dir / "model.safetensors").exists()
     adapter = json.loads((model_dir / "adapter_config.json").read_text())
@@ -84,7 +84,7 @@ def test_dpo_with_lora_trains_an_adapter(
     info = json.loads((model_dir / "dreamer_trainer.json").read_text())
     assert info["task"] == "causal_lm" and info["adapter"] is True
 
-    record = json.loads((output / trainer.key / "step.json").read_text())
+    record = json.loads((output / trainer.folder / "step.json").read_text())
     assert record["model"] is True
     assert "eval_rewards/margins" in record["metrics"]
     assert record["metrics"]["global_step"] == 2  # 4 pairs, batch 2, one epoch
@@ -113,7 +113,7 @@ def test_dpo_without_peft_saves_the_full_model(
     output = tmp_path / "output"
     trainer = declare(tiny_llama, name="Align Tiny Llama Fully", peft=False, learning_rate=1e-2)
     assert materialize(trainer, instance, output).success
-    model_dir = output / trainer.key / "_model"
+    model_dir = output / trainer.folder / "_model"
     assert not (model_dir / "adapter_config.json").exists()
     model = AutoModelForCausalLM.from_pretrained(str(model_dir))
     before = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
@@ -165,12 +165,12 @@ def test_dpo_makes_the_chosen_answers_more_likely_than_the_rejected(
     )
     output = tmp_path / "output"
     assert materialize(trainer, instance, output).success
-    training_args = json.loads((output / trainer.key / "_model" / "training_args.json").read_text())
+    training_args = json.loads((output / trainer.folder / "_model" / "training_args.json").read_text())
     assert training_args["loss_type"] == ["kto_pair"]  # DataDreamer's default loss, implemented here
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama))
     before = preference_margins(AutoModelForCausalLM.from_pretrained(str(tiny_llama)), tokenizer)
     after = preference_margins(
-        AutoModelForCausalLM.from_pretrained(str(output / trainer.key / "_model")), tokenizer
+        AutoModelForCausalLM.from_pretrained(str(output / trainer.folder / "_model")), tokenizer
     )
     assert all(margin > 0 for margin in after), after  # each chosen answer now scores higher
     assert all(a > b for a, b in zip(after, before)), (before, after)  # and every margin rose
@@ -197,14 +197,14 @@ def test_interrupted_dpo_resumes_from_its_checkpoint(
         tiny_llama, name="Align Resumably", callbacks=[stop_after_first_checkpoint()], **schedule
     )
     assert not materialize(interrupted, instance, output, raise_on_error=False).success
-    checkpoints = output / interrupted.key / "_checkpoints"
+    checkpoints = output / interrupted.folder / "_checkpoints"
     assert (checkpoints / "checkpoint-1" / "trainer_state.json").is_file()
-    assert not (output / interrupted.key / "step.json").exists()
+    assert not (output / interrupted.folder / "step.json").exists()
 
     resumed = declare(tiny_llama, name="Align Resumably", **schedule)
     assert resumed.fingerprint == interrupted.fingerprint  # callbacks only observe
     assert materialize(resumed, instance, output).success
-    metrics = json.loads((output / resumed.key / "step.json").read_text())["metrics"]
+    metrics = json.loads((output / resumed.folder / "step.json").read_text())["metrics"]
     assert metrics["resumed_from_step"] == 1
     assert metrics["global_step"] == 4 and metrics["steps_this_run"] == 3
 

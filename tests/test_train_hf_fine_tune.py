@@ -76,7 +76,7 @@ def test_lora_fine_tune_of_smollm2_loads_generates_and_merges(
 
     record = step_json(output, trainer)
     assert record["model"] is True and record["fingerprint"] == trainer.fingerprint
-    model_dir = output / trainer.key / "_model"
+    model_dir = output / trainer.folder / "_model"
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "training_args.json"):
         assert (model_dir / name).is_file(), name
     assert json.loads((model_dir / "seed.json").read_text()) == 42
@@ -136,7 +136,7 @@ def test_seq2seq_fine_tune_of_a_tiny_t5(tmp_path: Path, instance: dg.DagsterInst
     )
     materialize([trainer], instance, output)
 
-    model_dir = output / trainer.key / "_model"
+    model_dir = output / trainer.folder / "_model"
     info = json.loads((model_dir / "dreamer_trainer.json").read_text())
     assert info["task"] == "seq2seq_lm" and info["adapter"] is False
     record = step_json(output, trainer)
@@ -190,14 +190,14 @@ def test_a_chat_prompt_template_and_a_trainer_as_the_next_base_model(
     for step in prompts:
         assert len(rows(output, step)["generations"]) == 6
 
-    first_dir = output / "first_tune" / "_model"
+    first_dir = output / "first-tune" / "_model"
     tokenizer = AutoTokenizer.from_pretrained(str(first_dir))
     rendered = tokenizer.apply_chat_template(
         [{"role": "user", "content": "We tag names."}], tokenize=False, add_generation_prompt=True
     )
     assert rendered == "### System: Write a tweet.\n### Abstract: We tag names.\n### Tweet: "
 
-    second_dir = output / "second_tune" / "_model"
+    second_dir = output / "second-tune" / "_model"
     assert (second_dir / "model.safetensors").is_file() and not (second_dir / "adapter_config.json").exists()
     model = AutoModelForCausalLM.from_pretrained(str(second_dir))
     assert model.generate(**tokenizer(["hi"], return_tensors="pt"), max_new_tokens=2).shape[1] >= 2
@@ -228,7 +228,7 @@ def test_early_stopping_ends_training_when_validation_stops_improving(
     metrics = record["metrics"]
     assert metrics["global_step"] == 2  # one optimizer step an epoch: 2 batches accumulated
     assert metrics["best_global_step"] == 1 and metrics["best_metric"] == metrics["eval_loss"]
-    args = json.loads((output / "stopped_early" / "_model" / "training_args.json").read_text())
+    args = json.loads((output / "stopped-early" / "_model" / "training_args.json").read_text())
     assert args["gradient_accumulation_steps"] == 2 and args["load_best_model_at_end"] is True
 
 
@@ -367,7 +367,7 @@ def test_several_devices_without_gpus_train_in_one_process(
     )
     materialize([trainer], instance, output)
     assert step_json(output, trainer)["metrics"]["global_step"] == 2
-    assert (output / "wide_tune" / "_model" / "adapter_model.safetensors").is_file()
+    assert (output / "wide-tune" / "_model" / "adapter_model.safetensors").is_file()
 
 
 @pytest.mark.gpu
@@ -379,7 +379,7 @@ def test_fine_tune_on_a_gpu(tmp_path: Path, instance: dg.DagsterInstance, tiny_l
         train_input=data.output["abstract"], train_output=data.output["tweet"], epochs=1, batch_size=3
     )
     materialize([trainer], instance, output)
-    args = json.loads((output / "gpu_tune" / "_model" / "training_args.json").read_text())
+    args = json.loads((output / "gpu-tune" / "_model" / "training_args.json").read_text())
     assert args["use_cpu"] is False
     assert step_json(output, trainer)["metrics"]["global_step"] == 2
 
@@ -400,4 +400,4 @@ def test_distributed_fine_tune_on_two_gpus(
     materialize([trainer], instance, output)
     record = step_json(output, trainer)
     assert record["metrics"]["global_step"] == 3  # 6 rows, 1 a device, 2 devices
-    AutoModelForCausalLM.from_pretrained(str(output / "distributed_tune" / "_model"))
+    AutoModelForCausalLM.from_pretrained(str(output / "distributed-tune" / "_model"))

@@ -73,9 +73,9 @@ def test_grpo_against_a_reward_model_trainer(
 
     output = tmp_path / "output"
     assert materialize([policy], instance, output).success
-    model_dir = output / policy.key / "_model"
+    model_dir = output / policy.folder / "_model"
     assert (model_dir / "adapter_config.json").is_file()
-    record = json.loads((output / policy.key / "step.json").read_text())
+    record = json.loads((output / policy.folder / "step.json").read_text())
     assert record["metrics"]["global_step"] == 3  # 6 prompts x 2 completions / 4 a batch
     assert isinstance(record["metrics"]["train_reward"], float)
     assert record["args"]["reward_model"]["step"] == "GRPO Reward Model"
@@ -101,7 +101,7 @@ def test_grpo_against_a_reward_model_trainer(
         batch_size=4,
     )
     assert reward in by_path.upstream()
-    folder = str(output / reward.key / "_model")
+    folder = str(output / reward.folder / "_model")
     by_folder = TrainHFGRPO("GRPO By Folder", model_name=str(tiny_llama)).train(
         train_prompts=prompts().output["prompt"],
         reward_model=folder,
@@ -112,8 +112,8 @@ def test_grpo_against_a_reward_model_trainer(
     )
     assert reward not in by_folder.upstream()
     assert materialize([by_folder], instance, output).success
-    assert (output / by_folder.key / "_model" / "model.safetensors").is_file()
-    trained = AutoModelForCausalLM.from_pretrained(str(output / by_folder.key / "_model"))
+    assert (output / by_folder.folder / "_model" / "model.safetensors").is_file()
+    trained = AutoModelForCausalLM.from_pretrained(str(output / by_folder.folder / "_model"))
     assert moved_weights(original, trained)
 
 
@@ -135,12 +135,12 @@ def test_grpo_with_a_reward_function_and_validation(
     )
     output = tmp_path / "output"
     assert materialize([policy], instance, output).success
-    model_dir = output / policy.key / "_model"
+    model_dir = output / policy.folder / "_model"
     assert not (model_dir / "adapter_config.json").exists()
     trained = AutoModelForCausalLM.from_pretrained(str(model_dir))
     assert trained.config.num_hidden_layers == 1
     assert moved_weights(AutoModelForCausalLM.from_pretrained(str(tiny_llama)), trained)
-    metrics = json.loads((output / policy.key / "step.json").read_text())["metrics"]
+    metrics = json.loads((output / policy.folder / "step.json").read_text())["metrics"]
     assert "eval_reward" in metrics and metrics["global_step"] == 4
 
 
@@ -183,13 +183,13 @@ def test_grpo_moves_the_policy_toward_higher_reward(
     )
     output = tmp_path / "output"
     assert materialize([policy], instance, output).success
-    metrics = json.loads((output / policy.key / "step.json").read_text())["metrics"]
+    metrics = json.loads((output / policy.folder / "step.json").read_text())["metrics"]
     assert metrics["global_step"] == 6
     assert 0.0 < metrics["train_reward"] <= 1.0  # the reward as the function gave it
     tokenizer = AutoTokenizer.from_pretrained(str(peaked_llama))
     before = rewarded_mass(AutoModelForCausalLM.from_pretrained(str(peaked_llama)), tokenizer)
     after = rewarded_mass(
-        AutoModelForCausalLM.from_pretrained(str(output / policy.key / "_model")), tokenizer
+        AutoModelForCausalLM.from_pretrained(str(output / policy.folder / "_model")), tokenizer
     )
     # Trainer seeds 1, 2 and 42 raised it by 0.07 to 0.18; a flipped reward sign lowers it.
     assert after > before + 0.03, (before, after)

@@ -74,12 +74,12 @@ def test_reward_model_from_pairs_with_lora(
     output = tmp_path / "output"
     assert materialize(trainer, instance, output).success
 
-    model_dir = output / trainer.key / "_model"
+    model_dir = output / trainer.folder / "_model"
     assert (model_dir / "adapter_config.json").is_file()
     assert AutoConfig.from_pretrained(str(model_dir)).num_labels == 1
     info = json.loads((model_dir / "dreamer_trainer.json").read_text())
     assert info["reward_model"] is True and info["objective"] == "pairs" and info["adapter"] is True
-    record = json.loads((output / trainer.key / "step.json").read_text())
+    record = json.loads((output / trainer.folder / "step.json").read_text())
     assert "eval_accuracy" in record["metrics"] and "eval_margin" in record["metrics"]
     assert record["args"]["objective"] == "pairs"
 
@@ -113,7 +113,7 @@ def test_reward_model_from_scored_pairs(
     )
     output = tmp_path / "output"
     assert materialize(trainer, instance, output).success
-    model_dir = output / trainer.key / "_model"
+    model_dir = output / trainer.folder / "_model"
     assert not (model_dir / "adapter_config.json").exists()
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -121,7 +121,7 @@ def test_reward_model_from_scored_pairs(
     with torch.no_grad():
         logits = model(**tokenizer(["Say hi. Hi!"], return_tensors="pt")).logits
     assert logits.shape == (1, 1)
-    record = json.loads((output / trainer.key / "step.json").read_text())
+    record = json.loads((output / trainer.folder / "step.json").read_text())
     assert record["args"]["objective"] == "pairs_and_scores"
     assert sorted(record["inputs"]) == [
         "train_chosen",
@@ -160,7 +160,7 @@ def test_reward_model_from_scores_regresses(
     )
     output = tmp_path / "output"
     assert materialize(trainer, instance, output).success
-    model_dir = output / trainer.key / "_model"
+    model_dir = output / trainer.folder / "_model"
     info = json.loads((model_dir / "dreamer_trainer.json").read_text())
     assert info["objective"] == "scores" and info["adapter"] is True
     score = load_reward_model(model_dir)

@@ -77,7 +77,7 @@ def test_fine_tune_job_runs_to_a_model(tmp_path: Path, instance: dg.DagsterInsta
         assert roles == ["system", "user", "assistant"]
         assert train_lines[0]["messages"][2]["content"].endswith("#nlp")
 
-        model_dir = output / trainer.key / "_model"
+        model_dir = output / trainer.folder / "_model"
         assert (
             json.loads((model_dir / "trained_model_name.json").read_text())
             == f"ft:fake-chat:loopback:{job['id']}"
@@ -86,7 +86,7 @@ def test_fine_tune_job_runs_to_a_model(tmp_path: Path, instance: dg.DagsterInsta
         assert info["fine_tuned_model"] == job["fine_tuned_model"]
         assert info["trainer"] == "TrainOpenAIFineTune"
         assert "Fine-Tune Tweets" in (model_dir / "README.md").read_text()
-        record = json.loads((output / trainer.key / "step.json").read_text())
+        record = json.loads((output / trainer.folder / "step.json").read_text())
         assert record["model"] is True
         everything = json.dumps(record) + "".join(p.read_text() for p in model_dir.iterdir() if p.is_file())
         assert api_key not in everything  # the key is never stored
@@ -144,7 +144,7 @@ def test_killed_job_resumes_without_a_second_upload_or_job(
             child.kill()
             child.wait(timeout=HANG_S)
         assert (api.uploads, api.jobs_created) == (2, 1)
-        trainer_folder = output / "fine_tune_tweets"
+        trainer_folder = output / "fine-tune-tweets"
         assert not (trainer_folder / "step.json").exists()
         state = json.loads((trainer_folder / "_checkpoints" / "openai_fine_tune.json").read_text())
         assert state["job_id"] == "ftjob-1"
@@ -163,11 +163,11 @@ def test_a_vanished_job_is_created_again(tmp_path: Path, instance: dg.DagsterIns
     output = tmp_path / "output"
     with FakeOpenAIServer() as server:
         trainer = declare(server.base_url)
-        checkpoints = output / trainer.key / "_checkpoints"
+        checkpoints = output / trainer.folder / "_checkpoints"
         checkpoints.mkdir(parents=True)
         stale = {"files": {"train": {"id": "file-gone", "sha256": "x"}}, "job_id": "ftjob-gone"}
         (checkpoints / "openai_fine_tune.json").write_text(json.dumps(stale))
-        (output / trainer.key / "_in_progress.json").write_text(
+        (output / trainer.folder / "_in_progress.json").write_text(
             json.dumps({"fingerprint": trainer.fingerprint})
         )
         assert materialize(trainer, instance, output).success

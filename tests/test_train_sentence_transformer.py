@@ -61,11 +61,11 @@ def test_triplets_with_lora_merge_into_a_sentence_transformer(
     )
     output = tmp_path / "output"
     assert materialize(trainer, instance, output).success
-    model_dir = output / trainer.key / "_model"
+    model_dir = output / trainer.folder / "_model"
     assert (model_dir / "modules.json").is_file() and not (model_dir / "adapter_config.json").exists()
     info = json.loads((model_dir / "dreamer_trainer.json").read_text())
     assert info["task"] == "sentence_transformer" and info["merged_adapter"] is True
-    record = json.loads((output / trainer.key / "step.json").read_text())
+    record = json.loads((output / trainer.folder / "step.json").read_text())
     assert "eval_loss" in record["metrics"] and record["metrics"]["global_step"] == 2
 
     trained = SentenceTransformer(str(model_dir), device="cpu")
@@ -95,7 +95,7 @@ def test_positive_pairs_train_the_whole_model(
     )
     output = tmp_path / "output"
     assert materialize(trainer, instance, output).success
-    model_dir = output / trainer.key / "_model"
+    model_dir = output / trainer.folder / "_model"
     info = json.loads((model_dir / "dreamer_trainer.json").read_text())
     assert info["objective"] == "positive_pairs" and info["merged_adapter"] is False
     trained = SentenceTransformer(str(model_dir), device="cpu")
@@ -124,10 +124,10 @@ def test_labeled_pairs_use_similarity_labels(
     )
     output = tmp_path / "output"
     assert materialize(trainer, instance, output).success
-    record = json.loads((output / trainer.key / "step.json").read_text())
+    record = json.loads((output / trainer.folder / "step.json").read_text())
     assert record["metrics"]["global_step"] == 2
     assert "CoSENTLoss" in json.dumps(record["args"]["loss"])
-    model = SentenceTransformer(str(output / trainer.key / "_model"), device="cpu")
+    model = SentenceTransformer(str(output / trainer.folder / "_model"), device="cpu")
     assert model.similarity(model.encode(["a cat"]), model.encode(["a kitten"])).shape == (1, 1)
     assert moved_weights(SentenceTransformer(str(minilm), device="cpu"), model)
 

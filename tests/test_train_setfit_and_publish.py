@@ -68,7 +68,7 @@ def trained(tmp_path_factory):
 
 def test_setfit_trains_on_minilm_and_its_model_predicts(trained):
     trainer, output, result = trained
-    model_dir = output / trainer.key / "_model"
+    model_dir = output / trainer.folder / "_model"
     assert {"config_setfit.json", "model_head.pkl", "label2id.json", "README.md", "dreamer_trainer.json"} <= {
         p.name for p in model_dir.iterdir()
     }

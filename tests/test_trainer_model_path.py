@@ -66,7 +66,7 @@ def test_model_path_is_a_str_after_training_in_a_script_and_fingerprints_as_defe
     from transformers import PreTrainedModel
 
     ran = runpy.run_path(str(script), run_name="__main__")
-    model_dir = tmp_path / "output" / "tiny_tune" / "_model"
+    model_dir = tmp_path / "output" / "tiny-tune" / "_model"
     path = ran["PATH"]
     assert isinstance(path, str) and str(path) == str(model_dir)
     assert ran["CONFIG"] == str(model_dir / "config.json") and ran["EXISTS"] is True
@@ -74,7 +74,7 @@ def test_model_path_is_a_str_after_training_in_a_script_and_fingerprints_as_defe
     assert isinstance(ran["EXPORTED_IN_BLOCK"], PreTrainedModel)  # DataDreamer returns the model
     assert (tmp_path / "exports" / "in_block" / "config.json").is_file()
     assert "tiny_tune" in ran["UPSTREAM"]  # the model built from the str still adds the edge
-    assert json.loads((tmp_path / "output" / "greet_with_the_tuned_model" / "step.json").read_text())
+    assert json.loads((tmp_path / "output" / "greet-with-the-tuned-model" / "step.json").read_text())
 
     # The same file loaded by Dagster: model_path stays deferred, and every fingerprint is the same.
     declared = vars(load_module(script))

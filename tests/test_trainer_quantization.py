@@ -122,7 +122,7 @@ def test_quantized_training_without_cuda_fails_at_run_time_saying_so(
     message = error.cause.message if error.cause else error.message
     for part in ("'QLoRA On CPU'", "TrainHFFineTune", "'quantization_config'", "needs a CUDA GPU", "Fix:"):
         assert part in message, message
-    assert not (tmp_path / "output" / trainer.key / "step.json").exists()
+    assert not (tmp_path / "output" / trainer.folder / "step.json").exists()
 
 
 def _has_cuda_and_bitsandbytes() -> bool:
@@ -150,7 +150,7 @@ def test_qlora_trains_an_adapter_on_a_4bit_model(
     output = tmp_path / "output"
     defs = dreamer_definitions([trainer], output_folder=str(output))
     assert dg.materialize(list(defs.assets), instance=instance, resources=dict(defs.resources)).success
-    model_dir = output / trainer.key / "_model"
+    model_dir = output / trainer.folder / "_model"
     assert (model_dir / "adapter_config.json").is_file()
     adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(smollm2)), str(model_dir))
     assert any(float(p.abs().sum()) > 0 for n, p in adapted.named_parameters() if "lora_B" in n)

@@ -61,7 +61,7 @@ def events_of(result: dg.ExecuteInProcessResult, step: Step) -> Counter:
 
 
 def step_record(output: Path, step: Step) -> dict:
-    return json.loads((output / step.key / "step.json").read_text())
+    return json.loads((output / step.folder / "step.json").read_text())
 
 
 def test_commit_records_each_files_size_and_hash(tmp_path, instance, openai_server):
@@ -72,7 +72,7 @@ def test_commit_records_each_files_size_and_hash(tmp_path, instance, openai_serv
     manifest = record["manifest"]
     assert manifest["hash"] == "xxh3_128"
     assert set(manifest["files"]) == {ARROW, "_dataset/dataset_info.json", "_dataset/state.json"}
-    arrow = output / source.key / ARROW
+    arrow = output / source.folder / ARROW
     assert manifest["files"][ARROW] == {
         "size": arrow.stat().st_size,
         "hash": integrity.hash_file(arrow)[1],
@@ -83,7 +83,7 @@ def test_a_swapped_dataset_is_never_used_and_force_recomputes_it(tmp_path, insta
     output = tmp_path / "output"
     source, processed = pipeline(openai_server)
     assert run([processed], instance, output).success
-    dataset = output / source.key / "_dataset"
+    dataset = output / source.folder / "_dataset"
     shutil.rmtree(dataset)  # valid Arrow, other rows; step.json left alone
     datasets.Dataset.from_dict({"text": ["planted one", "planted two", "planted three"]}).save_to_disk(
         str(dataset)
@@ -95,7 +95,7 @@ def test_a_swapped_dataset_is_never_used_and_force_recomputes_it(tmp_path, insta
     result = run([processed], instance, output)
     assert not result.success
     text = failure_text(result)
-    assert f"the step folder {output / source.key}" in text and "Step 'Inputs'" in text
+    assert f"the step folder {output / source.folder}" in text and "Step 'Inputs'" in text
     assert f"{ARROW} has " in text  # other bytes, or other content
     assert "dreamer verify" in text and "force=True" in text
     assert openai_server.request_count == calls
@@ -103,7 +103,7 @@ def test_a_swapped_dataset_is_never_used_and_force_recomputes_it(tmp_path, insta
 
     # Reading it as an input (the upstream step not in the run) fails the same way.
     result = run([processed], instance, output, only=[processed])
-    assert not result.success and f"the step folder {output / source.key}" in failure_text(result)
+    assert not result.success and f"the step folder {output / source.folder}" in failure_text(result)
     assert openai_server.request_count == calls
 
     # The fix the message names: force= computes the step again from its declaration.
@@ -120,7 +120,7 @@ def test_a_damaged_dataset_fails_at_once_naming_the_file_and_is_not_retried(
     retry = {"retry_policy": dg.RetryPolicy(max_retries=2)}
     source, processed = pipeline(openai_server, source_kwargs=retry, step_kwargs=retry)
     assert run([source], instance, output).success
-    arrow = output / source.key / ARROW
+    arrow = output / source.folder / ARROW
     if damage == "garbage":
         arrow.write_bytes(os.urandom(arrow.stat().st_size))  # same size: only the hash tells
         named = f"{ARROW} has other content"
@@ -132,7 +132,7 @@ def test_a_damaged_dataset_fails_at_once_naming_the_file_and_is_not_retried(
     # Loaded as an input by a step with a retry policy: one attempt, the file named.
     result = run([processed], instance, output, only=[processed])
     assert not result.success
-    assert named in failure_text(result) and str(output / source.key) in failure_text(result)
+    assert named in failure_text(result) and str(output / source.folder) in failure_text(result)
     assert events_of(result, processed)["STEP_UP_FOR_RETRY"] == 0
     assert openai_server.request_count == calls
 
@@ -181,13 +181,13 @@ def test_a_planted_pickle_is_never_unpickled(tmp_path, instance):
     pickle.loads(pickle.dumps(Planted(probe)))  # noqa: S301 - the payload runs when unpickled
     assert probe.exists()
 
-    dataset = output / pickled.key / "_dataset"
+    dataset = output / pickled.folder / "_dataset"
     shutil.rmtree(dataset)
     datasets.Dataset.from_dict({"value": [pickle.dumps(Planted(marker))] * 3}).save_to_disk(str(dataset))
     reader = UnpickleValues("Unpickled", inputs={"value": pickled.output["value"]}, args={"tag": "again"})
     for only in (None, [reader]):  # reused in the run, or only loaded as an input
         result = run([reader], instance, output, only=only)
-        assert not result.success and str(output / pickled.key) in failure_text(result)
+        assert not result.success and str(output / pickled.folder) in failure_text(result)
         assert not marker.exists()
 
 
@@ -201,8 +201,8 @@ def test_a_folder_committed_without_a_manifest_is_still_reused_and_still_checked
         record = step_record(output, step)
         del record["manifest"]
         if step is processed:
-            record["data_version"] = dataset_data_version(output / step.key / "_dataset")
-        (output / step.key / "step.json").write_text(json.dumps(record))
+            record["data_version"] = dataset_data_version(output / step.folder / "_dataset")
+        (output / step.folder / "step.json").write_text(json.dumps(record))
     calls = openai_server.request_count
     integrity.forget_checks()
     result = run([processed], instance, output)
@@ -213,7 +213,7 @@ def test_a_folder_committed_without_a_manifest_is_still_reused_and_still_checked
     assert openai_server.request_count == calls
 
     # Checked through the data version it recorded: other rows fail all the same.
-    dataset = output / source.key / "_dataset"
+    dataset = output / source.folder / "_dataset"
     shutil.rmtree(dataset)
     datasets.Dataset.from_dict({"text": ["x", "y", "z"]}).save_to_disk(str(dataset))
     result = run([processed], instance, output)
@@ -248,7 +248,7 @@ def test_a_folder_read_several_times_in_a_run_is_hashed_once(tmp_path, instance,
     integrity.forget_checks()
     # Reused, then loaded as two inputs and streamed column by column: hashed once.
     assert run([joined], instance, output).success
-    assert hashed[f"{source.key}/{ARROW}"] == 1
+    assert hashed[f"{source.folder}/{ARROW}"] == 1
 
 
 def test_a_file_planted_in_a_trained_model_is_never_loaded(tmp_path, instance, openai_server, monkeypatch):
@@ -268,7 +268,9 @@ def test_a_file_planted_in_a_trained_model_is_never_loaded(tmp_path, instance, o
     assert files and all(name.startswith("_model/") for name in files)
 
     # A weights file next to the trained model: a loader would unpickle it.
-    (output / trainer.key / "_model" / "pytorch_model.bin").write_bytes(pickle.dumps(Planted(tmp_path / "m")))
+    (output / trainer.folder / "_model" / "pytorch_model.bin").write_bytes(
+        pickle.dumps(Planted(tmp_path / "m"))
+    )
     calls = openai_server.request_count
     result = run([trainer], instance, output)
     assert not result.success

@@ -75,7 +75,7 @@ def test_a_planted_fingerprint_is_never_a_path(record, kind, tmp_path, instance,
     output = tmp_path / "output"
     source = source_step(output, tmp_path)
     materialize([source], instance, output)
-    folder = output / source.key
+    folder = output / source.folder
     # _backups/<step>/<fingerprint>: three ../ climb to tmp_path, beside the victim.
     value = planted(kind, victim, ups=3)
     if record == "step.json":
@@ -111,7 +111,7 @@ def test_a_planted_data_version_on_s3_is_never_a_download_path(
         first = source.take(1, name="First")
     monkeypatch.setenv("DREAMER_LOCAL_FOLDER", str(tmp_path / "worker-a"))
     materialize([first], instance, s3_output)
-    folder = OutputFolder(s3_output).step(source.key)
+    folder = OutputFolder(s3_output).step(source.folder)
     # <local folder>/<slug>/.downloads/<step>/<data version>: four ../ climb to tmp_path.
     record = {**folder.files.read_json(folder.step_json_path), "data_version": planted(kind, victim, ups=4)}
     folder.files.write_json(folder.step_json_path, record)
@@ -141,7 +141,7 @@ def test_a_planted_lease_file_is_not_trusted(
 ):
     source = source_step(s3_output, tmp_path)
     folder = OutputFolder(s3_output)
-    folder.files.write_bytes(folder.root / ".locks" / source.key / name, json.dumps(content).encode())
+    folder.files.write_bytes(folder.root / ".locks" / source.folder / name, json.dumps(content).encode())
     monkeypatch.setenv("DREAMER_LEASE_SECONDS", "1")  # an unreadable lease is free after 1 s
 
     with caplog.at_level("WARNING", logger="dreamer_dagster.step_lock"):
@@ -191,7 +191,7 @@ def test_a_symlink_out_of_the_output_folder_is_never_followed_to_move_or_delete(
     (victim / source.fingerprint / MARKER).write_text("keep me")
     (victim / MARKER).unlink()
     (output / "_backups").mkdir()
-    (output / "_backups" / source.key).symlink_to(victim)  # _backups/<step> leads outside
+    (output / "_backups" / source.folder).symlink_to(victim)  # _backups/<step> leads outside
 
     changed = source_step(output, tmp_path, ("a", "b", "c"))  # backing up the old folder is next
     with pytest.raises(Exception) as failed:
@@ -199,7 +199,7 @@ def test_a_symlink_out_of_the_output_folder_is_never_followed_to_move_or_delete(
 
     assert untouched(victim, [source.fingerprint, f"{source.fingerprint}/{MARKER}"])
     text = error_text(failed.value)
-    assert "outside the output folder" in text and str(output / "_backups" / source.key) in text
+    assert "outside the output folder" in text and str(output / "_backups" / source.folder) in text
     assert step_json(output, source)["fingerprint"] == source.fingerprint  # left where it was
 
 
@@ -207,7 +207,7 @@ def test_a_symlinked_step_output_is_removed_as_a_link(tmp_path, instance, victim
     output = tmp_path / "output"
     source = source_step(output, tmp_path)
     materialize([source], instance, output)
-    folder = output / source.key
+    folder = output / source.folder
     # An unfinished run of this configuration whose _dataset is a link to the victim.
     (folder / "step.json").unlink()
     (folder / "_in_progress.json").write_text(json.dumps({"fingerprint": source.fingerprint}))

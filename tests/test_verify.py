@@ -30,7 +30,7 @@ DEFINITIONS = textwrap.dedent(
 
     with Pipeline({output!r}) as pipeline:
         source = DataSource("Inputs", {{"text": ["one", "two", "three"]}})
-        upper = source.map(lambda row: {{"text": row["text"].upper()}}, name="Upper")
+        upper = source.map(lambda row: {{"text": row["text"].upper()}}, name="Upper", lazy=False)
         processed = ProcessWithPrompt(
             "{processed}",
             inputs={{"inputs": upper.output["text"]}},

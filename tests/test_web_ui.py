@@ -181,7 +181,7 @@ def test_asset_graph_and_step_page_in_chromium(webserver, tmp_path):
     from selenium.webdriver.common.by import By
 
     url, output = webserver
-    record = json.loads((output / "generate_tweets_from_abstracts" / "step.json").read_text())
+    record = json.loads((output / "generate-tweets-from-abstracts" / "step.json").read_text())
     fingerprint = record["fingerprint"]
     driver = _browser(tmp_path / "chromium-profile")
     try:
@@ -197,7 +197,7 @@ def test_asset_graph_and_step_page_in_chromium(webserver, tmp_path):
         assert "Generate Tweets from Abstracts — ProcessWithPrompt" in text
         assert "Row count\n8" in text
         assert "## " not in text and "Generate Research Paper Abstracts" in text  # the card, rendered
-        assert f"file://{output / 'generate_tweets_from_abstracts'}" in text
+        assert f"file://{output / 'generate-tweets-from-abstracts'}" in text
         assert "OpenAI" in text and "dreamer/sample" in text and "dreamer/model_calls" in text
         driver.save_screenshot(str(ARTIFACTS / "step_page.png"))
 
@@ -302,7 +302,7 @@ def test_partition_view_of_a_partitioned_step_in_chromium(tmp_path):
         if log is not None:
             log.close()
     for day in days:
-        assert (output / "daily_news" / "_partitions" / day / "step.json").is_file()
+        assert (output / "daily-news" / "_partitions" / day / "step.json").is_file()
 
 
 def test_pipeline_components_in_chromium(tmp_path):

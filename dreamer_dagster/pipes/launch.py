@@ -216,7 +216,7 @@ def launch_spec(
             "lease_seconds": io_manager.lease_seconds,
         },
         "inputs": {
-            parent.key: {"folder": parent.key, "fingerprint": parent.fingerprint}
+            parent.key: {"folder": parent.folder, "fingerprint": parent.fingerprint}
             for parent in step.upstream()
         },
         "cache": str(output_folder.cache_path),

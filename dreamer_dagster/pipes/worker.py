@@ -88,9 +88,10 @@ def run_spec(spec: Mapping[str, Any], pipes: Any) -> dict:
         config.get("local_folder"),
         config.get("lease_seconds"),
     )
-    step_folder = output.step(step.key)
+    step_folder = output.step(step.folder)
     upstream = {
-        parent.key: load_finished(output.step(parent.key), parent.fingerprint) for parent in step.upstream()
+        parent.key: load_finished(output.step(parent.folder), parent.fingerprint)
+        for parent in step.upstream()
     }
     pipes.log.info(
         f"Step {step.name!r} is running in a Dagster Pipes process (fingerprint {step.fingerprint})."

@@ -112,7 +112,7 @@ def build_step_asset(
     if output_folder is not None:  # the folder's URI; the pre-run estimate where cheap
         spec = spec.merge_attributes(
             metadata={
-                keys.URI: step_uri(output_folder, step.key),
+                keys.URI: step_uri(output_folder, step.folder),
                 **spec_estimate_metadata(step, output_folder),
             }
         )
@@ -160,7 +160,7 @@ def materialize_step(
     io_manager = getattr(context.resources, io_manager_key)
     output_folder = io_manager.folder()
     partition = plan.for_run(step, context) if plan is not None else None
-    step_folder = output_folder.step(step.key)
+    step_folder = output_folder.step(step.folder)
     if partition is not None:
         step_folder = partition.folder(step_folder)
     fingerprint = partition.fingerprint if partition is not None else step.fingerprint
@@ -211,7 +211,7 @@ def lock_step_folder(step: Step, context: Any, io_manager: Any, step_folder: Any
 
     will_write = step.force or step_folder.finished_fingerprint() != fingerprint
     if will_write:
-        step_folder.output.check_writable(step.key)  # reusing a finished step writes nothing
+        step_folder.output.check_writable(step.folder)  # reusing a finished step writes nothing
     try:
         lock.acquire(owner, timeout=io_manager.lock_timeout, on_wait=waiting)
     except StepLocked as error:
@@ -458,7 +458,7 @@ def common_record(step: Step, context: StepRunContext) -> dict:
     now = _dt.datetime.now(_dt.UTC).isoformat()
     upstream_cards = []
     for parent in step.upstream():
-        parent_record = context.output_folder.step(parent.key).step_json() or {}
+        parent_record = context.output_folder.step(parent.folder).step_json() or {}
         upstream_cards.append(parent_record.get("data_card") or {})
     upstream_cards.extend(context.inner_cards)  # the steps a SuperStep ran
     own = {DATETIME: [now]}

@@ -1,19 +1,22 @@
 """DataDreamer's ``wait`` and ``concurrent``.
 
-DataDreamer runs a ``background=True`` step in a process of its own and ``wait(step)``
-blocks until it is done; ``concurrent(f, g)`` runs functions that declare steps in
-threads. Here Dagster runs steps: independent steps run in parallel under the
-multiprocess executor (``dagster asset materialize``, the job), whatever ``background``
-says. So ``wait(*steps)`` makes sure the steps are materialized where data can be
-read (a running script materializes them now; in a file Dagster loads it returns at
-once), and ``concurrent(*funcs)`` calls the functions one after another and returns
-their results: declaring is instant, and the steps they declare run as Dagster
-schedules them.
+In a running script a step runs when it is declared; ``background=True`` runs it in a
+thread of its own instead (see :mod:`~dreamer_dagster.script_steps`). ``wait(*steps)``
+returns once the steps are done: it joins a background step's thread (raising its
+failure), and runs now a step that has not run yet (one declared outside any block, or
+whose class runs only when asked). In a file Dagster loads it returns at once: Dagster
+runs independent steps in parallel under the multiprocess executor.
+
+``concurrent(f, g)`` calls functions (that declare steps) in threads, as DataDreamer does,
+and returns their results in order; each thread sees the context of its caller (a
+running SuperStep's, so steps it declares run inside it).
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,22 +26,30 @@ __all__ = ["concurrent", "wait"]
 
 
 def wait(*steps: Step, poll_interval: float = 1.0) -> None:
-    """Return once ``steps`` are materialized (a running script materializes them now)."""
+    """Return once ``steps`` are done (a background step's failure is raised here)."""
+    from ..script_steps import join, run_in_memory
     from .step import Step
 
     if not all(isinstance(step, Step) for step in steps):
         raise TypeError("All arguments to wait() must be steps.")
-    by_pipeline: dict[int, list[Step]] = {}
     for step in steps:
         pipeline = step.pipeline
         if pipeline is not None and pipeline.is_active and pipeline.script_mode:
-            by_pipeline.setdefault(id(pipeline), []).append(step)
-    for chosen in by_pipeline.values():
-        chosen[0].pipeline.session.ensure(chosen)
+            session = pipeline.session
+            thread = session.background.get(step.key)
+            if thread is not None:
+                join(session, step.key, thread)
+            session.ensure([step])
+        elif pipeline is None and getattr(step, "runs_in_memory", False):
+            run_in_memory([step])
 
 
 def concurrent(*funcs: Callable[[], Any]) -> list[Any]:
-    """Call ``funcs`` (which declare steps) and return their results, in order."""
+    """Call ``funcs`` (which declare steps) in threads; their results, in order."""
     if not all(callable(func) for func in funcs):
         raise TypeError("All arguments to concurrent() must be functions.")
-    return [func() for func in funcs]
+    if not funcs:
+        return []
+    with ThreadPoolExecutor(max_workers=len(funcs), thread_name_prefix="dreamer-concurrent") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, func) for func in funcs]
+        return [future.result() for future in futures]

@@ -49,7 +49,7 @@ class DataMethods:
 
         if can_read_output(self):
             require_output(self, "step.dataset_path")
-        return str(self.export_folder().step(self.key).dataset_path)
+        return str(self.export_folder().step(self.folder).dataset_path)
 
     @property
     def progress(self: Step) -> float | None:
@@ -63,8 +63,12 @@ class DataMethods:
             fingerprint = self.fingerprint
         except ValueError:  # a trainer before .train()
             return None
-        folder = self.export_folder().step(self.key)
-        return 1.0 if folder.finished_fingerprint() == fingerprint else value
+        folder = self.export_folder().step(self.folder)
+        if folder.finished_fingerprint() != fingerprint:
+            return value
+        from .lazy import read_progress
+
+        return read_progress(self, folder.step_json() or {})
 
     @progress.setter
     def progress(self: Step, value: float) -> None:

@@ -90,13 +90,13 @@ class ExportMethods:
 
     def finished_record(self: Step, output_folder: str | os.PathLike | None = None) -> tuple[Any, dict]:
         """``(step folder, step.json record)`` of this step's finished output."""
-        folder = self.export_folder(output_folder).step(self.key)
+        folder = self.export_folder(output_folder).step(self.folder)
         record = folder.step_json()
         command = f"`dagster asset materialize --select {self.key} -f <your definitions file>`"
         if record is None:
             raise NotMaterializedError(
                 f"Step {self.name!r} is not materialized in {str(folder.root)!r} (no "
-                f"{self.key}/step.json). Fix: materialize it first, e.g. {command}, or pass "
+                f"{self.folder}/step.json). Fix: materialize it first, e.g. {command}, or pass "
                 "output_folder= to name the folder it was written to."
             )
         if record.get("fingerprint") != self.fingerprint:
@@ -112,6 +112,11 @@ class ExportMethods:
         folder, record = self.finished_record(output_folder)
         if record.get("model"):
             raise TypeError(f"Step {self.name!r} outputs a trained model, not a dataset to export.")
+        if record.get("lazy"):  # computed on demand from its upstream (steps/lazy.py)
+            from ..io_manager import load_finished
+            from .lazy import load_lazy
+
+            return load_lazy(folder, record, load_finished), record
         dataset = folder.load_dataset(record)
         if record.get("pickled"):  # read after the integrity check of load_dataset
             from ..pickling import unpickled

@@ -5,9 +5,16 @@ Each returns a new step (its own asset) whose name defaults to
 already has one (``"<step name> (<operation> #2)"``). DataDreamer's execution
 options pass to the new step where they mean something here (``force``,
 ``progress_interval``, ``save_num_proc``, ``save_num_shards``; ``background`` is
-accepted: Dagster runs independent steps in parallel); ``lazy``,
-``writer_batch_size``, ``total_num_rows``, ``auto_progress`` are accepted and change
-nothing (every step streams its rows to its ``_dataset``).
+accepted: Dagster runs independent steps in parallel); ``writer_batch_size`` is accepted
+and changes nothing (every step streams its rows to its ``_dataset``).
+
+``lazy=`` has DataDreamer's defaults and meaning (see steps/lazy.py): ``select_columns``,
+``take``, ``skip``, ``shuffle``, ``add_item``, ``rename_column(s)``, ``remove_columns``
+are lazy over an iterable source; ``map``, ``filter``, ``reverse``, ``concat``, ``zipped``
+always (``total_num_rows=`` gives their row count); ``copy`` when its source is
+iterable. A lazy step's output is an iterable dataset computed on demand: it writes no
+dataset of its own (``save()`` writes one). ``select``, ``sort``, ``shard``, ``splits``
+and ``save`` write a dataset.
 """
 
 from __future__ import annotations
@@ -71,9 +78,9 @@ class OperationMethods:
         self: Step, original_column_name: str, new_column_name: str, name: str | None = None, **options: Any
     ) -> Step:
         check_options(self, "rename_column", options)
-        from .operations.column_operations import RenameColumns
+        from .operations.column_operations import RenameColumn
 
-        return RenameColumns(
+        return RenameColumn(
             self,
             name=name,
             args={"column_mapping": {original_column_name: new_column_name}},
@@ -248,12 +255,11 @@ class OperationMethods:
         return Select(self, name=name, args={"indices": indices}, **options)
 
     def save(self: Step, name: str | None = None, **options: Any) -> Step:
-        """A copy of the rows as a step of its own (DataDreamer saves a lazy step's rows with
-        it; every step's rows are saved here, so it is :meth:`copy` under another name)."""
+        """The rows written as a step of its own (a lazy step's rows computed and saved)."""
         check_options(self, "save", options)
-        from .operations.row_operations import Copy
+        from .operations.row_operations import Save
 
-        return Copy(self, name=name, operation="save", **options)
+        return Save(self, name=name, operation="save", **options)
 
     def copy(self: Step, name: str | None = None, **options: Any) -> Step:
         """A copy of the rows as a step of its own."""

@@ -13,7 +13,8 @@ A DataDreamer custom step ports unchanged::
 
         def run(self):
             suffix = self.args["suffix"]
-            return LazyRows(t.upper() + suffix for t in self.inputs["texts"])
+            texts = self.inputs["texts"]
+            return LazyRows((t.upper() + suffix for t in texts), total_num_rows=len(texts))
 
 A class that defines ``setup()`` is such a step (the project's own steps declare
 ``INPUTS`` / ``ARGS`` / ``OUTPUTS`` and take ``run(context)`` instead; both kinds
@@ -29,6 +30,7 @@ DataDreamer's forms (:func:`normalize_output`), streamed to disk.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,7 +67,19 @@ class LazyRows:
                 f"{type(self).__name__} takes an iterable or a generator function, got {value!r}."
             )
         self.value = value
+        if total_num_rows is not None:
+            total_num_rows = max(0, total_num_rows)
+        elif type(value).__name__ == "OutputIterableDataset":  # DataDreamer: its num_rows
+            total_num_rows = getattr(value, "num_rows", None)
         self.total_num_rows = total_num_rows
+        if total_num_rows is None and auto_progress:  # DataDreamer's warning, at construction
+            kind = type(self).__name__
+            warnings.warn(
+                "You did not specify `total_num_rows`, so we cannot automatically update the "
+                f"progress % for this step. Either specify {kind}(..., total_num_rows=#) or, to "
+                f"disable this warning, specify {kind}(.., auto_progress = False)",
+                stacklevel=2,
+            )
         self.auto_progress = auto_progress
         self.save = save
         self.save_writer_batch_size = save_writer_batch_size
@@ -194,6 +208,8 @@ class RegistrationMethods:
         context = getattr(self, "_run_context", None)
         if context is not None:
             context.pickled = True
+        else:  # pickled before its run (a value run() will return): its run marks it
+            self.__dict__["_pickled_before_run"] = True
         return pickle_value(value, *args, **kwargs)
 
     def unpickle(self, value: bytes) -> Any:
@@ -214,13 +230,19 @@ class RegistrationMethods:
         return pickle.loads(value)  # noqa: S301 - bytes of an earlier release's step.pickle
 
     def get_run_output_folder_path(self) -> str:
-        """``<output>/<step>/run_output``: a folder the step may keep files in while it runs."""
+        """``<output>/<step>/run_output``: a folder the step may keep files in (DataDreamer's;
+        made on first call, while the step runs or, in a ``Pipeline`` block, after)."""
         context = getattr(self, "_run_context", None)
-        if context is None:
+        if context is not None:
+            step_path = context.step_folder.path
+        elif getattr(self, "pipeline_output_folder", None) is not None and not self.export_folder().remote:
+            step_path = self.export_folder().step(self.folder).path
+        else:
             raise RuntimeError(
-                f"Step {self.name!r}: get_run_output_folder_path() is available while the step runs (in run())."
+                f"Step {self.name!r}: get_run_output_folder_path() needs the step's folder: call it in "
+                "run(), or declare the step in a `with Pipeline(folder):` block on a local folder."
             )
-        folder = Path(context.step_folder.path) / "run_output"
+        folder = Path(step_path) / "run_output"
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder)
 
@@ -233,7 +255,33 @@ def execute_registered(step: Step, context: StepRunContext) -> dict:
     from .asset_factory import execute_dataset_step
 
     with bound(step, context):
-        return execute_dataset_step(step, context, rows=normalize_output(step, step.run()))
+        if step.__dict__.get("_pickled_before_run"):
+            context.pickled = True
+        output = step.run()
+        rows = normalize_output(step, output)
+        deferred = None
+        if _iterable_output(output) and isinstance(rows, Iterator):
+            from .iterable_types import DeferredTypeError  # DataDreamer's type rules, read-time error
+
+            deferred = DeferredTypeError(step.name)
+            rows = deferred.rows(rows)
+        fields = execute_dataset_step(step, context, rows=rows)
+    if deferred is not None and deferred.message and context.log is not None:
+        context.log.warning(f"{deferred.message} (raised when its rows are read, as DataDreamer does)")
+    if _iterable_output(output):  # DataDreamer's OutputIterableDataset (steps/lazy.py)
+        fields["iterable"] = {
+            "total_num_rows": output.total_num_rows,
+            **(deferred.record() if deferred else {}),
+        }
+    return fields
+
+
+def _iterable_output(output: Any) -> bool:
+    """Whether DataDreamer would give this ``run()`` value an iterable output: rows on demand
+    (``LazyRows``, not saved), not a ``datasets.Dataset`` in one."""
+    if not isinstance(output, LazyRows) or output.save:
+        return False
+    return type(output.value).__name__ != "Dataset"
 
 
 @contextmanager

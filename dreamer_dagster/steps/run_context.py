@@ -61,7 +61,9 @@ class StepRunContext:
         #: The shard of the step this run makes (a :class:`~dreamer_dagster.steps.shards.Shard`), if any.
         self.shard = shard
         self.step_folder: StepFolder = (
-            output_folder.step(step.key) if shard is None else output_folder.step(step.key).shard(shard.key)
+            output_folder.step(step.folder)
+            if shard is None
+            else output_folder.step(step.folder).shard(shard.key)
         )
         if partition is not None:
             self.step_folder = partition.folder(self.step_folder)
@@ -148,7 +150,7 @@ class StepRunContext:
         dataset = self._checked(ref)
         batches = None
         files = dataset.cache_files
-        step_folder = self.output_folder.step(ref.step.key)
+        step_folder = self.output_folder.step(ref.step.folder)
         if files and all(Path(f["filename"]).parent == step_folder.dataset_path for f in files):
             batches = step_folder.record_batches()
         if batches is None:  # not a committed folder (a dataset built in memory)

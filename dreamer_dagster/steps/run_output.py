@@ -5,7 +5,8 @@ row of a one-output step); a dict of columns, or of single values (one row); a l
 values, of row dicts, of tuples / lists in output order, or of columns (a list of lists
 for several outputs); a tuple of columns or of values; an iterator; a
 ``datasets.Dataset``, or a list / tuple of them (zipped column-wise); another step's
-output or column; :class:`~dreamer_dagster.steps.LazyRows` /
+output or column, or one built over a dataset (DataDreamer's ``OutputDataset(step,
+dataset, pickled=True)``, ``OutputIterableDataset(...)``, their columns); :class:`~dreamer_dagster.steps.LazyRows` /
 :class:`~dreamer_dagster.steps.LazyRowBatches` of those, of an ``IterableDataset``, of a
 generator function, or of dicts / tuples / lists whose members are generator functions.
 
@@ -193,7 +194,13 @@ class _Normalizer:
 
     def unwrap(self, value: Any, column_ref: type, output_columns: type, output_data: type) -> Any:
         """Another step's output or column as its Dataset / ColumnData; a column read eagerly
-        as a list (DataDreamer's ``OutputDatasetColumn``)."""
+        as a list (DataDreamer's ``OutputDatasetColumn``). An output built over a dataset in
+        memory (``OutputDataset(step, dataset, pickled=True)``) gives that dataset as it is; its
+        pickled values stay bytes and the step records that it pickled (DataDreamer's rule)."""
+        if isinstance(value, output_columns) and value.in_memory is not None:
+            if value.pickled:
+                self.mark_pickled()
+            return value.in_memory
         if isinstance(value, output_columns):
             value = value.data(f"{self.step.name!r} returning {value.step.name!r}'s output")
         if isinstance(value, column_ref):
@@ -203,6 +210,12 @@ class _Normalizer:
         if isinstance(value, output_data):
             return self.renamed(value.dataset)
         return value
+
+    def mark_pickled(self) -> None:
+        """The step's rows hold pickled values: its step.json says so and reads restore them."""
+        context = getattr(self.step, "_run_context", None)
+        if context is not None:
+            context.pickled = True
 
     def member_columns(self, value: Any, column_ref: type) -> Any:
         """Column references inside a list, tuple or dict as their values (DataDreamer's

@@ -216,11 +216,11 @@ def build_shards_asset(
         key=key,
         code_version=shard_set_version(step),
         description=f"The {step.shards} shards of {step.name!r}: each a partition writing "
-        f"{step.key}/_shards/<key>/. {step.key} merges them.",
+        f"{step.folder}/_shards/<key>/. {step.key} merges them.",
         automation_condition=None,
     ).merge_attributes(metadata={keys.SHARDS: step.shards})
     if output_folder is not None:
-        spec = spec.merge_attributes(metadata={keys.URI: step_uri(output_folder, f"{step.key}/_shards")})
+        spec = spec.merge_attributes(metadata={keys.URI: step_uri(output_folder, f"{step.folder}/_shards")})
     op_settings = translator.get_op_settings(step)
     ins = upstream_ins(step, base)
     resource_keys = tuple(resource_keys)
@@ -260,7 +260,7 @@ def build_merge_asset(
         code_version=shard_set_version(step), deps=[shards_asset_key(spec.key)]
     ).merge_attributes(metadata={keys.SHARDS: step.shards})
     if output_folder is not None:
-        spec = spec.merge_attributes(metadata={keys.URI: step_uri(output_folder, step.key)})
+        spec = spec.merge_attributes(metadata={keys.URI: step_uri(output_folder, step.folder)})
     op_settings = translator.get_op_settings(step)
 
     @dg.multi_asset(
@@ -305,7 +305,7 @@ def materialize_shards(
         )
     io_manager = getattr(context.resources, io_manager_key)
     output_folder = io_manager.folder()
-    step_folder = output_folder.step(step.key)
+    step_folder = output_folder.step(step.folder)
     records = []
     reused_all = True
     for key in context.partition_keys:
@@ -348,7 +348,7 @@ def materialize_merge(step: Step, context: Any, asset_key: dg.AssetKey, io_manag
 
     io_manager = getattr(context.resources, io_manager_key)
     output_folder = io_manager.folder()
-    step_folder = output_folder.step(step.key)
+    step_folder = output_folder.step(step.folder)
     if asset_key not in context.selected_asset_keys:
         yield from _check_finished_output(step, context, asset_key, step_folder)
         return

@@ -29,9 +29,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..deferred import ColumnRef, Deferred, ModelPath, upstream_steps
+from ..deferred import ColumnRef, Deferred, Sourced, upstream_steps
 from ..fingerprint import FingerprintError, canonical, fingerprint
-from ..names import normalize_name, safe_name, scoped_name
+from ..names import folder_name, normalize_name, safe_name, scoped_name
 from .data_methods import DataMethods
 from .export import ExportMethods
 from .operation_methods import OperationMethods
@@ -109,6 +109,11 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
     pipeline: Any = None
     #: The file and line that declared the step (``dagster/code_references``).
     declared_at: tuple[str, int] | None = None
+    #: False: in a running script the step runs only when code asks for it (``wait(step)``,
+    #: a read of its data), not when declared nor at the block's end (see script_steps.py).
+    RUNS_WHEN_DECLARED: ClassVar[bool] = True
+    #: Declared outside any block in a script: a read of its data runs it in memory.
+    runs_in_memory: bool = False
     #: While a DataDreamer-style step's ``run()`` runs: its run context (see registration.py).
     _run_context: Any = None
     # The Dagster settings (see steps/settings.py); None: the pipeline's, else the default.
@@ -140,6 +145,8 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
         self.name = name = scoped_name(unused_name(normalize_name(name)))
         try:
             self.key = safe_name(name)
+            #: The step's folder in the output folder (DataDreamer's rule; see names.folder_name).
+            self.folder = folder_name(name)
         except (TypeError, ValueError) as error:
             raise StepDeclarationError(
                 f"Step {name!r} ({type(self).__name__}), argument 'name': {error}"
@@ -153,7 +160,7 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
         #: ``save_to_disk``'s ``num_proc`` / ``num_shards`` for ``_dataset``.
         self.save_num_proc = save_num_proc
         self.save_num_shards = save_num_shards
-        #: Accepted: Dagster runs independent steps in parallel (the multiprocess executor).
+        #: In a running script: run in a thread of its own, joined by ``wait()`` (script_steps.py).
         self.background = background
         self._declared = False
         if type(self).uses_registration():
@@ -180,6 +187,10 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
         from ..pipeline import Pipeline
 
         Pipeline.register(self)
+        if self.__dict__.get("_constructed"):  # declared after construction (a trainer's train())
+            from ..script_steps import declared
+
+            declared(self)
 
     def error(self, message: str, argument: str | None = None) -> StepDeclarationError:
         """A declaration error that names this step (and the argument, if any)."""
@@ -198,7 +209,7 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
                 )
             if isinstance(ref, ColumnData):  # a column's values in a running SuperStep
                 ref = inputs[input_name] = ColumnRef(ref.step, ref.column_name)
-            if not isinstance(ref, ColumnRef):
+            if not isinstance(ref, ColumnRef) or getattr(ref, "in_memory", None) is not None:
                 message = f"{ref!r} is not a column reference. Fix: pass another step's column, "
                 error = self.error(
                     message + "such as other_step.output['column_name'].", f"inputs[{input_name!r}]"
@@ -297,8 +308,11 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
 
     @property
     def output(self) -> OutputColumns:
-        """Column references (``step.output["col"]``), and the rows when code reads them."""
-        return OutputColumns(self)
+        """Column references (``step.output["col"]``), and the rows when code reads them
+        (an ``OutputIterableDataset`` for an iterable output: steps/output_iterable.py)."""
+        from .output_iterable import output_for
+
+        return output_for(self)
 
     # -- identity -------------------------------------------------------------------
 
@@ -364,9 +378,9 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
 
     # -- running --------------------------------------------------------------------
 
-    def run(self, context: StepRunContext) -> Iterable[dict] | Mapping[str, list] | Any:
+    def run(self, context: StepRunContext | None = None) -> Iterable[dict] | Mapping[str, list] | Any:
         """Produce the output rows under the internal output names."""
-        raise NotImplementedError(f"{type(self).__name__}.run")
+        raise NotImplementedError(f"You must implement the .run() method in {type(self).__name__}.")
 
     def execute(self, context: StepRunContext) -> dict:
         """Run the step into ``context.staged``; return step.json's output fields.
@@ -466,7 +480,10 @@ def _walk(value: Any) -> Iterator[Any]:
 
 
 def _describe(value: Any) -> Any:
-    if isinstance(value, (ColumnRef, Deferred, ModelPath)):
+    if isinstance(value, (ColumnRef, Deferred)) or (
+        isinstance(value, Sourced) and value.sourced_by() is not None
+    ):
+        # a value read in a running script shows as its source, as in a file Dagster loads
         return {"deferred": value.describe(), "fingerprint": value.step.fingerprint}
     if isinstance(value, Step):
         return {"step": value.name, "fingerprint": value.fingerprint}

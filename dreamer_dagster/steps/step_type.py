@@ -14,6 +14,7 @@ from .settings import SETTING_NAMES
 __all__ = ["StepType", "caller_location", "unused_name"]
 
 _PACKAGE = str(Path(__file__).resolve().parents[1])
+_PACKAGE_NAME = __name__.split(".")[0]
 
 
 def unused_name(name: Any) -> Any:
@@ -29,7 +30,20 @@ def unused_name(name: Any) -> Any:
 class StepType(type):
     """Takes the Dagster settings (``pool=``, ``checks=``...) off any step's or trainer's
     constructor call, so every one accepts them while its own signature stays
-    DataDreamer's, and records where the step was declared (for the web UI)."""
+    DataDreamer's, records where the step was declared (for the web UI), and, in a
+    running script, runs the step once it is declared (see script_steps.py).
+
+    As DataDreamer's ``StepMeta``: a step class written outside this package may not
+    override ``__init__`` (``setup()`` is the place), except a data source's."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> StepType:
+        if "__init__" in attrs and not _may_override_init(attrs.get("__module__", ""), bases):
+            raise AttributeError(
+                f'Step class {name!r}: overriding of "__init__" not allowed, override setup() instead '
+                "(as in DataDreamer). Fix: register inputs, args and outputs in setup(); a data "
+                "source (a DataSource subclass) may take its own constructor arguments."
+            )
+        return super().__new__(mcs, name, bases, attrs)
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         settings = {name: kwargs.pop(name) for name in SETTING_NAMES if name in kwargs}
@@ -37,6 +51,7 @@ class StepType(type):
         partitions = {
             name: kwargs.pop(name) for name in ("partitions_def", "partition_mapping") if name in kwargs
         }
+        _refuse_unimplemented(cls)
         declared_at = caller_location()
         step = super().__call__(*args, **kwargs)
         step.declared_at = declared_at
@@ -50,12 +65,45 @@ class StepType(type):
             from .partitions import set_partitions
 
             set_partitions(step, **partitions)
+        step.__dict__["_constructed"] = True
+        if step.__dict__.get("_declared"):  # a trainer is declared later, by train()
+            from ..script_steps import declared
+
+            declared(step)  # in a running script, the step runs now (script_steps.py)
         return step
 
     @property
     def help(cls) -> str:
         """What the step class takes and gives (DataDreamer's ``Step.help``)."""
         return help_text(cls)
+
+
+def _may_override_init(module: str, bases: tuple[type, ...]) -> bool:
+    """This package's classes, trainers and data sources may take their own constructor."""
+    if module == _PACKAGE_NAME or module.startswith(_PACKAGE_NAME + "."):
+        return True
+    return any(
+        getattr(base, "KIND", None) == "trainer"
+        or any(
+            klass.__name__ == "DataSource" and klass.__module__.startswith(_PACKAGE_NAME + ".")
+            for klass in base.__mro__
+        )
+        for base in bases
+    )
+
+
+def _refuse_unimplemented(cls: type) -> None:
+    """``Step(...)`` itself, or a class with neither ``setup()`` nor ``run()``: DataDreamer's
+    ``NotImplementedError``."""
+    from .step import Step
+
+    if cls.uses_registration() or cls.run is not Step.run or cls.execute is not Step.execute:
+        return
+    raise NotImplementedError(
+        f"You must implement the .setup() method in {cls.__name__}: a step class registers its "
+        "inputs, args and outputs in setup() and computes its rows in run() (or declares INPUTS / "
+        "ARGS / OUTPUTS and run(context))."
+    )
 
 
 def caller_location() -> tuple[str, int] | None:

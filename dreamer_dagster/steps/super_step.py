@@ -4,7 +4,7 @@ A SuperStep is one asset. When it runs, its ``run()`` may declare steps, exactly
 DataDreamer allows: each is named ``"<SuperStep> / <step>"``, takes the SuperStep's
 inputs (``self.inputs["a"]``) or another inner step's columns as its inputs, and
 runs at once, in the SuperStep's run, into its own folder of the output folder
-(``<superstep>_<step>/``, with reuse, backups and the model cache as for any step);
+(``<superstep>/<step>/``, DataDreamer's nesting, with reuse, backups and the model cache as for any step);
 its output is then readable (``inner.output["col"]``, iteration, ``len``). The
 inner steps are no assets of their own. ``run()`` returns the SuperStep's rows in
 any form a step's ``run()`` may, or an inner step's output (``return
@@ -13,6 +13,7 @@ inner.output``); the inner steps' data cards join the SuperStep's.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from ..logs import report
@@ -35,13 +36,22 @@ class SuperStep(Step):
     def execute(self, context: StepRunContext) -> dict:
         from .registration import execute_registered
 
-        _INNER_RUNS.append(InnerRun(self, context))
+        token = _INNER_RUNS.set((*_INNER_RUNS.get(), InnerRun(self, context)))
         SUPER_STEP_PREFIXES.append(self.name.split(" / ")[-1])
         try:
             return execute_registered(self, context)
         finally:
             SUPER_STEP_PREFIXES.pop()
-            _INNER_RUNS.pop()
+            _INNER_RUNS.reset(token)
+
+    @property
+    def background(self) -> bool:
+        """Always False: a SuperStep runs at once (as in DataDreamer), whatever ``background=``."""
+        return False
+
+    @background.setter
+    def background(self, value: bool) -> None:
+        pass
 
 
 class InnerRun:
@@ -70,7 +80,7 @@ class InnerRun:
         step.pipeline_output_folder = str(output_folder.root)
         step.verbose = step.verbose if step.verbose is not None else self.parent.verbose
         step.log_level = step.log_level if step.log_level is not None else self.parent.log_level
-        step_folder = output_folder.step(step.key)
+        step_folder = output_folder.step(step.folder)
         lock = step_folder.lock()
         lock.acquire(f"SuperStep {self.parent.name!r}")
         try:
@@ -99,7 +109,7 @@ class InnerRun:
 
 def _finished(output_folder: Any, step: Step) -> Any:
     """A finished step's output for a step that reads it: its Dataset, or its ``_model`` path."""
-    folder = output_folder.step(step.key)
+    folder = output_folder.step(step.folder)
     record = folder.step_json()
     if record is None or record.get("fingerprint") != step.fingerprint:
         raise FileNotFoundError(
@@ -110,12 +120,15 @@ def _finished(output_folder: Any, step: Step) -> Any:
     return str(folder.local_model_path(record)) if record.get("model") else folder.load_dataset(record)
 
 
-_INNER_RUNS: list[InnerRun] = []
+#: The running SuperSteps of this thread (a ``concurrent()`` thread inherits its caller's;
+#: a background step's thread starts with none).
+_INNER_RUNS: ContextVar[tuple[InnerRun, ...]] = ContextVar("dreamer_inner_runs", default=())
 
 
 def inner_run() -> InnerRun | None:
     """The running SuperStep whose ``run()`` is declaring steps now, if any."""
-    return _INNER_RUNS[-1] if _INNER_RUNS else None
+    runs = _INNER_RUNS.get()
+    return runs[-1] if runs else None
 
 
 def taken_in_inner_run(name: str) -> bool:

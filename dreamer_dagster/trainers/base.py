@@ -441,7 +441,7 @@ class Trainer(TrainerPublishing, Step):
         """The merged data cards of the steps this trainer reads."""
         cards = []
         for parent in self.upstream():
-            record = context.output_folder.step(parent.key).step_json() or {}
+            record = context.output_folder.step(parent.folder).step_json() or {}
             cards.append(record.get("data_card") or {})
         merged = merge_cards(cards, self.name, self.card_entries(context))
         return merged

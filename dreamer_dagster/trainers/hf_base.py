@@ -531,7 +531,7 @@ class HFTrainer(Trainer):
         """
         from ..output_folder import OutputFolder
 
-        folder = OutputFolder(output_folder).step(self.key)
+        folder = OutputFolder(output_folder).step(self.folder)
         model_dir = folder.model_path
         if not model_dir.is_dir():
             raise FileNotFoundError(

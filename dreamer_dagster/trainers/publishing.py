@@ -60,7 +60,7 @@ class TrainerPublishing:
         """The committed ``_model`` folder of this trainer's current fingerprint."""
         from ..steps.export import NotMaterializedError
 
-        folder = self.export_folder(output_folder).step(self.key)
+        folder = self.export_folder(output_folder).step(self.folder)
         record = folder.step_json()
         command = f"`dagster asset materialize --select {self.key} -f <your definitions file>`"
         if record is None or record.get("fingerprint") != self.fingerprint or not record.get("model"):

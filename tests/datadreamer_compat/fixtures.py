@@ -14,11 +14,13 @@ import os
 import signal
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from datadreamer import DataDreamer
-from datadreamer.steps import Step
+from datadreamer.errors import StepOutputError
+from datadreamer.steps import Step, wait
 
 from dreamer_dagster.testing import FakeLLM
 from tests.datadreamer_compat.not_applicable import NOT_APPLICABLE
@@ -53,6 +55,19 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def repository_readme() -> Iterator[None]:
+    """Adapted: DataDreamer's tests run from its repository's root, where ``./README.md`` is a
+    file (``test_path_is_to_file`` opens a session on it); the run's folder gets one."""
+    path = Path("README.md")
+    made = not path.exists()
+    if made:
+        path.write_text("DataDreamer's tests run from its repository root, which has this file.\n")
+    yield
+    if made:
+        path.unlink(missing_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def restore_os_environ() -> Iterator[None]:
     """DataDreamer's, unchanged."""
@@ -79,9 +94,13 @@ def create_datadreamer() -> Callable[..., DataDreamer]:
 @pytest.fixture
 def create_test_step() -> Callable[..., Step]:
     """Adapted: DataDreamer marks its test step with the private ``_INTERNAL_TEST_KEY`` so
-    that it never calls ``run()``, and the tests hand the output in through the private
-    ``Step._set_output``. Here the test step's ``run()`` returns what ``_set_output`` was
-    given, and the step runs as this project runs steps (when its output is read)."""
+    that it never runs when constructed, and the tests hand the output in through the
+    private ``Step._set_output``, which processes it at once. Here the test step's class
+    sets ``RUNS_WHEN_DECLARED = False`` (this project's documented hook: the step runs only
+    when code asks for it), ``_set_output(value)`` keeps the value and runs the step now
+    with ``wait()`` (``run()`` returns the value, so its errors raise from ``_set_output``;
+    a second ``_set_output`` after one that worked raises ``StepOutputError``), and reading
+    ``.output`` before that raises ``StepOutputError``, as DataDreamer's ``output`` does."""
 
     def _create_test_step(
         name: str = "my-step",
@@ -96,6 +115,8 @@ def create_test_step() -> Callable[..., Step]:
             output_names = []
 
         class TestStep(Step):
+            RUNS_WHEN_DECLARED = False
+
             def setup(self) -> None:
                 if isinstance(output_names, str):
                     self.register_output(output_names)
@@ -109,7 +130,17 @@ def create_test_step() -> Callable[..., Step]:
                 return self.__dict__.get("_given_output")
 
             def _set_output(self, value: Any) -> None:
+                if self.__dict__.get("_output_set"):
+                    raise StepOutputError("Step has already been run.")
                 self.__dict__["_given_output"] = value
+                wait(self)
+                self.__dict__["_output_set"] = True
+
+            @property
+            def output(self) -> Any:
+                if not self.__dict__.get("_output_set"):
+                    raise StepOutputError("Step has not been run. Output is not available.")
+                return super().output
 
         return TestStep(name, inputs=inputs, args=args, outputs=outputs, **kwargs)
 

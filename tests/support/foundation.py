@@ -32,17 +32,22 @@ def materialize(
 
 def step_json(output_folder: str | Path, step: Step) -> dict:
     """The committed step.json of ``step`` (on a local disk or any fsspec URL)."""
-    folder = OutputFolder(output_folder).step(step.key)
+    folder = OutputFolder(output_folder).step(step.folder)
     record = folder.files.read_json(folder.step_json_path)
     assert record is not None, f"{folder.step_json_path} is missing"
     return record
 
 
 def rows(output_folder: str | Path, step: Step) -> dict[str, list]:
-    """The committed ``_dataset`` of ``step`` as a dict of columns."""
+    """The committed ``_dataset`` of ``step`` as a dict of columns (a lazy step's: its upstream
+    rows streamed through its recipe)."""
     import datasets
 
-    folder = OutputFolder(output_folder).step(step.key)
+    folder = OutputFolder(output_folder).step(step.folder)
+    if (folder.step_json() or {}).get("lazy"):
+        from dreamer_dagster.steps.lazy import as_dataset
+
+        return as_dataset(step.finished_output(str(output_folder))[0]).to_dict()
     if folder.output.remote:
         return folder.load_dataset().to_dict()
     return datasets.load_from_disk(str(folder.dataset_path)).to_dict()

@@ -4,6 +4,7 @@ an IterableDataset)."""
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -37,6 +38,17 @@ class DataSource(Step):
         columns: list[str] | None = None,
         **kwargs: Any,
     ):
+        if (
+            auto_progress
+            and total_num_rows is None
+            and (callable(data) or type(data).__name__ == "IterableDataset")
+        ):
+            warnings.warn(  # DataDreamer's warning: progress of rows of unknown count
+                "You did not specify `total_num_rows`, so we cannot automatically update the progress % "
+                "for this step. Either specify DataSource(..., total_num_rows=#) or, to disable this "
+                "warning, specify DataSource(.., auto_progress = False)",
+                stacklevel=2,
+            )
         super().__init__(
             name,
             args={"data": _columns_as_lists(data), "total_num_rows": total_num_rows, "columns": columns},
@@ -45,6 +57,12 @@ class DataSource(Step):
 
     def validate(self) -> None:
         data = self.args["data"]
+        if type(data).__name__ in _DATASET_DICTS:
+            raise self.error(
+                f"You supplied a {type(data).__name__}, supply a Dataset instead (as DataDreamer "
+                "requires). Fix: pass one split, e.g. data=dataset_dict['train'].",
+                "data",
+            )
         if isinstance(data, Mapping):
             lengths = {str(k): len(v) if isinstance(v, (list, tuple)) else None for k, v in data.items()}
             bad = [k for k, n in lengths.items() if n is None]
@@ -98,6 +116,17 @@ class DataSource(Step):
             return context.with_progress(rows, self.args["total_num_rows"])
         return data
 
+    def execute(self, context: Any) -> dict:
+        """The rows written; a generator function's or an ``IterableDataset``'s output is an
+        iterable dataset (``num_rows`` is ``total_num_rows``), as DataDreamer's."""
+        fields = super().execute(context)
+        data = self.args.get("data")  # a subclass (JSONDataSource...) reads files instead
+        if callable(data) or type(data).__name__ == "IterableDataset":
+            from ..lazy import ITERABLE_RECORD
+
+            fields[ITERABLE_RECORD] = {"total_num_rows": self.args["total_num_rows"]}
+        return fields
+
     def card_entries(self, context: Any) -> dict[str, list[str]]:
         """A given ``datasets.Dataset`` brings its own name, license, citation and homepage."""
         entries = super().card_entries(context)
@@ -119,12 +148,15 @@ class DataSource(Step):
         return entries
 
 
+_DATASET_DICTS = ("DatasetDict", "IterableDatasetDict")
+
+
 def _columns_as_lists(data: Any) -> Any:
     """DataDreamer's ``Dataset.from_dict`` columns: a ``range`` or any other iterable (not a
     str, bytes or dict) is its list of values, read once at declaration (so the fingerprint
     is the values'); lists and tuples stay as given (their fingerprints unchanged)."""
-    if not isinstance(data, Mapping):
-        return data
+    if not isinstance(data, Mapping) or type(data).__name__ in _DATASET_DICTS:
+        return data  # a DatasetDict is refused by validate(), as DataDreamer refuses it
     return {
         key: list(column)
         if isinstance(column, Iterable) and not isinstance(column, (str, bytes, Mapping, list, tuple))

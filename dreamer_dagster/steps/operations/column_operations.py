@@ -6,7 +6,7 @@ from typing import Any
 
 from .base import OperationStep
 
-__all__ = ["RemoveColumns", "RenameColumns", "SelectColumns"]
+__all__ = ["RemoveColumns", "RenameColumn", "RenameColumns", "SelectColumns"]
 
 
 def _column_list(step: OperationStep, value: Any, argument: str) -> list[str]:
@@ -23,6 +23,7 @@ class SelectColumns(OperationStep):
 
     OPERATION = "select_columns"
     ARGS = {"column_names": None}
+    LAZY_RULE = "iterable_source"
 
     def validate(self) -> None:
         self.args["column_names"] = _column_list(self, self.args["column_names"], "column_names")
@@ -33,12 +34,16 @@ class SelectColumns(OperationStep):
     def apply(self, datasets: list[Any], context: Any) -> Any:
         return datasets[0].select_columns(self.args["column_names"])
 
+    def lazy_rows(self, iterables: list[Any], counts: list[int | None]) -> tuple[Any, int | None]:
+        return iterables[0].select_columns(self.args["column_names"]), counts[0]
+
 
 class RemoveColumns(OperationStep):
     """Drops the named columns; writes the rest as ``_dataset``."""
 
     OPERATION = "remove_columns"
     ARGS = {"column_names": None}
+    LAZY_RULE = "iterable_source"
 
     def validate(self) -> None:
         self.args["column_names"] = _column_list(self, self.args["column_names"], "column_names")
@@ -49,12 +54,16 @@ class RemoveColumns(OperationStep):
     def apply(self, datasets: list[Any], context: Any) -> Any:
         return datasets[0].remove_columns(self.args["column_names"])
 
+    def lazy_rows(self, iterables: list[Any], counts: list[int | None]) -> tuple[Any, int | None]:
+        return iterables[0].remove_columns(self.args["column_names"]), counts[0]
+
 
 class RenameColumns(OperationStep):
     """Renames columns by a ``{old: new}`` mapping; writes the result as ``_dataset``."""
 
     OPERATION = "rename_columns"
     ARGS = {"column_mapping": None}
+    LAZY_RULE = "iterable_source"
 
     def validate(self) -> None:
         mapping = self.args["column_mapping"]
@@ -70,4 +79,18 @@ class RenameColumns(OperationStep):
         return [mapping.get(c, c) for c in source_columns[0]]
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
-        return datasets[0].rename_columns(self.args["column_mapping"])
+        return datasets[0].rename_columns(self._changed())
+
+    def lazy_rows(self, iterables: list[Any], counts: list[int | None]) -> tuple[Any, int | None]:
+        changed = self._changed()
+        return (iterables[0].rename_columns(changed) if changed else iterables[0]), counts[0]
+
+    def _changed(self) -> dict[str, str]:
+        """The mapping without the names kept as they are (DataDreamer renames those to themselves)."""
+        return {old: new for old, new in self.args["column_mapping"].items() if old != new}
+
+
+class RenameColumn(RenameColumns):
+    """Renames one column (``rename_column(old, new)``: DataDreamer's ``RenameColumnStep``)."""
+
+    OPERATION = "rename_column"

@@ -15,6 +15,7 @@ __all__ = [
     "Filter",
     "Map",
     "Reverse",
+    "Save",
     "Select",
     "Shard",
     "Shuffle",
@@ -35,12 +36,17 @@ class Take(OperationStep):
 
     OPERATION = "take"
     ARGS = {"n": None}
+    LAZY_RULE = "iterable_source"
 
     def validate(self) -> None:
         _non_negative_int(self, "n")
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
         return rows_between(datasets[0], 0, self.args["n"])
+
+    def lazy_rows(self, iterables: list[Any], counts: list[int | None]) -> tuple[Any, int | None]:
+        n = self.args["n"]
+        return iterables[0].take(n), None if counts[0] is None else min(n, counts[0])
 
 
 class Select(OperationStep):
@@ -73,9 +79,21 @@ class Copy(OperationStep):
     """The rows unchanged, as a step of its own (DataDreamer's ``copy`` and ``save``)."""
 
     OPERATION = "copy"
+    LAZY_DEFAULT = None  # DataDreamer: lazy when the source's output is iterable
+    LAZY_RULE = "always"
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
         return datasets[0]
+
+    def lazy_rows(self, iterables: list[Any], counts: list[int | None]) -> tuple[Any, int | None]:
+        return iterables[0], counts[0]
+
+
+class Save(Copy):
+    """The rows written as a step of its own (``save()``: a lazy step's rows computed and saved)."""
+
+    OPERATION = "save"
+    LAZY_RULE = "never"
 
 
 class Skip(OperationStep):
@@ -83,12 +101,17 @@ class Skip(OperationStep):
 
     OPERATION = "skip"
     ARGS = {"n": None}
+    LAZY_RULE = "iterable_source"
 
     def validate(self) -> None:
         _non_negative_int(self, "n")
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
         return rows_between(datasets[0], self.args["n"], len(datasets[0]))
+
+    def lazy_rows(self, iterables: list[Any], counts: list[int | None]) -> tuple[Any, int | None]:
+        n = self.args["n"]
+        return iterables[0].skip(n), None if counts[0] is None else max(counts[0] - n, 0)
 
 
 class Shuffle(OperationStep):
@@ -98,6 +121,7 @@ class Shuffle(OperationStep):
     OPERATION = "shuffle"
     ARGS = {"seed": 42, "buffer_size": 1000}
     UNFINGERPRINTED_ARGS = frozenset({"buffer_size"})
+    LAZY_RULE = "iterable_source"
 
     def validate(self) -> None:
         if self.args["seed"] is None:
@@ -107,6 +131,10 @@ class Shuffle(OperationStep):
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
         return datasets[0].shuffle(seed=self.args["seed"], keep_in_memory=True)
+
+    def lazy_rows(self, iterables: list[Any], counts: list[int | None]) -> tuple[Any, int | None]:
+        """A buffered shuffle of the stream (``buffer_size`` rows at a time), as DataDreamer's."""
+        return iterables[0].shuffle(seed=self.args["seed"], buffer_size=self.args["buffer_size"]), counts[0]
 
 
 class Sort(OperationStep):
@@ -163,10 +191,27 @@ class Reverse(OperationStep):
     """Reverses the order of the rows."""
 
     OPERATION = "reverse"
+    LAZY_RULE = "always"
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
         dataset = datasets[0]
         return dataset.select(range(len(dataset) - 1, -1, -1))
+
+    def apply_lazy(self, loaded: list[Any]) -> Any:
+        """The rows last to first: a lazy source is read into a dataset first (as DataDreamer does)."""
+        import datasets
+
+        from ..lazy import LazyDataset, as_dataset, without_torch
+
+        dataset = as_dataset(loaded[0])
+
+        def reversed_rows() -> Any:
+            for index in range(len(dataset) - 1, -1, -1):
+                yield dataset[index]
+
+        with without_torch():
+            iterable = datasets.IterableDataset.from_generator(reversed_rows, features=dataset.features)
+        return LazyDataset(iterable, len(dataset), self)
 
 
 class AddItem(OperationStep):
@@ -174,6 +219,7 @@ class AddItem(OperationStep):
 
     OPERATION = "add_item"
     ARGS = {"item": None}
+    LAZY_RULE = "iterable_source"
 
     def validate(self) -> None:
         item = self.args["item"]
@@ -185,6 +231,18 @@ class AddItem(OperationStep):
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
         return datasets[0].add_item(self.args["item"])
+
+    def lazy_rows(self, iterables: list[Any], counts: list[int | None]) -> tuple[Any, int | None]:
+        import datasets
+
+        source, item = iterables[0], self.args["item"]
+
+        def with_item() -> Any:
+            yield from source
+            yield item
+
+        iterable = datasets.IterableDataset.from_generator(with_item, features=source.features)
+        return iterable, None if counts[0] is None else counts[0] + 1
 
 
 def _check_function(step: OperationStep) -> None:
@@ -200,6 +258,8 @@ class Filter(OperationStep):
 
     OPERATION = "filter"
     FILTERS_ROWS = True
+    LAZY_RULE = "always"
+    WARNS_WITHOUT_TOTAL = True
     ARGS = {
         "function": None,
         "with_indices": False,
@@ -228,6 +288,16 @@ class Filter(OperationStep):
         context.stats["rows_removed"] += len(datasets[0]) - len(kept)
         return kept
 
+    def lazy_rows(self, iterables: list[Any], counts: list[int | None]) -> tuple[Any, int | None]:
+        filtered = iterables[0].filter(
+            self.lazy_function(),
+            with_indices=True,
+            input_columns=self.args["input_columns"],
+            batched=self.args["batched"],
+            batch_size=self.args["batch_size"],
+        )
+        return filtered, self.total_num_rows
+
 
 class Map(OperationStep):
     """Applies ``function`` to every row or batch (``datasets.Dataset.map``).
@@ -237,6 +307,8 @@ class Map(OperationStep):
     """
 
     OPERATION = "map"
+    LAZY_RULE = "always"
+    WARNS_WITHOUT_TOTAL = True
     ARGS = {
         "function": None,
         "with_indices": False,
@@ -273,3 +345,14 @@ class Map(OperationStep):
             new_fingerprint=self.fingerprint,
             desc=self.name,
         )
+
+    def lazy_rows(self, iterables: list[Any], counts: list[int | None]) -> tuple[Any, int | None]:
+        mapped = iterables[0].map(
+            self.lazy_function(),
+            with_indices=True,
+            input_columns=self.args["input_columns"],
+            batched=self.args["batched"],
+            batch_size=self.args["batch_size"],
+            remove_columns=self.args["remove_columns"],
+        )
+        return mapped, self.total_num_rows

@@ -1,12 +1,11 @@
-"""``datadreamer.datasets``: ``step.output`` (``OutputColumns``, DataDreamer's ``OutputDataset``)
-and ``step.output["col"]`` (``ColumnRef``); no iterable (lazy) form here."""
+"""``datadreamer.datasets``: ``step.output`` (``OutputColumns``, DataDreamer's ``OutputDataset``),
+``step.output["col"]`` (``ColumnRef``) and the iterable (lazy) forms."""
 
-from dreamer_dagster.deferred import ColumnRef as OutputDatasetColumn
-from dreamer_dagster.steps.output_data import OutputColumns as OutputDataset
-
-from .._missing import missing
-
-OutputIterableDataset = missing("datasets.OutputIterableDataset")
-OutputIterableDatasetColumn = missing("datasets.OutputIterableDatasetColumn")
+from dreamer_dagster.datasets import (
+    OutputDataset,
+    OutputDatasetColumn,
+    OutputIterableDataset,
+    OutputIterableDatasetColumn,
+)
 
 __all__ = ["OutputDataset", "OutputDatasetColumn", "OutputIterableDataset", "OutputIterableDatasetColumn"]

@@ -20,10 +20,16 @@ from dreamer_dagster.steps.operations import (
     RemoveColumns as RemoveColumnsStep,
 )
 from dreamer_dagster.steps.operations import (
+    RenameColumn as RenameColumnStep,
+)
+from dreamer_dagster.steps.operations import (
     RenameColumns as RenameColumnsStep,
 )
 from dreamer_dagster.steps.operations import (
     Reverse as ReverseStep,
+)
+from dreamer_dagster.steps.operations import (
+    Save as SaveStep,
 )
 from dreamer_dagster.steps.operations import (
     Select as SelectStep,
@@ -52,13 +58,6 @@ from dreamer_dagster.steps.operations import (
 from dreamer_dagster.steps.operations import (
     Zipped as ZippedStep,
 )
-
-from .._missing import missing
-
-# DataDreamer has one class for rename_column and one for rename_columns, and a SaveStep
-# for .save(); this project has RenameColumns for both and no save operation.
-RenameColumnStep = missing("steps.step.RenameColumnStep")
-SaveStep = missing("steps.step.SaveStep")
 
 __all__ = [
     "AddItemStep",
