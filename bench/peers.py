@@ -16,7 +16,9 @@ needed) and runs the same work in its own process, through a small runner in
   prompts sent in both runs together show what a crash costs;
 - local generation: SmolLM2-135M-Instruct on the CPU, ``--local-prompts``
   (64) in batches of 32, greedy, where the peer has a local backend (Curator's
-  is vLLM, which needs a GPU).
+  is vLLM, which needs a GPU), measured as ``bench/local_generation.py`` measures
+  it (``bench/peers/local_work.py``: the same length-sorted prompts for every side,
+  cold caches, sides interleaved over at least 3 rounds, each side's median).
 
 Floors in the same run: a bare ``AsyncOpenAI`` + semaphore loop, bare
 ``httpx`` (the SDK's HTTP client) and bare ``aiohttp`` (the transport of this
@@ -50,8 +52,9 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "bench" / "peers"))
 
+from local_work import LOCAL_SIDES, measure_local  # noqa: E402
 from peer_server import PeerServer  # noqa: E402
-from side_envs import HOME, build_side_env, peer_model_folder, venv_python  # noqa: E402
+from side_envs import HOME, build_side_env, venv_python  # noqa: E402
 
 TARGET = 1.05  # this project's rows/s over Curator's, at both latency shapes
 RUNNERS = ROOT / "bench" / "peers"
@@ -238,22 +241,31 @@ def run_api(args: argparse.Namespace, server: PeerServer, clients: list[str]) ->
 
 
 def run_local(args: argparse.Namespace, server: PeerServer, clients: list[str]) -> dict:
-    model_dir = peer_model_folder()
+    """The local scenario, measured as ``bench/local_generation.py`` measures it
+    (``bench/peers/local_work.py``): same prompts and order, cold caches, sides interleaved
+    over ``--rounds``; each side's median rate and spread."""
+    sides = [c for c in clients if CLIENTS[c][3] and c in LOCAL_SIDES] + ["generate"]
+    found = measure_local(
+        sides,
+        max(args.rounds, 3),
+        args.local_prompts,
+        args.local_batch_size,
+        args.local_max_new_tokens,
+        timeout=2 * args.run_timeout,
+        say=lambda line: print(f"local: {line}", flush=True),
+    )
     results: dict = {}
-    for client in [c for c in clients if CLIENTS[c][3]] + ["generate"]:
-        work = fresh(HOME / "runs" / "local" / client)
-        config = {
-            "task": "local",
-            "prompts": args.local_prompts,
-            "tag": "local",
-            "concurrency": args.local_batch_size,
-            "max_new_tokens": args.local_max_new_tokens,
-            "model_dir": str(model_dir),
-            "work_dir": str(work),
+    for side, side_found in found.items():
+        if not side_found.seconds:
+            results[side] = {"error": "; ".join(side_found.errors)}
+            continue
+        results[side] = {
+            "rows": args.local_prompts,
+            "seconds": side_found.median,
+            "rows_per_s": args.local_prompts / side_found.median,
+            "spread": side_found.spread(),
+            "rounds": len(side_found.seconds),
         }
-        result = run_client(client, config, server, f"local-{client}", 2 * args.run_timeout)
-        say("local", client, result)
-        results[client] = result
     return results
 
 
@@ -318,10 +330,12 @@ def ratios(results: dict) -> tuple[list[str], bool]:
         for peer in ("datadreamer", "distilabel"):
             if rate(shape, peer):
                 lines.append(f"{name}: this project / {LABELS[peer]} = {ours / rate(shape, peer):.3f}")
-    if rate("local", "ours") and rate("local", "generate"):
-        lines.append(
-            f"local: this project / bare generate = {rate('local', 'ours') / rate('local', 'generate'):.3f}"
-        )
+    for floor in ("generate", "datadreamer", "distilabel"):
+        if rate("local", "ours") and rate("local", floor):
+            lines.append(
+                f"local (medians): this project / {LABELS[floor]} = "
+                f"{rate('local', 'ours') / rate('local', floor):.3f}"
+            )
     return lines, ok
 
 

@@ -51,13 +51,15 @@ __all__ = [
     "StepOpSettings",
     "build_step_spec",
     "build_step_specs",
+    "retries_on_fail",
 ]
 
 GROUP_NAME = "dreamer"
 
 #: Steps that call a model retry a failure (a burst of 5xx, a dropped connection) after
 #: 10 s, 20 s, 40 s (give or take a random half): the retry pays only for the calls the
-#: model cache does not hold. Errors a retry cannot fix are never retried.
+#: model cache does not hold. Errors a retry cannot fix are never retried, and a step whose
+#: model has ``retry_on_fail=False`` gets no default policy (see :func:`retries_on_fail`).
 DEFAULT_RETRY_POLICY = dg.RetryPolicy(
     max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
@@ -110,13 +112,34 @@ class DreamerTranslator:
         else :data:`DEFAULT_RETRY_POLICY` for steps that call a model) and op tags."""
         retry_policy = step.retry_policy
         if retry_policy is None:
-            retry_policy = DEFAULT_RETRY_POLICY if step.models() else None
+            models = step.models()
+            # retry_on_fail=False (DataDreamer's "no retry"): the step is not run again either.
+            retry_policy = DEFAULT_RETRY_POLICY if models and all(map(retries_on_fail, models)) else None
         return StepOpSettings(
             pool=step.pool or step.default_pool(),
             retry_policy=retry_policy or None,
             op_tags=dict(step.op_tags or {}),
             pipes_client=step.pipes_client,
         )
+
+
+def retries_on_fail(model: Any, _seen: set[int] | None = None) -> bool:
+    """False when ``model`` or a model it holds (a ``Parallel*`` member, a retriever's
+    embedder) was given ``retry_on_fail=False``: its step then gets no default retry policy."""
+    from .model import Model
+
+    seen = _seen if _seen is not None else set()
+    if id(model) in seen:
+        return True
+    seen.add(id(model))
+    if getattr(model, "retry_on_fail", True) is False:
+        return False
+    for value in vars(model).values():
+        members = value if isinstance(value, (list, tuple)) else [value]
+        for member in members:
+            if isinstance(member, Model) and not retries_on_fail(member, seen):
+                return False
+    return True
 
 
 @dataclass(frozen=True)

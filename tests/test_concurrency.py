@@ -1,12 +1,18 @@
 """Two `dagster asset materialize` processes at once, against the loopback server (a thread of
 the test process): a pool of limit 1 keeps requests in flight within one model's
 max_concurrency; two runs of one step never work in its folder together, and no call is paid
-twice. Also the step lock itself: exclusive, named, and gone with a killed holder."""
+twice. Also the step lock itself: exclusive, named, and gone with a killed holder.
+
+The pool test runs on PostgreSQL instance storage (deploy/dagster-postgres.yaml), as a
+deployment with pools should: on SQLite, Dagster's slot claim is a SELECT then an UPDATE by
+id with no lock (``SqlEventLogStorage._claim_concurrency_slot``; ``FOR UPDATE`` means nothing
+there), so two runs claiming at the same instant can both get the one slot."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +24,7 @@ import pytest
 
 from dreamer_dagster.output_folder import OutputFolder, StepLocked
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.services import EXTRAS_FIX, missing_service, running_postgres
 from tests.support.waiting import HANG_S
 
 BIN = Path(sys.executable).parent
@@ -50,15 +57,22 @@ def server():
         yield fake
 
 
-def setup(folder: Path, server: FakeOpenAIServer, rows: int) -> tuple[Path, dict]:
+def setup(
+    folder: Path, server: FakeOpenAIServer, rows: int, postgres_url: str | None = None
+) -> tuple[Path, dict]:
     definitions = folder / "definitions.py"
     definitions.write_text(
         DEFINITIONS.format(output=str(folder / "output"), rows=rows, max_concurrency=MAX_CONCURRENCY)
     )
     home = folder / "dagster_home"
     home.mkdir()
+    extra = {}
+    if postgres_url is not None:
+        shutil.copy(REPO / "deploy" / "dagster-postgres.yaml", home / "dagster.yaml")
+        extra["DAGSTER_POSTGRES_URL"] = postgres_url
     env = {
         **os.environ,
+        **extra,
         "DAGSTER_HOME": str(home),
         "FAKE_OPENAI_BASE_URL": server.base_url,
         "HF_HUB_OFFLINE": "1",
@@ -98,8 +112,16 @@ def together(commands: list[list[str]], folder: Path, env: dict) -> list[str]:
 
 
 def test_a_pool_of_limit_one_keeps_two_runs_within_one_models_concurrency(tmp_path, server):
+    pytest.importorskip(
+        "dagster_postgres", reason=missing_service("dagster-postgres is not installed", EXTRAS_FIX)
+    )
+    with running_postgres() as url:
+        _pool_of_one(tmp_path, server, url)
+
+
+def _pool_of_one(tmp_path: Path, server: FakeOpenAIServer, postgres_url: str) -> None:
     rows = 60  # 60 prompts x 0.2 s / 4 in flight: 3 s a step, so two runs would overlap
-    definitions, env = setup(tmp_path, server, rows)
+    definitions, env = setup(tmp_path, server, rows, postgres_url)
     pool = f"openai_127_0_0_1_{server.port}"
     materialize = [
         ["asset", "materialize", "-f", str(definitions), "--select", key] for key in ("step_a", "step_b")

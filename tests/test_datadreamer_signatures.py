@@ -62,7 +62,6 @@ KNOWN_DRIFTS: dict[tuple[str, str], str] = {
     ("Retriever", "__init__"): _BASE_API,
     ("TaskModel", "__init__"): _BASE_API,
     ("TaskModel", "run"): _BASE_API,
-    ("Trainer", "train"): _BASE_API,
     ("TrainOpenAIFineTune", "train"): (
         "DataDreamer's **kwargs only enter its fingerprint (nothing reaches the API); here an "
         "unknown keyword raises TypeError naming it rather than being silently dropped"

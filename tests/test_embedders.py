@@ -151,7 +151,15 @@ def test_embed_step_passes_other_args_to_the_embedder_and_checks_its_args(tmp_pa
 
 def test_openai_embedder_against_the_loopback_server(tmp_path, instance, openai_server, monkeypatch):  # noqa: F811
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
-    embedder = OpenAIEmbedder("fake-embed", base_url=openai_server.base_url, dimensions=16)
+    # retry_on_fail=True: the faults below are retried by the client (DataDreamer's default for
+    # OpenAIEmbedder, False, would fail the step at the first one, with no step retry either).
+    embedder = OpenAIEmbedder(
+        "fake-embed",
+        base_url=openai_server.base_url,
+        dimensions=16,
+        retry_on_fail=True,
+        retry_initial_delay=0.01,
+    )
     assert "sk-test-secret" not in json.dumps(embedder.identity())
     output = tmp_path / "output"
     with Pipeline(str(output)):

@@ -225,3 +225,31 @@ def test_dpo_arguments_are_checked_when_declared(tiny_llama: Path) -> None:
             train_rejected=splits["train"].output["rejected"],
             validation_prompts=splits["validation"].output["question"],
         )
+
+
+def test_dpo_precomputes_the_reference_log_probs_by_default(
+    tiny_llama: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """DataDreamer's default: the reference log probabilities are computed once before training,
+    so the batches carry them and TRL keeps no reference model; False keeps the frozen copy."""
+    from transformers import TrainerCallback
+
+    class Seen(TrainerCallback):
+        columns: list[str] = []
+
+        def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+            Seen.columns = list(train_dataloader.dataset.column_names)
+
+    trainer = declare(tiny_llama, name="Align Precomputed", peft=False, callbacks=[Seen()])
+    assert trainer.args["precompute_ref_log_probs"] is True
+    assert materialize(trainer, instance, tmp_path / "output").success
+    assert {"ref_chosen_logps", "ref_rejected_logps"} <= set(Seen.columns)
+    plain = declare(
+        tiny_llama,
+        name="Align With A Reference",
+        peft=False,
+        callbacks=[Seen()],
+        precompute_ref_log_probs=False,
+    )
+    assert materialize(plain, instance, tmp_path / "output").success
+    assert "ref_chosen_logps" not in Seen.columns

@@ -9,7 +9,9 @@ and prints one line ``RESULT <JSON>`` when its work is done. The config holds:
   from another's), ``concurrency`` (requests in flight / local batch size),
   ``max_new_tokens``;
 - ``base_url`` (api), ``model_dir`` (local: a transformers folder), ``work_dir``
-  (the peer's output and cache folder; the same folder on a re-run).
+  (the peer's output and cache folder; the same folder on a re-run);
+- optional ``prompt_list`` (the prompts themselves, in the driver's order) and
+  ``save_generations`` (write ``generations.json`` in ``work_dir``).
 
 ``seconds`` in the result times the peer's own run call, from the moment its
 pipeline or step is declared to the moment its output dataset exists; imports
@@ -47,6 +49,8 @@ def load_config() -> dict:
 
 
 def make_prompts(config: dict) -> list[str]:
+    if config.get("prompt_list"):  # the driver's prompts, in its order (bench/peers/local_work.py)
+        return list(config["prompt_list"])
     if config["task"] == "local":
         subjects = [
             "the sea",
@@ -111,4 +115,7 @@ def report(config: dict, prompts: list[str], generations: list, seconds: float, 
     else:
         correct = sum(isinstance(g, str) and bool(g.strip()) for g in generations)
     result = {"rows": len(generations), "correct": correct, "seconds": seconds, **extra}
+    if config.get("save_generations"):
+        with open(os.path.join(config["work_dir"], "generations.json"), "w") as out:
+            json.dump([str(g) for g in generations], out)
     print("RESULT " + json.dumps(result), flush=True)

@@ -135,6 +135,9 @@ def main() -> None:
     client = config["client"]
     if client == "openai":
         import openai  # noqa: F401  (imported outside the timing, as the peers' imports are)
+    if client == "generate":
+        import torch  # noqa: F401  (likewise: every local side imports torch before its timer)
+        import transformers  # noqa: F401
     with Timer() as timer:
         if client == "openai":
             generations = asyncio.run(with_openai(config, prompts))

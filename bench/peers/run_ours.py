@@ -32,6 +32,9 @@ def main() -> None:
     from dreamer_dagster.steps import DataSource, Prompt
 
     output = os.path.join(config["work_dir"], "output")
+    if config["task"] == "local":
+        import torch  # noqa: F401  (imported before the timer, as every local side does)
+        import transformers  # noqa: F401
     with Timer() as timer:
         source = DataSource("Prompts", data={"prompts": prompts})
         if config["task"] == "api":
@@ -55,7 +58,7 @@ def main() -> None:
         )
         defs = dreamer_definitions([step], output_folder=output)
         dg.materialize(list(defs.assets), resources=dict(defs.resources), raise_on_error=True)
-        generations = datasets.load_from_disk(os.path.join(output, step.key, "_dataset"))["generations"]
+        generations = datasets.load_from_disk(os.path.join(output, step.folder, "_dataset"))["generations"]
     report(config, prompts, generations, timer.seconds)
 
 

@@ -190,6 +190,13 @@ class OpenAIEmbedder(OpenAIEmbedderInfo, ClientSettings, Embedder):
     def model_max_length(self) -> int:
         return 8191
 
+    def count_tokens(self, value: str) -> int:
+        """The text's tokens, estimated offline as ``OpenAI.count_tokens`` does (DataDreamer
+        counts with tiktoken, which is not a dependency here)."""
+        from ..llms.token_estimate import estimate_tokens
+
+        return estimate_tokens(value)
+
     def embed_batch(self, texts: list[str], truncate: bool, **kwargs: Any) -> Any:
         with self.batch_session(truncate, **kwargs) as embed:
             [(_, vectors)] = list(embed([texts]))

@@ -197,7 +197,12 @@ class ScrubbedError(ConnectionError):
 
 def _safe_cause(error: BaseException, secrets: tuple[str, ...]) -> BaseException:
     """``error`` as the cause of a raised error, or a :class:`ScrubbedError` in its place
-    when the text of its chain holds a secret (Dagster shows every cause in the run log)."""
+    when the text of its chain holds a secret (Dagster shows every cause in the run log).
+    An error that knows its SDK's form (``sdk_error()``: the lean client's status errors) is
+    given as that, so a caller finds the provider's exception (``openai.InternalServerError``)."""
+    to_sdk = getattr(error, "sdk_error", None)
+    if callable(to_sdk):
+        error = to_sdk()
     if not secrets:
         return error
     for current in _chain(error):

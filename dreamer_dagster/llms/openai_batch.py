@@ -10,7 +10,8 @@ as soon as they exist, so a killed run that starts again finds its job and
 resumes polling it (or reads its output again) instead of submitting the
 prompts again. Rows that failed
 or expired (a job that ran out of its window, or was cancelled) are sent again
-in a new job, and only they, up to ``max_retries`` times. Every answer goes to
+in a new job, and only they, up to ``max_retries`` times (none with
+``retry_on_fail=False``). Every answer goes to
 the model cache by ``LLM.run`` like any other, so a later run without
 ``batch=True`` reads them.
 """
@@ -80,7 +81,7 @@ class BatchAPIStream(GenerationStream):
             covered = {key for job in jobs for key in job["custom_ids"]}
             fresh = [request for key, request in self._waiting.items() if key not in covered]
             if fresh:
-                if attempts > self.llm.max_retries:
+                if attempts > (self.llm.max_retries if self.llm.retry_on_fail else 0):
                     raise RuntimeError(
                         f"{self.llm._label()}: {len(fresh)} batch rows still failed after "
                         f"{attempts} batch jobs. Fix: run again later, or without batch=True."

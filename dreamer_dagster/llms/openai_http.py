@@ -41,13 +41,58 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class APIStatusError(Exception):
-    """An answer with a failing HTTP status; ``response.headers`` holds the server's headers."""
+    """An answer with a failing HTTP status; ``response.headers`` holds the server's headers.
 
-    def __init__(self, status_code: int, message: str, response: Any):
+    Cheap to raise (no SDK import on the request path); :meth:`sdk_error` gives the OpenAI
+    SDK's own error for it (``openai.InternalServerError`` for a 5xx...), which is what a
+    failed call's error carries as its cause (see ``api_retry._safe_cause``), as DataDreamer's
+    SDK client would raise it."""
+
+    def __init__(self, status_code: int, message: str, response: Any, *, body: str = "", url: str = ""):
         super().__init__(message)
         self.status_code = status_code
         self.message = message
         self.response = response
+        self.body = body
+        self.url = url
+
+    def sdk_error(self) -> Exception:
+        """The OpenAI SDK's error for this status, as its client picks it (``_make_status_error``);
+        ``message`` and ``body`` are already scrubbed of secrets, ``url`` is the shown one."""
+        import httpx2  # the OpenAI SDK's HTTP library
+        import openai
+
+        name = _SDK_ERRORS.get(
+            self.status_code, "InternalServerError" if self.status_code >= 500 else "APIStatusError"
+        )
+        request = httpx2.Request("POST", self.url or DEFAULT_BASE_URL)
+        response = httpx2.Response(self.status_code, headers=dict(self.response.headers), request=request)
+        try:
+            body = json.loads(self.body) if isinstance(self.body, str) else self.body
+        except ValueError:
+            body = self.body
+        body = body.get("error", body) if isinstance(body, Mapping) else body
+        error = getattr(openai, name)(self.message, response=response, body=body)
+        return error.with_traceback(self.__traceback__)
+
+
+#: The OpenAI SDK's error class for a status, as its client picks it.
+_SDK_ERRORS = {
+    400: "BadRequestError",
+    401: "AuthenticationError",
+    403: "PermissionDeniedError",
+    404: "NotFoundError",
+    409: "ConflictError",
+    422: "UnprocessableEntityError",
+    429: "RateLimitError",
+}
+
+
+class _Answer:
+    """What ``api_retry.retry_delay`` reads of a failed response: its headers."""
+
+    def __init__(self, headers: Mapping[str, str]):
+        self.headers = {name.lower(): value for name, value in headers.items()}
 
 
 class APIConnectionError(ConnectionError):
@@ -64,13 +109,6 @@ class APIConnectionError(ConnectionError):
 
 class APITimeoutError(APIConnectionError):
     """No answer within the timeout (counted as a timeout, which lowers the adaptive limit)."""
-
-
-class _Answer:
-    """What ``api_retry.retry_delay`` reads of a failed response: its headers."""
-
-    def __init__(self, headers: Mapping[str, str]):
-        self.headers = {name.lower(): value for name, value in headers.items()}
 
 
 class OpenAIHTTPClient:
@@ -144,7 +182,8 @@ class OpenAIHTTPClient:
             raise failed from cause
         if not 200 <= status < 300:
             message = scrub(_error_message(status, raw), self.secrets)
-            raise APIStatusError(status, message, _Answer(headers))
+            text = scrub(raw[:2000].decode("utf-8", "replace"), self.secrets)
+            raise APIStatusError(status, message, _Answer(headers), body=text, url=shown)
         try:
             return json.loads(raw)
         except ValueError as error:

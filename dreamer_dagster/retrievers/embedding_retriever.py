@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..citations import FAISS_CITATION
-from ..deferred import ColumnRef
+from ..deferred import ColumnRef, running_script
 from ..fingerprint import fingerprint
 from ..model_info import card_model_name
 from ..task_models.task_model import DEFAULT_BATCH_SIZE
@@ -129,6 +129,12 @@ class EmbeddingRetriever(Retriever):
     # -- the index ---------------------------------------------------------------------
 
     def _texts(self) -> list[str]:
+        if isinstance(self.texts, ColumnRef) and running_script(self.texts.step):
+            # Called directly in a running script (DataDreamer's way): the column's rows, read
+            # now; ``texts`` stays the reference, so the identity is the same in both modes.
+            if getattr(self, "_column_texts", None) is None:
+                self._column_texts = list(self.texts.data(f"indexing {self.texts.describe()}"))
+            return self._column_texts
         if isinstance(self.texts, ColumnRef):
             raise TypeError(
                 "EmbeddingRetriever: its texts column was not resolved; pass the retriever to a "

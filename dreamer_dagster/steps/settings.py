@@ -8,7 +8,7 @@
 - ``automation_condition``: a ``dg.AutomationCondition`` for the asset (opt in);
 - ``pool``: the Dagster concurrency pool (default: from the step's model);
 - ``retry_policy``: a ``dg.RetryPolicy`` (steps that call a model get one by
-  default), or ``False`` for none;
+  default, unless a model has ``retry_on_fail=False``), or ``False`` for none;
 - ``checks``: asset check thresholds by check name, or ``False`` for no checks
   (see :mod:`~dreamer_dagster.checks`);
 - ``budget_usd``: the most this step may spend on model calls;

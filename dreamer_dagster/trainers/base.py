@@ -60,6 +60,7 @@ from ..deferred import Deferred, ModelPath
 from ..errors import NonRetryableError
 from ..pools import trainer_pool
 from ..steps.step import REQUIRED, Step, StepDeclarationError
+from .datadreamer_api import DataDreamerTrainerAPI
 from .publishing import TrainerPublishing
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ class TrainingRun:
         return state
 
 
-class Trainer(TrainerPublishing, Step):
+class Trainer(DataDreamerTrainerAPI, TrainerPublishing, Step):
     """Base of trainer steps: a Dagster asset that writes ``<output>/<trainer>/_model``.
 
     Subclasses set ``INPUTS`` (the column inputs ``train()`` takes),

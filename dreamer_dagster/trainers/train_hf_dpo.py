@@ -42,9 +42,10 @@ class TrainHFDPO(TrainHFFineTune):
     any of TRL's DPO losses (``sigmoid``, ``ipo``, ``hinge``, ...) or a list of
     them (weighted by ``loss_weights=``). With ``peft_config``
     only a LoRA adapter is trained and the reference model is the base model
-    with the adapter switched off; without it a frozen copy of the model is
-    the reference (or, with ``precompute_ref_log_probs``, its log
-    probabilities computed once before training). Writes ``_model``: the
+    with the adapter switched off; without it the reference is the model as it
+    starts. ``precompute_ref_log_probs`` (keyword, after ``seed``; True by default,
+    as DataDreamer's) computes the reference log probabilities once before
+    training, so no reference model stays in memory; False keeps a frozen copy. Writes ``_model``: the
     model or its adapter (``HFTransformers(base, adapter_name=trainer.model_path)``
     generates with it), the tokenizer, ``training_args.json``, ``seed.json``,
     the model card and ``dreamer_trainer.json`` (``task``: ``causal_lm``).
@@ -65,7 +66,7 @@ class TrainHFDPO(TrainHFFineTune):
         "dpo_beta": 0.1,
         "loss_type": KTO_PAIR,
         "disable_dropout": True,
-        "precompute_ref_log_probs": False,
+        "precompute_ref_log_probs": True,
     }
     BEST_METRIC: ClassVar[str] = "eval_rewards/margins"
     GREATER_IS_BETTER: ClassVar[bool] = True
@@ -92,7 +93,7 @@ class TrainHFDPO(TrainHFFineTune):
         disable_dropout: bool = True,
         seed: int = 42,
         *,
-        precompute_ref_log_probs: bool = False,
+        precompute_ref_log_probs: bool = True,
         early_stopping_patience: int | None = 5,
         early_stopping_threshold: float | None = 0.0,
         gradient_accumulation_steps: int = 1,

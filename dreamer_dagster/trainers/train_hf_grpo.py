@@ -32,8 +32,8 @@ class TrainHFGRPO(TrainHFFineTune):
     for each of ``train_prompts`` it samples ``num_generations`` completions, scores
     them with ``reward_model`` and moves the model toward the better ones.
 
-    TRL 1.x replaced PPO with GRPO in its public API; this trainer takes the
-    place of DataDreamer's ``TrainHFPPO`` with the same kind of reward:
+    Not in DataDreamer (its RL trainer, :class:`TrainHFPPO`, is here too); it
+    takes the same kinds of reward:
     ``reward_model`` is a :class:`TrainHFRewardModel` trainer (which adds the
     dependency edge), its ``model_path``, the name or folder of a reward model
     (a one-output sequence classifier, or a ``_model`` adapter), or a Python
