@@ -175,7 +175,7 @@ def test_response_format_failures_per_row():
 
 
 def test_kept_ratio_of_a_filter():
-    kept = SOURCE.filter(lambda row: True, name="Kept")
+    kept = SOURCE.filter(lambda row: True, name="Kept", lazy=False)
     found = results(kept, {"num_rows": 1, "stats": {"rows_kept": 1, "rows_removed": 19}})
     assert metadata(found["kept_ratio"]) == {
         "value": 0.05,
