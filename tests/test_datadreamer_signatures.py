@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.datadreamer_wheel import datadreamer_source
+from tests.support.datadreamer_wheel import datadreamer_source, public_names
 
 PACKAGES = ("llms", "embedders", "retrievers", "task_models", "trainers")
 
@@ -147,20 +147,12 @@ def _resolved(name: str, classes: dict[str, list[DDClass]], package: str) -> dic
     return methods
 
 
-def _public(root: Path, package: str) -> list[str]:
-    tree = ast.parse((root / package / "__init__.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
-            return [ast.literal_eval(e) for e in node.value.elts]
-    raise AssertionError(f"no __all__ in DataDreamer's {package}/__init__.py")
-
-
 def _datadreamer() -> list[tuple[str, str, str, tuple[DDParam, ...]]]:
     root = datadreamer_source() / "datadreamer"
     classes = _classes(root)
     cases = []
     for package in PACKAGES:
-        for name in _public(root, package):
+        for name in public_names(root, package):
             for method, params in sorted(_resolved(name, classes, package).items()):
                 cases.append((package, name, method, params))
     return cases
@@ -276,7 +268,7 @@ def test_every_datadreamer_class_is_here() -> None:
     missing = [
         f"{package}.{name}"
         for package in PACKAGES
-        for name in _public(root, package)
+        for name in public_names(root, package)
         if _ours(package, name) is _MISSING
     ]
     assert not missing, f"DataDreamer classes missing here: {missing}"

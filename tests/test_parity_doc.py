@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.datadreamer_wheel import datadreamer_source
+from tests.support.datadreamer_wheel import datadreamer_source, public_names
 
 PACKAGES = ("llms", "embedders", "retrievers", "task_models", "trainers")
 PARITY = Path(__file__).resolve().parents[1] / "docs" / "parity.md"
@@ -63,14 +63,6 @@ def _datadreamer_classes(root: Path) -> dict[str, list[DDClass]]:
     return found
 
 
-def _public(root: Path, package: str) -> list[str]:
-    tree = ast.parse((root / package / "__init__.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
-            return [ast.literal_eval(e) for e in node.value.elts]
-    raise AssertionError(f"no __all__ in DataDreamer's {package}/__init__.py")
-
-
 def _lineage(name: str, package: str, classes: dict[str, list[DDClass]]) -> list[DDClass]:
     """The class and its DataDreamer bases (depth first), each once."""
     candidates = classes.get(name, [])
@@ -90,7 +82,7 @@ def datadreamer_members() -> dict[str, dict[str, tuple[list[str], set[str]]]]:
     out: dict[str, dict[str, tuple[list[str], set[str]]]] = {}
     for package in PACKAGES:
         out[package] = {}
-        for name in _public(root, package):
+        for name in public_names(root, package):
             lineage = _lineage(name, package, classes)
             members = set().union(*(c.members for c in lineage)) if lineage else set()
             out[package][name] = ([c.name for c in lineage], members)

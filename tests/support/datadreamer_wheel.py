@@ -10,6 +10,7 @@ alias layer. Without PyPI the test skips as a missing service (a failure under C
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import zipfile
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from tests.support.services import skip_missing_service
 
-__all__ = ["DATADREAMER_VERSION", "datadreamer_source"]
+__all__ = ["DATADREAMER_VERSION", "datadreamer_source", "public_names"]
 
 DATADREAMER_VERSION = "0.46.0"
 _WHEEL = f"datadreamer_dev-{DATADREAMER_VERSION}-py3-none-any.whl"
@@ -50,3 +51,12 @@ def datadreamer_source() -> Path:
         archive.extractall(partial)
     partial.rename(target)  # whole or not at all: a killed unpack is never taken for a finished one
     return target
+
+
+def public_names(root: Path, package: str) -> list[str]:
+    """The ``__all__`` of DataDreamer's ``<package>/__init__.py`` under ``root``, read with ``ast``."""
+    tree = ast.parse((root / package / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
+            return [ast.literal_eval(e) for e in node.value.elts]
+    raise AssertionError(f"no __all__ in DataDreamer's {package}/__init__.py")
