@@ -71,20 +71,8 @@ def sourced(value: Any, deferred: Deferred) -> Any:
         return value  # an item of a read container: the same object (changes stay visible)
     if isinstance(value, SourcedValue):
         value = value.builtin()
-    kind = type(value)
-    if kind is str:
-        return SourcedStr(value, deferred)
-    if kind is int:
-        return SourcedInt(value, deferred)
-    if kind is float:
-        return SourcedFloat(value, deferred)
-    if kind is list:
-        return SourcedList(value, deferred)
-    if kind is tuple:
-        return SourcedTuple(value, deferred)
-    if kind is dict:
-        return SourcedDict(value, deferred)
-    return value
+    wrapper = _SOURCED_TYPES.get(type(value))
+    return value if wrapper is None else wrapper(value, deferred)
 
 
 def plain(value: Any) -> Any:
@@ -252,3 +240,14 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_same(item, b[key]) for key, item in a.items())
     return a == b
+
+
+#: The exact built-in type of a read value -> the class that carries its source.
+_SOURCED_TYPES: dict[type, type] = {
+    str: SourcedStr,
+    int: SourcedInt,
+    float: SourcedFloat,
+    list: SourcedList,
+    tuple: SourcedTuple,
+    dict: SourcedDict,
+}
