@@ -6,7 +6,9 @@ twice. Also the step lock itself: exclusive, named, and gone with a killed holde
 The pool test runs on PostgreSQL instance storage (deploy/dagster-postgres.yaml), as a
 deployment with pools should: on SQLite, Dagster's slot claim is a SELECT then an UPDATE by
 id with no lock (``SqlEventLogStorage._claim_concurrency_slot``; ``FOR UPDATE`` means nothing
-there), so two runs claiming at the same instant can both get the one slot."""
+there), so two runs claiming at the same instant can both get the one slot. Its server holds every
+answer until the test has seen what it waits for (both runs in flight; one in flight and the
+other blocked by the pool), so the test does not depend on how fast two processes start."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import datasets
@@ -39,7 +43,7 @@ DEFINITIONS = textwrap.dedent(
     from dreamer_dagster.llms import OpenAI
     from dreamer_dagster.steps import DataSource, ProcessWithPrompt
 
-    llm = OpenAI("fake-chat", base_url=os.environ["FAKE_OPENAI_BASE_URL"], max_concurrency={max_concurrency})
+    llm = OpenAI("fake-chat", base_url=os.environ["FAKE_OPENAI_BASE_URL"], max_concurrency={max_concurrency}, timeout=600)
 
     with Pipeline({output!r}) as pipeline:
         source = DataSource("Inputs", {{"text": [f"text {{i}}" for i in range({rows})]}})
@@ -111,36 +115,101 @@ def together(commands: list[list[str]], folder: Path, env: dict) -> list[str]:
     return outputs
 
 
-def test_a_pool_of_limit_one_keeps_two_runs_within_one_models_concurrency(tmp_path, server):
+def test_a_pool_of_limit_one_keeps_two_runs_within_one_models_concurrency(tmp_path):
     pytest.importorskip(
         "dagster_postgres", reason=missing_service("dagster-postgres is not installed", EXTRAS_FIX)
     )
-    with running_postgres() as url:
+    with running_postgres() as url, GatedServer() as server:
         _pool_of_one(tmp_path, server, url)
 
 
-def _pool_of_one(tmp_path: Path, server: FakeOpenAIServer, postgres_url: str) -> None:
-    rows = 60  # 60 prompts x 0.2 s / 4 in flight: 3 s a step, so two runs would overlap
+class GatedServer(FakeOpenAIServer):
+    """Holds every answer until the test opens the gate, so what overlaps is decided by the
+    test, not by how fast two ``dagster`` processes start on a busy machine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def _route(self, request):
+        self.gate.wait(HANG_S)
+        return super()._route(request)
+
+
+def _pool_of_one(tmp_path: Path, server: GatedServer, postgres_url: str) -> None:
+    rows = 12
+    server.gate.set()
     definitions, env = setup(tmp_path, server, rows, postgres_url)
     pool = f"openai_127_0_0_1_{server.port}"
     materialize = [
         ["asset", "materialize", "-f", str(definitions), "--select", key] for key in ("step_a", "step_b")
     ]
 
-    # Without a limit on the pool, the two runs overlap at the server...
+    # Without a limit on the pool, both runs reach the server while its answers are held...
     server.reset()
-    together(materialize, tmp_path, env)
+    server.gate.clear()
+    runs = start(materialize, tmp_path, env)
+    wait_until(lambda: server.in_flight > MAX_CONCURRENCY, runs, "both runs to have requests in flight")
+    server.gate.set()
+    finish(runs)
     assert server.stats()["requests"] == 2 * rows
-    assert server.max_in_flight > MAX_CONCURRENCY
 
-    # ...with the pool set to 1, one step at a time: never more than one model's max_concurrency.
+    # ...with the pool set to 1, the second run waits for the slot while the first one's
+    # answers are held: never more than one model's max_concurrency in flight.
     dagster(["instance", "concurrency", "set", pool, "1"], tmp_path, env)
     _forget_outputs(tmp_path / "output", ["step-a", "step-b"])  # so both run and call the server again
     server.reset()
-    outputs = together(materialize, tmp_path, env)
+    server.gate.clear()
+    runs = start(materialize, tmp_path, env)
+    blocked = f"blocked by limit for pool {pool}"
+
+    def one_at_the_server_the_other_blocked() -> bool:
+        assert server.in_flight <= MAX_CONCURRENCY, "both runs have requests in flight"
+        return server.in_flight > 0 and any(blocked in log.read_text() for _, log in runs)
+
+    wait_until(one_at_the_server_the_other_blocked, runs, f"one run at the server and the other {blocked!r}")
+    server.gate.set()
+    finish(runs)
     assert server.stats()["requests"] == 2 * rows
     assert server.max_in_flight <= MAX_CONCURRENCY
-    assert any(f"blocked by limit for pool {pool}" in output for output in outputs)
+
+
+def start(commands: list[list[str]], folder: Path, env: dict) -> list[tuple[subprocess.Popen, Path]]:
+    """Start the ``dagster`` commands at once, each writing its output to a log file."""
+    runs = []
+    for number, args in enumerate(commands):
+        log = folder / f"run-{number}.log"
+        with log.open("w") as stream:
+            process = subprocess.Popen(
+                [str(BIN / "dagster"), *args], cwd=folder, env=env, stdout=stream, stderr=subprocess.STDOUT
+            )
+        runs.append((process, log))
+    return runs
+
+
+def wait_until(condition, runs: list[tuple[subprocess.Popen, Path]], what: str) -> None:
+    """Wait for ``condition`` while the runs are alive; a run that ends first fails the test."""
+    deadline = time.monotonic() + HANG_S
+    try:
+        while not condition():
+            ended = [log for process, log in runs if process.poll() is not None]
+            assert not ended, f"waiting for {what}, a run ended: " + ended[0].read_text()[-3000:]
+            assert time.monotonic() < deadline, f"waited {HANG_S} s for {what}"
+            time.sleep(0.1)
+    except AssertionError:
+        for process, _ in runs:
+            process.kill()
+        raise
+
+
+def finish(runs: list[tuple[subprocess.Popen, Path]]) -> list[str]:
+    outputs = []
+    for process, log in runs:
+        process.wait(timeout=HANG_S)
+        output = log.read_text()
+        assert process.returncode == 0, output[-3000:]
+        outputs.append(output)
+    return outputs
 
 
 def test_two_runs_of_one_step_share_one_folder_and_pay_each_call_once(tmp_path, server):
