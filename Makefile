@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install main test lint dev bench system-packages bench-peers mutants
+.PHONY: install main test lint docs dev bench system-packages bench-peers mutants
 
 $(BIN)/python:
 	$(shell command -v $(PYTHON) || command -v python3) -m venv $(VENV)
@@ -22,15 +22,24 @@ main: install
 	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dagster asset materialize --select '*' -f definitions.py
 
+# lint-imports: the layers (CONTRIBUTING.md "Layers"; the contract in pyproject.toml [tool.importlinter]).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # Debian packages some tests need (chromium for the browser test); never fails.
 system-packages:
 	bash scripts/install-system-packages.sh
 
-test: lint system-packages
+# The docs site (mkdocs.yml, docs/) into site/: --strict fails on a broken link, a page
+# missing from the nav or a public name without a docstring (docs/hooks/public_docstrings.py).
+# No --quiet: it hides the warnings --strict counts.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# tests/test_docs_blocks.py runs the docs' runnable blocks.
+test: lint docs system-packages
 	$(BIN)/pytest
 
 # Every benchmark in bench/ (each prints its ratio to a floor measured in the same

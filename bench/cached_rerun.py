@@ -9,7 +9,7 @@ the model cache (asserted: no request reaches the server, 0 model calls,
 Dagster's event log (``STEP_START`` to ``STEP_SUCCESS``). The floor, measured
 in the same run for the same number of rounds, is a bare SQLite
 ``SELECT key, value ... WHERE key IN (...)`` of every key of the cache file in
-chunks of 900. Both sides: best of ``--rounds``. Target (DESIGN.md): >= 20,000
+chunks of 900. Both sides: best of ``--rounds``. Target (docs/concepts/architecture.md, "Targets"): >= 20,000
 rows/s; exits non-zero below it.
 
     python bench/cached_rerun.py [--rows 10000] [--rounds 3]

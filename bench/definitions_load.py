@@ -1,7 +1,7 @@
 """How much longer the README's definitions.py takes to load than an empty
 ``dg.Definitions``, and whether declaring steps imports heavy libraries.
 
-Target (DESIGN.md): <= 1.5 s more than the empty floor; no torch,
+Target (docs/concepts/architecture.md, "Targets"): <= 1.5 s more than the empty floor; no torch,
 transformers, trl or peft in ``sys.modules`` after loading. Exits non-zero
 when either misses. Also prints what a 300 MB local data file adds to a repeated load
 (its content hash comes from the file-hash cache, ``dreamer_dagster/file_hashes.py``;

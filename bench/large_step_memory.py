@@ -16,7 +16,7 @@ growth that rises with the row count; what it holds a batch at a time does not.
 The figure that decides is the growth per row between the two sizes,
 ``(growth at the large size - growth at the small size) / (difference in
 rows)``: target < 200 bytes a row. The peak at the large size must also stay
-under 1 GB (DESIGN.md: a 200,000-row step). Exits non-zero when either misses.
+under 1 GB (docs/concepts/architecture.md, "Targets": a 200,000-row step). Exits non-zero when either misses.
 
     python bench/large_step_memory.py [--rows 50000 200000] [--concurrency 64]
 """

@@ -9,19 +9,18 @@ adds one. Like every Dagster schedule it starts stopped; turn it on in the
 web UI or with ``dagster schedule start``, with the daemon running.
 
 Automation conditions (``automation_condition=`` on a step or on
-``Pipeline``) are Dagster's own ``dg.AutomationCondition``s; see the README
+``Pipeline``) are Dagster's own ``dg.AutomationCondition``s; see docs/how-to/schedules.md
 for the ones that fit a generation pipeline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
-if TYPE_CHECKING:
-    from .steps.step import Step
+from .step_like import StepLike
 
 __all__ = ["DEFAULT_SCHEDULE_NAME", "stale_schedule"]
 
@@ -30,7 +29,7 @@ DEFAULT_SCHEDULE_NAME = "dreamer_stale_schedule"
 
 def stale_schedule(
     cron_schedule: str,
-    selection: str | dg.AssetSelection | Sequence[Step | dg.AssetKey | str] = "*",
+    selection: str | dg.AssetSelection | Sequence[StepLike | dg.AssetKey | str] = "*",
     name: str = DEFAULT_SCHEDULE_NAME,
     **kwargs: Any,
 ) -> dg.ScheduleDefinition:

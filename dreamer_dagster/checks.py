@@ -36,14 +36,12 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
 from .occurrences import OccurrenceCounter
-
-if TYPE_CHECKING:
-    from .steps.step import Step
+from .step_like import StepLike
 
 __all__ = [
     "CHECKS",
@@ -74,7 +72,7 @@ class _Check:
     #: ``above``: fails when the measure exceeds a threshold; ``below``: when under it.
     direction: str
     default: CheckThresholds
-    applies: Callable[[Step], bool]
+    applies: Callable[[StepLike], bool]
     #: record -> (the measure, or None where nothing could be measured; metadata).
     measure: Callable[[Mapping[str, Any]], tuple[float | None, dict[str, Any]]]
 
@@ -134,12 +132,12 @@ def _eval_loss(record: Mapping[str, Any]) -> tuple[float | None, dict]:
     return max(rise, 0.0) if last > previous else 0.0, {**metadata, "previous_eval_loss": previous}
 
 
-def _has_validation(step: Step) -> bool:
+def _has_validation(step: StepLike) -> bool:
     inputs = getattr(step, "inputs", None) or {}  # a trainer has inputs once .train() declared them
     return type(step).KIND == "trainer" and any(name.startswith("validation_") for name in inputs)
 
 
-def _has_response_format(step: Step) -> bool:
+def _has_response_format(step: StepLike) -> bool:
     return (getattr(step, "args", None) or {}).get("response_format") is not None
 
 
@@ -242,7 +240,7 @@ def normalize_checks(value: Any) -> dict[str, CheckThresholds | bool] | bool:
     return normalized
 
 
-def applicable_checks(step: Step) -> list[str]:
+def applicable_checks(step: StepLike) -> list[str]:
     """The names of the checks that apply to ``step`` (by its type and arguments). A lazy
     operation (steps/lazy.py) writes only its recipe, no rows, so no check applies to it:
     its consumers' checks see the rows it streams."""
@@ -251,7 +249,7 @@ def applicable_checks(step: Step) -> list[str]:
     return [name for name, check in CHECKS.items() if check.applies(step)]
 
 
-def step_thresholds(step: Step) -> dict[str, CheckThresholds]:
+def step_thresholds(step: StepLike) -> dict[str, CheckThresholds]:
     """The checks ``step`` runs, with their thresholds (defaults, then its ``checks=``)."""
     settings = getattr(step, "checks", None)
     if settings is False:
@@ -266,7 +264,7 @@ def step_thresholds(step: Step) -> dict[str, CheckThresholds]:
     return chosen
 
 
-def build_check_specs(step: Step, asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+def build_check_specs(step: StepLike, asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     """The ``dg.AssetCheckSpec`` of each check ``step`` runs, on its asset."""
     specs = []
     for name, thresholds in step_thresholds(step).items():
@@ -286,7 +284,7 @@ def build_check_specs(step: Step, asset_key: dg.AssetKey) -> list[dg.AssetCheckS
 
 
 def check_results(
-    step: Step,
+    step: StepLike,
     asset_key: dg.AssetKey,
     record: Mapping[str, Any],
     selected: Iterable[dg.AssetCheckKey] | None = None,
@@ -363,7 +361,7 @@ def _metadata_value(value: Any) -> Any:
 # -- what the checks measure, collected when a step runs --------------------------------
 
 
-def generation_columns(step: Step) -> list[str]:
+def generation_columns(step: StepLike) -> list[str]:
     """The output column holding a step's own generations (its ``generations`` output, renamed)."""
     if "generations" not in (type(step).OUTPUTS or ()):
         return []  # a step that passes its input's columns through generates none of them

@@ -16,20 +16,57 @@ why. Nothing is written: no cache file, no step folder.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .call_scope import CallScope
 from .errors import BudgetExceededError
 from .model import Model
 from .output_folder import OutputFolder
+from .step_like import StepLike
 
-if TYPE_CHECKING:
-    from .steps.run_context import StepRunContext
-    from .steps.step import Step
+__all__ = [
+    "EstimableStep",
+    "EstimateUnavailable",
+    "RunContextLike",
+    "StepEstimate",
+    "budget_stats",
+    "check_budget",
+    "estimate_step",
+]
 
-__all__ = ["StepEstimate", "budget_stats", "check_budget", "estimate_step"]
+
+class EstimateUnavailable(Exception):
+    """Raised while estimating (``StepRunContext.model``) by a model whose calls cannot be
+    estimated: the step gets no estimate, with the reason as its note."""
+
+
+class RunContextLike(Protocol):
+    """What the estimate and the budget read of a step's run context
+    (:class:`~dreamer_dagster.steps.run_context.StepRunContext`)."""
+
+    output_folder: OutputFolder
+    upstream: Mapping[str, Any]
+    stats: Counter
+    scope: CallScope
+
+    def close(self) -> None: ...
+
+
+class EstimableStep(StepLike, Protocol):
+    """A step as :func:`estimate_step` runs it (``steps/step_services.py`` implements it)."""
+
+    #: the class runs its own ``execute`` (a SuperStep), not only ``run()``
+    overrides_execute: bool
+
+    def estimating_context(self, output_folder: OutputFolder, upstream: Mapping[str, Any]) -> Any:
+        """A :class:`RunContextLike` in estimate-only mode: models count, never send."""
+        ...
+
+    def run(self, context: Any) -> Any: ...
 
 
 @dataclass
@@ -55,7 +92,7 @@ class StepEstimate:
 
 
 def estimate_step(
-    step: Step, output_folder: str | Path | OutputFolder, upstream: Mapping[str, Any] | None = None
+    step: EstimableStep, output_folder: str | Path | OutputFolder, upstream: Mapping[str, Any] | None = None
 ) -> StepEstimate:
     """Estimate ``step``'s uncached calls and cost without calling a model.
 
@@ -64,9 +101,6 @@ def estimate_step(
     whose upstream is not materialized (with its declared fingerprint) gets no
     estimate, with a note naming that step.
     """
-    from .steps.run_context import EstimateUnavailable, StepRunContext
-    from .steps.step import Step
-
     folder = output_folder if isinstance(output_folder, OutputFolder) else OutputFolder(output_folder)
 
     def unknown(note: str) -> StepEstimate:
@@ -79,14 +113,14 @@ def estimate_step(
         return unknown(f"{type(step).__name__} is a trainer: training cost is not estimated")
     if not models:
         return StepEstimate(step.name, 0, 0, 0, 0, 0.0)
-    if type(step).execute is not Step.execute:  # a SuperStep: its inner steps are its calls
+    if step.overrides_execute:  # a SuperStep: its inner steps are its calls
         return unknown(f"{type(step).__name__} runs other steps: its cost is not estimated")
     if upstream is None:
         loaded = _load_upstream(step, folder)
         if isinstance(loaded, str):
             return unknown(loaded)
         upstream = loaded
-    context = StepRunContext(step, folder, dict(upstream), staged=None, estimating=True)
+    context = step.estimating_context(folder, upstream)
     try:
         _consume(step.run(context))
     except EstimateUnavailable as error:
@@ -98,7 +132,7 @@ def estimate_step(
     return _estimate_from(step, context)
 
 
-def check_budget(step: Step, context: StepRunContext) -> StepEstimate | None:
+def check_budget(step: EstimableStep, context: RunContextLike) -> StepEstimate | None:
     """Before ``step`` sends anything: raise :class:`BudgetExceededError` if its estimate is
     over ``step.budget_usd``; log (and return) the estimate. None without a budget."""
     budget = step.budget_usd
@@ -125,7 +159,7 @@ def check_budget(step: Step, context: StepRunContext) -> StepEstimate | None:
     return estimate
 
 
-def budget_stats(step: Step, context: StepRunContext) -> None:
+def budget_stats(step: StepLike, context: RunContextLike) -> None:
     """After a run with a budget: ``budget_usd`` and, where a model had no price,
     ``budget_note`` in the step's stats (so in its ``dreamer/...`` metadata)."""
     if step.budget_usd is None:
@@ -135,7 +169,7 @@ def budget_stats(step: Step, context: StepRunContext) -> None:
         context.stats["budget_note"] = f"not checked for {', '.join(context.scope.unpriced)}: no known price"
 
 
-def _estimate_from(step: Step, context: StepRunContext) -> StepEstimate:
+def _estimate_from(step: StepLike, context: RunContextLike) -> StepEstimate:
     stats, scope = context.stats, context.scope
     notes = list(scope.notes)
     usd: float | None = round(float(stats.get("estimated_cost_usd", 0.0)), 6)
@@ -153,7 +187,7 @@ def _estimate_from(step: Step, context: StepRunContext) -> StepEstimate:
     )
 
 
-def _load_upstream(step: Step, folder: OutputFolder) -> dict[str, Any] | str:
+def _load_upstream(step: StepLike, folder: OutputFolder) -> dict[str, Any] | str:
     """The finished outputs of ``step``'s upstream steps, or a note naming one that is not."""
     loaded: dict[str, Any] = {}
     for parent in step.upstream():

@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .filesystem import LocalFiles
+
 __all__ = [
     "DATASETS_CACHE_PREFIX",
     "dataset_data_version",
@@ -30,15 +32,6 @@ DATASETS_CACHE_PREFIX = "cache-"
 _MANIFEST_TAG = b"dreamer-manifest-v1"
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        with open(path) as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def dataset_data_version(dataset_path: Path) -> str:
     """A hash of a saved dataset's content: its Arrow files and its features.
 
@@ -46,7 +39,7 @@ def dataset_data_version(dataset_path: Path) -> str:
     every save of the same rows.
     """
     digest = hashlib.sha256()
-    info = _read_json(dataset_path / "dataset_info.json") or {}
+    info = LocalFiles.read_json(dataset_path / "dataset_info.json") or {}
     _update_framed(digest, json.dumps(info.get("features"), sort_keys=True).encode())
     for arrow in sorted(dataset_path.glob("*.arrow")):
         if not arrow.name.startswith(DATASETS_CACHE_PREFIX):  # a reader's cache, not the data

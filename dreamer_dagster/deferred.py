@@ -11,11 +11,12 @@ args, and enter its fingerprint through the producing step's fingerprint and the
 recorded expression.
 
 Used as a value (``str()``, an f-string, ``len``, iteration, ``+``, a truth test), a
-deferred value is computed, by :func:`~dreamer_dagster.script_mode.require_output`'s
-rule: in a running script the step is materialized first and the real value is used;
-in a file Dagster loads as definitions it raises a clear error, so ``Deferred(...)``
-text never slips into a prompt. Passed to a step, it stays deferred, so a script and
-the same file loaded as definitions declare the same fingerprints.
+deferred value is computed by its step (``StepLike.compute_deferred``), by
+:func:`~dreamer_dagster.script_mode.require_output`'s rule: in a running script the
+step is materialized first and the real value is used; in a file Dagster loads as
+definitions it raises a clear error, so ``Deferred(...)`` text never slips into a
+prompt. Passed to a step, it stays deferred, so a script and the same file loaded as
+definitions declare the same fingerprints.
 
 Inside a running script's block, ``step.output["col"][i]`` is the row's real value
 instead (a ``str``, ``int``, ``float``, ``list``, ``dict``... that remembers this
@@ -26,10 +27,9 @@ which states the fingerprint rule); ``ref.at(i)`` is a :class:`Deferred` in ever
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .steps.step import Step
+from .step_like import StepLike, is_step
 
 __all__ = [
     "ColumnRef",
@@ -50,7 +50,7 @@ class DeferredValueError(ValueError):
 class ColumnRef:
     """One column of a step's output, used as another step's input."""
 
-    def __init__(self, step: Step, column: str):
+    def __init__(self, step: StepLike, column: str):
         self.step = step
         self.column = column
 
@@ -86,10 +86,7 @@ class ColumnRef:
 
     def data(self, what: str | None = None) -> Any:
         """The column's values (a :class:`~dreamer_dagster.steps.output_data.ColumnData`)."""
-        from .steps.output_data import ColumnData
-
-        dataset = self.step.read_dataset(what or f"reading {self.describe()}")
-        return ColumnData(self.step, dataset.select_columns([self.column]))
+        return self.step.column_data(self.column, what or f"reading {self.describe()}")
 
     def __len__(self) -> int:
         return len(self.data(f"len({self.describe()})"))
@@ -126,7 +123,7 @@ class Deferred:
     ``ops`` is the recorded chain of ``getitem`` / ``getattr`` / ``call``.
     """
 
-    def __init__(self, step: Step, source: tuple, ops: tuple = ()):
+    def __init__(self, step: StepLike, source: tuple, ops: tuple = ()):
         self.step = step
         self.source = source
         self.ops = ops
@@ -189,9 +186,7 @@ class Deferred:
 
     def _compute(self, what: str | None = None) -> Any:
         """The value, computed now from the step's output (see the module docstring)."""
-        from .script_mode import deferred_value
-
-        return deferred_value(self, what or f"the value of {self.describe()}")
+        return self.step.compute_deferred(self, what or f"the value of {self.describe()}")
 
     def __str__(self) -> str:
         return str(self._compute(f"str({self.describe()})"))
@@ -267,7 +262,7 @@ class Sourced:
     deferred: Deferred
 
     @property
-    def step(self) -> Step:
+    def step(self) -> StepLike:
         return self.deferred.step
 
     def sourced_by(self) -> Deferred | None:
@@ -315,18 +310,16 @@ def _value(other: Any) -> Any:
     return other._compute() if isinstance(other, Deferred) else other
 
 
-def upstream_steps(value: Any) -> list[Step]:
+def upstream_steps(value: Any) -> list[StepLike]:
     """Every step that ``value`` (args, nested containers, models) depends on."""
-    from .steps.step import Step
-
-    found: dict[int, Step] = {}
+    found: dict[int, StepLike] = {}
 
     def walk(obj: Any) -> None:
         if isinstance(obj, (ColumnRef, Deferred)):
             found[id(obj.step)] = obj.step
         elif isinstance(obj, Sourced) and obj.sourced_by() is not None:
             found[id(obj.step)] = obj.step  # changed in place: its items (below) tell
-        elif isinstance(obj, Step):
+        elif is_step(obj):
             found[id(obj)] = obj
         elif isinstance(obj, Mapping):
             for item in obj.values():
@@ -348,15 +341,13 @@ def resolve(value: Any, context: Any) -> Any:
     Models resolve their own deferred parts (an adapter path, a trainer) through
     ``resolve_deferred(context)``, returning a ready copy.
     """
-    from .steps.step import Step
-
     if isinstance(value, Sourced):
         return value.resolve_deferred(context)  # a real value read in a script: its plain value
     if isinstance(value, Deferred):
         return value.evaluate(context.deferred_base(value))
     if isinstance(value, ColumnRef):
         return context.column(value)
-    if isinstance(value, Step):
+    if is_step(value):
         return context.model_path(value)
     if isinstance(value, Mapping):
         return {key: resolve(item, context) for key, item in value.items()}

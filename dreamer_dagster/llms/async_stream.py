@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import queue
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -12,6 +11,7 @@ from typing import Any
 
 from .adaptive_concurrency import AdaptiveConcurrency, Ticket
 from .api_retry import NotSent, current_gate
+from .finished_queue import FinishedQueue
 from .generation_result import GenerationResult
 from .request import GenerationRequest
 from .stream import GenerationStream
@@ -63,9 +63,7 @@ class AsyncStream(GenerationStream):
         self.limit = AdaptiveConcurrency(
             max(1, int(max_concurrency)), enabled=adaptive, latency_ceiling=latency_ceiling
         )
-        self._done: queue.SimpleQueue = queue.SimpleQueue()
-        self._unclaimed: list[tuple[GenerationRequest, GenerationResult]] = []
-        self._pending = 0
+        self._finished = FinishedQueue()
         self._events_lock = threading.Lock()
         self._counts: Counter = Counter()
         self._notes: list[str] = []
@@ -104,22 +102,22 @@ class AsyncStream(GenerationStream):
             if self._error is not None or self.stopped:
                 # The run has failed (a 401, say) or stopped (its budget is spent): requests
                 # still queued are not sent, so a step pays for no call it cannot use.
-                self._done.put((request, None, self._error or _NOT_SENT))
+                self._finished.put(request, None, self._error or _NOT_SENT)
                 continue
             try:
                 result = await self._call(self._client, request)
             except asyncio.CancelledError:
                 raise
             except NotSent:
-                self._done.put((request, None, _NOT_SENT))
+                self._finished.put(request, None, _NOT_SENT)
             except BaseException as error:  # handed to the caller's thread by poll()
                 if self._error is None:
                     self._error = error
-                self._done.put((request, None, error))
+                self._finished.put(request, None, error)
             else:
                 if self._open_cache is not None:
                     await self._write(request, result)
-                self._done.put((request, result, None))
+                self._finished.put(request, result)
 
     async def _write(self, request: GenerationRequest, result: GenerationResult) -> None:
         """Queue an answer for the cache and wait for the write of this loop pass."""
@@ -192,7 +190,7 @@ class AsyncStream(GenerationStream):
     # -- the caller's side ---------------------------------------------------------------
 
     def submit(self, requests: list[GenerationRequest]) -> None:
-        self._pending += len(requests)
+        self._finished.expect(len(requests))
 
         def enqueue() -> None:
             assert self._queue is not None
@@ -203,37 +201,14 @@ class AsyncStream(GenerationStream):
 
     @property
     def pending(self) -> int:
-        return self._pending
+        return self._finished.pending
 
     def poll(self, block: bool) -> list[tuple[GenerationRequest, GenerationResult]]:
-        items = []
-        if block and self._pending:
-            items.append(self._done.get())
-        while True:
-            try:
-                items.append(self._done.get_nowait())
-            except queue.Empty:
-                break
-        self._pending -= len(items)
-        done = [(request, result) for request, result, error in items if error is None]
-        for _, _, error in items:
-            if error is not None and error is not _NOT_SENT:
-                # Answers that came back beside the error are still answers: drain() hands them over.
-                self._unclaimed.extend(done)
-                raise error
-        return done
+        # Requests not sent (the run failed or stopped) are no error of their own.
+        return self._finished.answers(self._finished.take(block), ignored=_NOT_SENT)
 
     def drain(self) -> list[tuple[GenerationRequest, GenerationResult]]:
-        done, self._unclaimed = self._unclaimed, []
-        while True:
-            try:
-                request, result, error = self._done.get_nowait()
-            except queue.Empty:
-                break
-            self._pending -= 1
-            if error is None:
-                done.append((request, result))
-        return done
+        return self._finished.drain()
 
     def stop(self) -> None:
         self.stopped = True

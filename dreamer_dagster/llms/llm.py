@@ -2,7 +2,9 @@
 
 A backend says what it is (``identity``), how it counts tokens and how long its
 context is, and opens a ``GenerationStream`` that turns prompts into texts.
-Everything else lives here, the same for every backend:
+Everything else is the same for every backend (the loop in
+:mod:`.run_loop`, the parameters in :mod:`.run_options`, DataDreamer's
+``format_prompt`` in :mod:`.prompt_format`):
 
 - the request: generation parameters normalized into the cache key, each
   prompt's occurrence index among identical prompts (so ``n`` identical
@@ -34,25 +36,18 @@ Everything else lives here, the same for every backend:
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-from collections import Counter
-from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass
-from itertools import chain, islice
+from collections.abc import Generator, Iterable
 from typing import Any
 
-from ..cache import ModelCache, key_for, request_prefix
+from ..cache import ModelCache
 from ..direct_calls import bind_direct, finish_direct, is_direct
-from ..fingerprint import canonical
 from ..model import Model
-from ..occurrences import OccurrenceCounter
 from . import response_format as response_formats
-from .call_report import CallReport
-from .estimate_stream import EstimateStream
-from .generation_limits import generation_arg_problem
 from .pricing import Price
+from .prompt_format import PromptFormatting
 from .request import GenerationRequest
+from .run_loop import run_prompts
+from .run_options import RunOptions, check_bounds, generation_params, is_greedy, run_options
 from .stream import GenerationStream
 
 __all__ = ["DEFAULT_BATCH_SIZE", "LLM", "RunOptions"]
@@ -60,17 +55,7 @@ __all__ = ["DEFAULT_BATCH_SIZE", "LLM", "RunOptions"]
 DEFAULT_BATCH_SIZE = 10
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """How one ``run`` goes (never what it returns for a cached prompt): outside the cache key."""
-
-    force: bool = False
-    cache_only: bool = False
-    #: Times an answer that does not parse under ``response_format`` is asked again.
-    retries: int = 0
-
-
-class LLM(Model):
+class LLM(PromptFormatting, Model):
     """Base of text-generation models (``HFTransformers``, ``OpenAI``, ``VLLM``...).
 
     Subclasses implement ``identity``, ``count_tokens``, ``_context_length`` and
@@ -133,80 +118,6 @@ class LLM(Model):
         """USD per million tokens of this model's calls, or None when unknown (local
         models, servers behind a ``base_url``): then no cost is counted, never a guess."""
         return None
-
-    #: Context length assumed where a backend does not know its model's.
-    ASSUMED_CONTEXT_LENGTH = 4096
-
-    # -- DataDreamer's LLM interface ------------------------------------------------
-
-    def get_max_context_length(self, max_new_tokens: int) -> int:
-        """The context length left for the prompt when ``max_new_tokens`` will be generated."""
-        return (self._context_length() or self.ASSUMED_CONTEXT_LENGTH) - max_new_tokens
-
-    def final_count_tokens(self, value: str | None) -> int:
-        return 0 if not value else self.count_tokens(value)
-
-    def _template_token_count(self) -> int:
-        """Tokens the chat template adds around a prompt."""
-        formatted = self._format_text("")
-        return self._count_text_tokens(formatted) if formatted else 0
-
-    def format_prompt(
-        self,
-        max_new_tokens: int | None = None,
-        beg_instruction: str | None = None,
-        in_context_examples: list[str] | None = None,
-        end_instruction: str | None = None,
-        sep: str = "\n",
-        min_in_context_examples: int | None = None,
-        max_in_context_examples: int | None = None,
-    ) -> str:
-        """``beg_instruction``, in-context examples and ``end_instruction`` joined by ``sep``,
-        keeping as many examples (in order) as fit the context with ``max_new_tokens`` left."""
-        examples = list(in_context_examples or [])
-        if examples:
-            min_in_context_examples = 1 if min_in_context_examples is None else min_in_context_examples
-            max_in_context_examples = (
-                len(examples) if max_in_context_examples is None else max_in_context_examples
-            )
-            if min_in_context_examples < 0:
-                raise ValueError("min_in_context_examples cannot be negative.")
-            if max_in_context_examples < min_in_context_examples:
-                raise ValueError("max_in_context_examples cannot be less than min_in_context_examples.")
-            if len(examples) < min_in_context_examples:
-                raise ValueError(
-                    f"Only {len(examples)} in-context examples were given; "
-                    f"min_in_context_examples is {min_in_context_examples}."
-                )
-        budget = self.get_max_context_length(max_new_tokens or 0) - self._template_token_count()
-
-        def build(chosen: list[str]) -> str:
-            parts = chain(
-                [beg_instruction] if beg_instruction is not None else [],
-                chosen,
-                [end_instruction] if end_instruction is not None else [],
-            )
-            return sep.join(parts)
-
-        required = self.final_count_tokens(build([]))
-        if examples and min_in_context_examples and budget - required <= self.final_count_tokens(sep):
-            raise ValueError(
-                "The prompt's instructions fill the model's context: no room is left for in-context examples."
-            )
-        if budget - required < 0:
-            raise ValueError("The prompt's instructions exceed the model's context length.")
-        chosen: list[str] = []
-        for example in examples:
-            if self.final_count_tokens(build([*chosen, example])) <= budget:
-                chosen.append(example)
-                if max_in_context_examples is not None and len(chosen) >= max_in_context_examples:
-                    break
-        if min_in_context_examples is not None and examples and len(chosen) < min_in_context_examples:
-            raise ValueError(
-                f"Cannot fit the minimum of {min_in_context_examples} in-context examples in the prompt "
-                "without exceeding the model's context length."
-            )
-        return build(chosen)
 
     def run(
         self,
@@ -279,244 +190,27 @@ class LLM(Model):
             **kwargs,
         )
         self._check_bounds(batch_size=batch_size)
-        if int(response_format_retries) < 0:
-            raise ValueError(f"response_format_retries must be >= 0 (got {response_format_retries}).")
-        if response_format is not None:
-            response_formats.check(response_format)
-        if force and cache_only:
-            raise ValueError("force=True and cache_only=True contradict each other: pick one.")
-        options = RunOptions(
-            force=bool(force), cache_only=bool(cache_only), retries=int(response_format_retries)
-        )
+        options = run_options(force, cache_only, response_format_retries, response_format)
         model = self
         if is_direct(self):  # called directly, not through a step: the session's cache
             model = bind_direct(self)
-        results = model._run(iter(prompts), params, int(batch_size), response_format, options)
+        results = run_prompts(model, iter(prompts), params, int(batch_size), response_format, options)
         if model is not self:
             results = finish_direct(results, model.cache_folder)
         if model.scope is not None:
             model.scope.track(results)  # closed by the step if an error leaves it open
         return results if return_generator else list(results)
 
-    def _generation_params(
-        self,
-        max_new_tokens: int | None,
-        temperature: float,
-        top_p: float,
-        n: int,
-        stop: str | list[str] | None,
-        repetition_penalty: float | None,
-        logit_bias: dict[int, float] | None,
-        seed: int | None,
-        response_format: Any,
-        **kwargs: Any,
-    ) -> dict:
-        """Every parameter that changes the output, normalized: the request part of the cache key."""
-        self._check_bounds(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n)
-        stops = [stop] if isinstance(stop, str) else list(stop or [])
-        return {
-            "max_new_tokens": None if max_new_tokens is None else int(max_new_tokens),
-            "temperature": float(temperature),
-            "top_p": float(top_p),
-            "n": int(n),
-            "stop": stops,
-            "repetition_penalty": None if repetition_penalty is None else float(repetition_penalty),
-            "logit_bias": (
-                None
-                if not logit_bias
-                else {str(int(token)): float(bias) for token, bias in sorted(logit_bias.items())}
-            ),
-            "seed": seed,
-            "response_format": None
-            if response_format is None
-            else response_formats.identity(response_format),
-            "kwargs": canonical(kwargs, "run kwargs"),
-        }
+    def _generation_params(self, **params: Any) -> dict:
+        """Every parameter that changes the output, normalized: the request part of the cache key
+        (``run``'s generation arguments, by name; see :func:`.run_options.generation_params`)."""
+        return generation_params(type(self).__name__, **params)
 
     def _check_bounds(self, **values: Any) -> None:
         """A ``ValueError`` naming the argument and the fix for a value out of bounds."""
-        for name, value in values.items():
-            problem = generation_arg_problem(name, value, optional=name == "max_new_tokens")
-            if problem is not None:
-                raise ValueError(f"{type(self).__name__}.run(): {name} {problem}")
+        check_bounds(type(self).__name__, **values)
 
-    @staticmethod
-    def is_greedy(params: dict) -> bool:
-        return params["temperature"] == 0.0 or params["top_p"] == 0.0
-
-    # -- the run loop -----------------------------------------------------------------
-
-    def _run(
-        self,
-        prompts: Iterator[str],
-        params: dict,
-        batch_size: int,
-        response_format: Any,
-        options: RunOptions | None = None,
-    ) -> Generator[str | list[str] | None, None, None]:
-        options = options or RunOptions()
-        identity = self.fingerprint_identity()
-        prefix = request_prefix(identity, params)
-        scope = self.scope
-        estimating = scope is not None and scope.estimating
-        if estimating:
-            options = dataclasses.replace(options, retries=0, cache_only=False)  # empty answers never parse
-        cache = self._open_cache(estimating)
-        stats = self.stats if self.stats is not None else Counter()
-        stats["model_calls"] += 0  # reported as 0 rather than left out
-        stats["cache_hits"] += 0
-        report = CallReport(repr(self), stats, scope, self.price())
-        chunk_size = max(batch_size, 64)
-        lookahead = max(self._lookahead(batch_size), 2 * chunk_size)
-        occurrences = OccurrenceCounter()
-        for prompt, count in (self.occurrence_base or {}).items():  # a shard's earlier prompts
-            occurrences.add(prompt, count)
-        waiting: dict[int, Any] = {}  # input position -> the finished result
-        # Answered and not yet in the cache (a stream that writes answers as they arrive
-        # marks them ``in_cache``): written at once, and again in ``finally`` if an
-        # interrupt lands between an answer's arrival and its write.
-        received: list = []
-        next_out = 0
-        stream: GenerationStream | None = None
-        index = 0
-        stopped = False  # the step's budget is spent: nothing more is sent
-
-        def lookup(requests: list[GenerationRequest]) -> list[Any]:
-            if cache is None or options.force:
-                return [None] * len(requests)
-            return cache.get_many([r.key for r in requests])
-
-        def send(misses: list[GenerationRequest]) -> None:
-            nonlocal stream
-            if not misses or stopped:
-                return
-            if options.cache_only:
-                raise RuntimeError(
-                    f"{self!r}: cache_only=True, but {len(misses)} prompts are not in the cache "
-                    f"(the first: {misses[0].prompt[:80]!r}). Fix: run without cache_only."
-                )
-            if stream is None:
-                stream = (
-                    EstimateStream(params, scope.notes if scope else None)
-                    if estimating
-                    else self._open_stream(params, batch_size)
-                )
-                if cache is not None and not estimating:
-                    stream.write_answers_to(lambda: self._open_cache(estimating=False))
-            stream.submit([self._prepare(request, params, response_format) for request in misses])
-
-        def save(done: list) -> None:
-            received.extend(item for item in done if not item[1].in_cache)
-            if cache is not None and not estimating and received:
-                cache.put_many((request.key, result.texts) for request, result in received)
-            received.clear()
-            report.count(done)
-
-        def accept(answered: list[tuple[GenerationRequest, list[str]]]) -> None:
-            """Finish answered requests; an answer that does not parse is asked again."""
-            while answered:
-                retries: list[GenerationRequest] = []
-                for request, texts in answered:
-                    if response_format is None:
-                        waiting[request.index] = texts[0] if params["n"] == 1 else list(texts)
-                        continue
-                    parsed = [response_formats.parse(text, response_format) for text in texts]
-                    earlier = request.extra.get("parsed")
-                    if earlier is not None:  # a retry fills the slots that failed before
-                        fresh = iter(value for value in parsed if value is not None)
-                        parsed = [value if value is not None else next(fresh, None) for value in earlier]
-                    attempt = request.extra.get("retry", 0)
-                    if any(value is None for value in parsed) and attempt < options.retries and not stopped:
-                        stats["response_format_retries"] += 1
-                        key = hashlib.sha256(f"{request.key}:retry".encode()).hexdigest()
-                        retries.append(
-                            GenerationRequest(
-                                request.index,
-                                request.prompt,
-                                key,
-                                int(key[:15], 16),
-                                extra={"retry": attempt + 1, "parsed": parsed},
-                            )
-                        )
-                        continue
-                    stats["response_format_failures"] += sum(value is None for value in parsed)
-                    waiting[request.index] = parsed[0] if params["n"] == 1 else parsed
-                if not retries:
-                    return
-                cached = lookup(retries)
-                stats["cache_hits"] += sum(value is not None for value in cached)
-                send([request for request, value in zip(retries, cached) if value is None])
-                answered = [(request, value) for request, value in zip(retries, cached) if value is not None]
-
-        def collect(block: bool) -> None:
-            nonlocal stopped
-            assert stream is not None
-            done = stream.poll(block)
-            save(done)
-            accept([(request, result.texts) for request, result in done])
-            report.events(stream)
-            if not stopped and not estimating and scope is not None and scope.over_budget():
-                stopped = True
-                stream.stop()
-
-        completed = False
-        try:
-            while not stopped and (chunk := list(islice(prompts, chunk_size))):
-                while stream is not None and stream.pending and index - next_out >= lookahead:
-                    collect(block=True)
-                    while next_out in waiting:
-                        yield waiting.pop(next_out)
-                        next_out += 1
-                requests = []
-                for prompt in chunk:
-                    if not isinstance(prompt, str):
-                        raise TypeError(f"Prompt #{index} is a {type(prompt).__name__}, not a string.")
-                    key = key_for(prefix, prompt, occurrences.next(prompt))
-                    requests.append(GenerationRequest(index, prompt, key, int(key[:15], 16)))
-                    index += 1
-                cached = lookup(requests)
-                hits = [(request, value) for request, value in zip(requests, cached) if value is not None]
-                stats["cache_hits"] += len(hits)
-                send([request for request, value in zip(requests, cached) if value is None])
-                accept(hits)
-                if stream is not None and stream.pending:
-                    collect(block=False)
-                while next_out in waiting:
-                    yield waiting.pop(next_out)
-                    next_out += 1
-            while stream is not None and stream.pending:
-                collect(block=True)
-                while next_out in waiting:
-                    yield waiting.pop(next_out)
-                    next_out += 1
-            if stopped:
-                assert scope is not None
-                raise scope.budget_error(repr(self), stats["model_calls"])
-            if next_out != index:
-                raise RuntimeError(f"{self!r}: {index - next_out} prompts got no result from the backend.")
-            completed = True
-        finally:
-            try:
-                if stream is not None:
-                    self._end_stream(stream, save, report, completed)
-            finally:
-                if cache is not None:
-                    cache.close()
-
-    def _end_stream(self, stream: GenerationStream, save: Any, report: CallReport, completed: bool) -> None:
-        """Close the stream (nothing more is sent), then commit what arrived and was not
-        collected, then report."""
-        try:
-            stream.close()
-        finally:
-            try:
-                save(stream.drain())
-            except Exception:
-                if completed:
-                    raise
-                # The run is already failing; its own error is the one to see.
-                report.scope.warning(f"{self!r}: could not save the answers received before the failure.")
-            report.events(stream, final=True)
+    is_greedy = staticmethod(is_greedy)
 
     def _open_cache(self, estimating: bool) -> ModelCache | None:
         if self.cache_folder is None:

@@ -10,6 +10,7 @@ from ..errors import NonRetryableError
 from ..fingerprint import canonical
 from ..model import ClientSettings
 from ..pools import endpoint_pool
+from ..step_like import is_step
 from .api_retry import MalformedResponse, RetryPolicy, call_with_retries, malformed_body_errors
 from .async_stream import AsyncStream
 from .generation_result import GenerationResult
@@ -446,9 +447,7 @@ def _schema_name(name: str) -> str:
 
 
 def _is_trainer(value: Any) -> bool:
-    from ..steps.step import Step
-
-    return isinstance(value, Step)
+    return is_step(value)
 
 
 def _declared_model_name(model_name: Any) -> str:

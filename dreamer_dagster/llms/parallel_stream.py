@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 
+from .finished_queue import FinishedQueue
 from .generation_result import GenerationResult
 from .request import GenerationRequest
 from .stream import GenerationStream
@@ -25,11 +26,9 @@ class ParallelStream(GenerationStream):
     def __init__(self, streams: list[GenerationStream], chunk_size: int):
         self._streams = streams
         self._chunk_size = max(1, chunk_size)
-        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._finished = FinishedQueue()
         self._inboxes: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in streams]
         self._load = [0] * len(streams)
-        self._pending = 0
-        self._unclaimed: list[tuple[GenerationRequest, GenerationResult]] = []
         self._threads = [
             threading.Thread(target=self._drive, args=(i,), name=f"parallel-llm-{i}", daemon=True)
             for i in range(len(streams))
@@ -52,54 +51,31 @@ class ParallelStream(GenerationStream):
                         return
                     stream.submit(item)
                 for request, result in stream.poll(block=True):
-                    self._done.put((index, request, result, None))
+                    self._finished.put(request, result, source=index)
         except BaseException as error:  # handed to the caller's thread by poll()
-            self._done.put((index, None, None, error))
+            self._finished.put(None, None, error, source=index)
 
     def submit(self, requests: list[GenerationRequest]) -> None:
         for start in range(0, len(requests), self._chunk_size):
             chunk = requests[start : start + self._chunk_size]
             target = min(range(len(self._streams)), key=lambda i: self._load[i])
             self._load[target] += len(chunk)
-            self._pending += len(chunk)
+            self._finished.expect(len(chunk))
             self._inboxes[target].put(chunk)
 
     @property
     def pending(self) -> int:
-        return self._pending
+        return self._finished.pending
 
     def poll(self, block: bool) -> list[tuple[GenerationRequest, GenerationResult]]:
-        items = []
-        if block and self._pending:
-            items.append(self._done.get())
-        while True:
-            try:
-                items.append(self._done.get_nowait())
-            except queue.Empty:
-                break
-        done, failure = [], None
-        for index, request, result, error in items:
-            if error is not None:
-                failure = failure or error
-                continue
-            self._load[index] -= 1
-            self._pending -= 1
-            done.append((request, result))
-        if failure is not None:
-            self._unclaimed.extend(done)  # answers beside the error: drain() hands them over
-            raise failure
-        return done
+        items = self._finished.take(block)
+        for index, request, _, _ in items:
+            if request is not None:
+                self._load[index] -= 1
+        return self._finished.answers(items)
 
     def drain(self) -> list[tuple[GenerationRequest, GenerationResult]]:
-        done, self._unclaimed = self._unclaimed, []
-        while True:
-            try:
-                _, request, result, error = self._done.get_nowait()
-            except queue.Empty:
-                break
-            if error is None:
-                done.append((request, result))
-        return done
+        return self._finished.drain()
 
     def close(self) -> None:
         for inbox in self._inboxes:

@@ -333,11 +333,9 @@ class ExportMethods:
         The token is ``token`` or the ``HF_TOKEN`` environment variable, read
         now and never logged. ``kwargs`` go to ``HfApi.upload_folder``.
         """
-        from huggingface_hub import HfApi
+        from ..hub_upload import hub_repo, upload_to_hub
 
-        api = HfApi(token=token or os.environ.get("HF_TOKEN"))
-        if "/" not in repo_id:
-            repo_id = f"{api.whoami()['name']}/{repo_id}"
+        api, repo_id = hub_repo(token, repo_id)
         with tempfile.TemporaryDirectory(prefix="dreamer-publish-") as folder:
             self.save_hf_hub_files(
                 folder,
@@ -349,15 +347,14 @@ class ExportMethods:
                 repo_id=repo_id,
                 output_folder=output_folder,
             )
-            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-            if branch is not None:
-                api.create_branch(repo_id, branch=branch, repo_type="dataset", exist_ok=True)
-            kwargs.setdefault("commit_message", f"Upload {self.name}")
-            api.upload_folder(
-                folder_path=folder,
-                repo_id=repo_id,
-                repo_type="dataset",
-                revision=branch,
+            upload_to_hub(
+                api,
+                folder,
+                repo_id,
+                "dataset",
+                private=private,
+                branch=branch,
+                default_commit_message=f"Upload {self.name}",
                 delete_patterns=["data/*"],
                 **kwargs,
             )

@@ -52,10 +52,6 @@ class OutputData:
         return list(self._dataset.column_names)
 
     @property
-    def _features(self) -> Any:
-        return self._dataset.features
-
-    @property
     def info(self) -> Any:
         """The ``datasets.DatasetInfo`` of the rows (``info.features``)."""
         return self._dataset.info

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..call_scope import CallScope
+from ..cost import EstimateUnavailable
 from ..dataset_io import rows_between
 from ..deferred import ColumnRef, Deferred, DeferredValueError, resolve
 from ..logs import report
@@ -18,11 +19,7 @@ if TYPE_CHECKING:
     from ..output_folder import OutputFolder, StepFolder
     from .step import Step
 
-__all__ = ["EstimateUnavailable", "StepRunContext"]
-
-
-class EstimateUnavailable(Exception):
-    """Raised while estimating a step whose calls cannot be counted without making them."""
+__all__ = ["EstimateUnavailable", "StepRunContext"]  # EstimateUnavailable: cost.py's, re-exported
 
 
 class StepRunContext:
@@ -194,21 +191,6 @@ class StepRunContext:
     def input_columns(self) -> dict[str, list]:
         """Every declared input as a list, by input name."""
         return {name: self.column(ref) for name, ref in self.step.inputs.items()}
-
-    def input_dataset(self) -> Any:
-        """The declared inputs as one Dataset whose columns are the input names."""
-        import datasets
-
-        columns = {}
-        for name, ref in self.step.inputs.items():
-            dataset = self.dataset(ref.step)
-            columns[name] = dataset.select_columns([ref.column]).rename_column(ref.column, name)
-        if not columns:
-            return datasets.Dataset.from_dict({})
-        lengths = {name: len(ds) for name, ds in columns.items()}
-        if len(set(lengths.values())) > 1:
-            raise ValueError(f"Step {self.step.name!r}: its inputs have different lengths: {lengths}.")
-        return datasets.concatenate_datasets(list(columns.values()), axis=1)
 
     def model_path(self, step: Step) -> str:
         """The ``_model`` folder of an upstream trainer."""

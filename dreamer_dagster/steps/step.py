@@ -29,15 +29,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..deferred import ColumnRef, Deferred, Sourced, upstream_steps
-from ..fingerprint import FingerprintError, canonical, fingerprint
+from ..deferred import ColumnRef, Deferred, upstream_steps
+from ..fingerprint import FingerprintError, fingerprint
 from ..names import folder_name, normalize_name, safe_name, scoped_name
+from .arg_values import describe_value, walk_values
 from .data_methods import DataMethods
 from .export import ExportMethods
 from .operation_methods import OperationMethods
 from .output_data import ColumnData, OutputColumns
 from .registration import RegistrationMethods, execute_registered
 from .settings import SettingError, check_settings, merge_setting
+from .step_services import StepServices
 from .step_type import StepType, unused_name
 
 if TYPE_CHECKING:
@@ -64,7 +66,9 @@ class StepDeclarationTypeError(StepDeclarationError, TypeError):
     """A declaration error DataDreamer raises as ``TypeError`` (an input that is no column)."""
 
 
-class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, metaclass=StepType):
+class Step(
+    OperationMethods, ExportMethods, DataMethods, RegistrationMethods, StepServices, metaclass=StepType
+):
     """Base of every step: one Dagster asset that writes ``<output>/<step>/``.
 
     Subclasses set:
@@ -339,7 +343,7 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
 
     def describe_args(self) -> dict:
         """The args as step.json shows them (the canonical form; never a secret)."""
-        return {name: _describe(value) for name, value in self.args.items()}
+        return {name: describe_value(value) for name, value in self.args.items()}
 
     def source_steps(self) -> list[Step]:
         """Whole steps this step reads (operations); column inputs are separate."""
@@ -350,7 +354,7 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
         from ..model import Model
 
         found: dict[int, Any] = {}
-        for value in _walk(getattr(self, "args", None) or {}):
+        for value in walk_values(getattr(self, "args", None) or {}):
             if isinstance(value, Model):
                 found.setdefault(id(value), value)
         return list(found.values())
@@ -396,7 +400,7 @@ class Step(OperationMethods, ExportMethods, DataMethods, RegistrationMethods, me
     def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
         """This step's own data card entries (model names, licenses, citations...)."""
         entries: dict[str, list[str]] = {key: list(values) for key, values in self.registered_card().items()}
-        for value in _walk(self.args):
+        for value in walk_values(self.args):
             if isinstance(value, (type, Step, ColumnRef, Deferred)):
                 continue  # a deferred value answers every attribute; it is no model
             card = getattr(value, "card_entries", None)
@@ -467,34 +471,3 @@ def _rename_stream(rows: Iterable[Any], mapping: dict[str, str]) -> Iterator[Any
             yield {mapping.get(k, k): v for k, v in row.items()}
         else:  # a pyarrow table of rows
             yield row.rename_columns([mapping.get(name, name) for name in row.column_names])
-
-
-def _walk(value: Any) -> Iterator[Any]:
-    yield value
-    if isinstance(value, Mapping):
-        for item in value.values():
-            yield from _walk(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _walk(item)
-
-
-def _describe(value: Any) -> Any:
-    if isinstance(value, (ColumnRef, Deferred)) or (
-        isinstance(value, Sourced) and value.sourced_by() is not None
-    ):
-        # a value read in a running script shows as its source, as in a file Dagster loads
-        return {"deferred": value.describe(), "fingerprint": value.step.fingerprint}
-    if isinstance(value, Step):
-        return {"step": value.name, "fingerprint": value.fingerprint}
-    if isinstance(value, Mapping):
-        return {str(k): _describe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) and len(value) <= 1000:
-        return [_describe(v) for v in value]
-    try:
-        described = canonical(value)
-    except FingerprintError:
-        return repr(value)
-    if isinstance(described, list) and len(described) > 1000:
-        return {"items": len(described), "fingerprint": fingerprint(value)}
-    return described

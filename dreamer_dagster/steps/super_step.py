@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from ..logs import report
-from ..names import SUPER_STEP_PREFIXES, safe_name
+from ..names import SUPER_STEP_PREFIXES
 from ..output_folder import Preparation
 from .step import Step
 
@@ -129,8 +129,3 @@ def inner_run() -> InnerRun | None:
     """The running SuperStep whose ``run()`` is declaring steps now, if any."""
     runs = _INNER_RUNS.get()
     return runs[-1] if runs else None
-
-
-def taken_in_inner_run(name: str) -> bool:
-    run = inner_run()
-    return run is not None and safe_name(name) in run.steps

@@ -17,7 +17,7 @@ At run time :meth:`Trainer.execute` builds a :class:`TrainingRun` (resolved
 args, the train / validation datasets, the staged ``_model`` folder, the
 ``_checkpoints`` folder and the checkpoint to resume from), calls
 :meth:`Trainer.train_model`, writes the model card (``README.md``) and the data
-card into ``_model`` and returns step.json's fields; the IO manager commits
+card into ``_model`` (:mod:`.model_card`) and returns step.json's fields; the IO manager commits
 ``_model`` and writes step.json last.
 
 Writing a trainer (see ``train_hf_fine_tune.py`` for a full one)::
@@ -48,100 +48,26 @@ Writing a trainer (see ``train_hf_fine_tune.py`` for a full one)::
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..cards import CITATION, DATASET_NAME, LICENSE, MODEL_NAME, card_markdown, card_values, merge_cards
+from ..cards import CITATION, MODEL_NAME, merge_cards
 from ..deferred import Deferred, ModelPath
-from ..errors import NonRetryableError
 from ..pools import trainer_pool
 from ..steps.step import REQUIRED, Step, StepDeclarationError
 from .datadreamer_api import DataDreamerTrainerAPI
+from .model_card import MODEL_DIR_INFO, TrainerModelCard
 from .publishing import TrainerPublishing
+from .training_run import TrainingDataError, TrainingRun, latest_checkpoint
 
 if TYPE_CHECKING:
     from ..steps.run_context import StepRunContext
 
 __all__ = ["MODEL_DIR_INFO", "Trainer", "TrainingDataError", "TrainingRun", "latest_checkpoint"]
 
-#: A JSON file in every ``_model`` folder saying what trained it (read by the
-#: models that load a trained model: task, base model, adapter or not, labels).
-MODEL_DIR_INFO = "dreamer_trainer.json"
 
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-
-
-def latest_checkpoint(checkpoints_dir: str | Path) -> str | None:
-    """The newest complete ``checkpoint-<step>`` folder under ``checkpoints_dir``, or None.
-
-    A checkpoint counts when it holds ``trainer_state.json``, which the HF
-    Trainer writes after the weights and optimizer state.
-    """
-    folder = Path(checkpoints_dir)
-    if not folder.is_dir():
-        return None
-    found = []
-    for child in folder.iterdir():
-        match = _CHECKPOINT.match(child.name)
-        if match and child.is_dir() and (child / "trainer_state.json").is_file():
-            found.append((int(match.group(1)), child))
-    return str(max(found)[1]) if found else None
-
-
-class TrainingDataError(NonRetryableError):
-    """A trainer's data cannot train a model (no rows, one class...); the message says why."""
-
-
-@dataclass
-class TrainingRun:
-    """What :meth:`Trainer.train_model` sees: plain, picklable data.
-
-    It travels to every worker process in distributed training, so it holds no
-    Dagster object; ``log`` (the step's logger) is left behind when pickled.
-    """
-
-    step_name: str
-    step_key: str
-    fingerprint: str
-    #: The trainer's args with every deferred value (a trainer used as
-    #: ``model_name``, ``trainer.model_path``) resolved to a path.
-    args: dict[str, Any]
-    #: ``"train"`` / ``"validation"`` -> a ``datasets.Dataset`` (None when absent)
-    #: whose columns are the input names less their prefix (``train_input`` -> ``input``).
-    datasets: dict[str, Any]
-    #: Write the trained model here; it becomes ``<output>/<trainer>/_model``.
-    model_dir: Path
-    #: ``<output>/<trainer>/_checkpoints``: resumable checkpoints.
-    checkpoints_dir: Path
-    #: The checkpoint to resume from (an unfinished run of this fingerprint), or None.
-    resume_from_checkpoint: str | None
-    #: A scratch folder, deleted after the commit.
-    work_dir: Path
-    log: Any = field(default=None, repr=False, compare=False)
-
-    def split(self, name: str) -> Any:
-        """The ``train`` or ``validation`` dataset, or None when it was not given."""
-        return self.datasets.get(name)
-
-    def info(self, message: str) -> None:
-        if self.log is not None:
-            self.log.info(message)
-        else:
-            import logging
-
-            logging.getLogger("dreamer_dagster.trainers").info(message)
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["log"] = None
-        return state
-
-
-class Trainer(DataDreamerTrainerAPI, TrainerPublishing, Step):
+class Trainer(DataDreamerTrainerAPI, TrainerPublishing, TrainerModelCard, Step):
     """Base of trainer steps: a Dagster asset that writes ``<output>/<trainer>/_model``.
 
     Subclasses set ``INPUTS`` (the column inputs ``train()`` takes),
@@ -447,79 +373,6 @@ class Trainer(DataDreamerTrainerAPI, TrainerPublishing, Step):
         merged = merge_cards(cards, self.name, self.card_entries(context))
         return merged
 
-    # -- what _model holds besides the weights --------------------------------------
-
-    def model_info(self, run: TrainingRun, results: dict) -> dict:
-        """``dreamer_trainer.json``: what trained this model, for the models that load it."""
-        return {
-            "trainer": type(self).__name__,
-            "name": self.name,
-            "fingerprint": self.fingerprint,
-            "base_model": run.args.get("model_name"),
-            "base_model_name": self.base_model_name(),
-            **(results.get("model_info") or {}),
-        }
-
-    def usage_snippet(self, run: TrainingRun, info: dict) -> str:
-        """Python that loads the trained model (the model card's usage section)."""
-        return ""
-
-    def write_model_files(self, run: TrainingRun, data_card: dict, results: dict) -> None:
-        """Write ``README.md``, ``data_card.json`` and ``dreamer_trainer.json`` into ``_model``."""
-        info = self.model_info(run, results)
-        (run.model_dir / MODEL_DIR_INFO).write_text(json.dumps(info, indent=2, default=str))
-        (run.model_dir / "data_card.json").write_text(json.dumps(data_card, indent=2, default=str))
-        (run.model_dir / "README.md").write_text(self.model_card_text(run, info, data_card, results))
-
-    def model_card_text(self, run: TrainingRun, info: dict, data_card: dict, results: dict) -> str:
-        """The model card written as ``_model/README.md``: base model, data, licenses, usage,
-        data card (``trainer.model_card()`` prints DataDreamer's JSON card)."""
-        datasets = card_values(data_card, DATASET_NAME)
-        licenses = card_values(data_card, LICENSE)
-        citations = card_values(data_card, CITATION)
-        front = ["---", f"base_model: {_yaml_string(self.base_model_name())}"]
-        if datasets:
-            front.append("datasets:")
-            front.extend(f"- {_yaml_string(name)}" for name in datasets)
-        front += ["tags:", "- dreamer_dagster", f"- {type(self).__name__}", "---", ""]
-        lines = [
-            f"# {self.name}",
-            "",
-            f"Trained by the `{type(self).__name__}` step {self.name!r} of a dreamer_dagster "
-            f"pipeline (fingerprint `{self.fingerprint}`).",
-            "",
-            f"- **Base model:** {self.base_model_name()}",
-        ]
-        if info.get("adapter"):
-            lines.append("- **Weights:** a PEFT adapter (load it on the base model)")
-        lines.append(f"- **Training datasets:** {', '.join(datasets) if datasets else 'synthetic data'}")
-        upstream = {step: entry for step, entry in data_card.items() if step != self.name}
-        upstream_models = card_values(upstream, MODEL_NAME)
-        if upstream_models:
-            lines.append(f"- **Data made with:** {', '.join(upstream_models)}")
-        if licenses:
-            lines.append(f"- **Licenses:** {'; '.join(licenses)}")
-        metrics = results.get("metrics") or {}
-        if metrics:
-            shown = ", ".join(f"{k} = {_number(v)}" for k, v in metrics.items())
-            lines.append(f"- **Results:** {shown}")
-        usage = self.usage_snippet(run, info)
-        if usage:
-            lines += ["", "## Usage", "", "```python", usage.rstrip(), "```"]
-        table = results.get("metrics_table") or []
-        if table:
-            columns = sorted({key for row in table for key in row}, key=lambda c: (c != "epoch", c))
-            lines += ["", "## Training metrics", "", "| " + " | ".join(columns) + " |"]
-            lines.append("|" + "---|" * len(columns))
-            lines += ["| " + " | ".join(_number(row.get(c, "")) for c in columns) + " |" for row in table]
-        args = {k: v for k, v in self.describe_args().items() if k not in self.UNFINGERPRINTED_ARGS}
-        lines += ["", "## Training arguments", "", "```json", json.dumps(args, indent=2, default=str), "```"]
-        if citations:
-            lines += ["", "## Citations", ""]
-            lines += [f"```bibtex\n{c}\n```" if "@" in c else f"- {c}" for c in citations]
-        lines += ["", card_markdown(data_card).replace("# Data Card", "## Data Card", 1)]
-        return "\n".join(front + lines).rstrip() + "\n"
-
 
 def _private_copy(dataset: Any, path: Path) -> Any:
     import datasets
@@ -536,13 +389,3 @@ def _normalize_device(device: Any) -> Any:
         items = [_normalize_device(item) for item in device]
         return items[0] if len(items) == 1 else items
     return str(device)  # a torch.device
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _yaml_string(text: str) -> str:
-    return json.dumps(str(text))

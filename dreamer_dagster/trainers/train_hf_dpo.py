@@ -11,6 +11,7 @@ from ..deferred import ColumnRef
 from .base import TrainingRun
 from .hf_base import HFTrainer
 from .kto_pair import DPO_LOSS_TYPES, KTO_PAIR, dpo_trainer_class
+from .train_arguments import train_arguments
 from .train_hf_fine_tune import TrainHFFineTune
 
 __all__ = ["TrainHFDPO", "trl_defaults"]
@@ -102,38 +103,7 @@ class TrainHFDPO(TrainHFFineTune):
         **kwargs: Any,
     ) -> TrainHFDPO:
         """Declare the training; ``**kwargs`` are ``trl.DPOConfig`` fields. Returns the trainer."""
-        self.declare_training(
-            inputs={
-                "train_prompts": train_prompts,
-                "train_chosen": train_chosen,
-                "train_rejected": train_rejected,
-                "validation_prompts": validation_prompts,
-                "validation_chosen": validation_chosen,
-                "validation_rejected": validation_rejected,
-            },
-            args={
-                "truncate": truncate,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "optim": optim,
-                "learning_rate": learning_rate,
-                "weight_decay": weight_decay,
-                "lr_scheduler_type": lr_scheduler_type,
-                "warmup_steps": warmup_steps,
-                "neftune_noise_alpha": neftune_noise_alpha,
-                "dpo_beta": dpo_beta,
-                "loss_type": loss_type,
-                "disable_dropout": disable_dropout,
-                "precompute_ref_log_probs": precompute_ref_log_probs,
-                "seed": seed,
-                "early_stopping_patience": early_stopping_patience,
-                "early_stopping_threshold": early_stopping_threshold,
-                "gradient_accumulation_steps": gradient_accumulation_steps,
-                "max_length": max_length,
-                "callbacks": callbacks,
-                "training_kwargs": kwargs,
-            },
-        )
+        self.declare_training(*train_arguments(locals()))
         return self
 
     def validate(self) -> None:

@@ -14,6 +14,7 @@ from ..steps.step import REQUIRED, Step
 from ..steps.user_code import user_code_error
 from .base import TrainingRun
 from .hf_base import HFTrainer
+from .train_arguments import train_arguments
 from .train_hf_dpo import trl_defaults
 from .train_hf_fine_tune import TrainHFFineTune
 from .train_hf_reward_model import TrainHFRewardModel, load_reward_model
@@ -100,35 +101,7 @@ class TrainHFGRPO(TrainHFFineTune):
                 "or a function f(prompts, completions) -> list[float].",
                 "reward_model",
             )
-        self.declare_training(
-            inputs={"train_prompts": train_prompts, "validation_prompts": validation_prompts},
-            args={
-                "reward_model": reward_model,
-                "max_new_tokens": max_new_tokens,
-                "temperature": temperature,
-                "top_p": top_p,
-                "generation_kwargs": generation_kwargs,
-                "num_generations": num_generations,
-                "grpo_beta": grpo_beta,
-                "loss_type": loss_type,
-                "truncate": truncate,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "optim": optim,
-                "learning_rate": learning_rate,
-                "weight_decay": weight_decay,
-                "lr_scheduler_type": lr_scheduler_type,
-                "warmup_steps": warmup_steps,
-                "neftune_noise_alpha": neftune_noise_alpha,
-                "seed": seed,
-                "early_stopping_patience": early_stopping_patience,
-                "early_stopping_threshold": early_stopping_threshold,
-                "gradient_accumulation_steps": gradient_accumulation_steps,
-                "max_length": max_length,
-                "callbacks": callbacks,
-                "training_kwargs": kwargs,
-            },
-        )
+        self.declare_training(*train_arguments(locals()))
         return self
 
     def validate(self) -> None:

@@ -12,6 +12,7 @@ from ..citations import RLHF_CITATION, TRL_CITATION
 from ..deferred import ColumnRef
 from .base import TrainingRun
 from .hf_base import HFTrainer
+from .train_arguments import train_arguments
 from .train_hf_classifier import TrainHFClassifier
 from .train_hf_dpo import trl_defaults
 from .train_hf_fine_tune import AUTO, TrainHFFineTune, validate_chat_args
@@ -119,10 +120,7 @@ class TrainHFRewardModel(TrainHFClassifier):
         self, objective: str, columns: dict[str, Any], args: dict[str, Any]
     ) -> TrainHFRewardModel:
         self.INPUTS = _inputs(objective)  # this trainer's inputs: the declaring method's columns
-        training_kwargs = args.pop("kwargs")
-        self.declare_training(
-            inputs=columns, args={**args, "objective": objective, "training_kwargs": training_kwargs}
-        )
+        self.declare_training(inputs=columns, args={**args, "objective": objective})
         return self
 
     def train_with_pairs(
@@ -152,16 +150,7 @@ class TrainHFRewardModel(TrainHFClassifier):
         **kwargs: Any,
     ) -> TrainHFRewardModel:
         """Train on (prompt, chosen, rejected) pairs; ``**kwargs`` are ``trl.RewardConfig`` fields."""
-        columns = {
-            "train_prompts": train_prompts,
-            "train_chosen": train_chosen,
-            "train_rejected": train_rejected,
-            "validation_prompts": validation_prompts,
-            "validation_chosen": validation_chosen,
-            "validation_rejected": validation_rejected,
-        }
-        args = {k: v for k, v in locals().items() if k not in columns and k not in ("self", "columns")}
-        return self._declare_objective("pairs", columns, args)
+        return self._declare_objective("pairs", *train_arguments(locals()))
 
     def train_with_pairs_and_scores(
         self,
@@ -194,20 +183,7 @@ class TrainHFRewardModel(TrainHFClassifier):
         **kwargs: Any,
     ) -> TrainHFRewardModel:
         """Train on scored pairs: the chosen response must win by the score difference."""
-        columns = {
-            "train_prompts": train_prompts,
-            "train_chosen": train_chosen,
-            "train_chosen_scores": train_chosen_scores,
-            "train_rejected": train_rejected,
-            "train_rejected_scores": train_rejected_scores,
-            "validation_prompts": validation_prompts,
-            "validation_chosen": validation_chosen,
-            "validation_chosen_scores": validation_chosen_scores,
-            "validation_rejected": validation_rejected,
-            "validation_rejected_scores": validation_rejected_scores,
-        }
-        args = {k: v for k, v in locals().items() if k not in columns and k not in ("self", "columns")}
-        return self._declare_objective("pairs_and_scores", columns, args)
+        return self._declare_objective("pairs_and_scores", *train_arguments(locals()))
 
     def train_with_scores(
         self,
@@ -236,16 +212,7 @@ class TrainHFRewardModel(TrainHFClassifier):
         **kwargs: Any,
     ) -> TrainHFRewardModel:
         """Train on (prompt, response, score) rows: regression onto the score."""
-        columns = {
-            "train_prompts": train_prompts,
-            "train_generations": train_generations,
-            "train_scores": train_scores,
-            "validation_prompts": validation_prompts,
-            "validation_generations": validation_generations,
-            "validation_scores": validation_scores,
-        }
-        args = {k: v for k, v in locals().items() if k not in columns and k not in ("self", "columns")}
-        return self._declare_objective("scores", columns, args)
+        return self._declare_objective("scores", *train_arguments(locals()))
 
     def validate(self) -> None:
         if self.args["objective"] not in OBJECTIVES:

@@ -13,6 +13,7 @@ from ..llms.urls import sdk_client_options, sending_endpoint, split_url
 from ..pools import endpoint_pool
 from ..steps.step import REQUIRED
 from .base import Trainer, TrainingRun
+from .train_arguments import train_arguments
 
 if TYPE_CHECKING:
     from ..deferred import ColumnRef
@@ -141,22 +142,7 @@ class TrainOpenAIFineTune(Trainer):
         suffix: str = "dreamer-dagster",
     ) -> TrainOpenAIFineTune:
         """Declare the fine-tuning job; hyperparameters left as None are chosen by the API."""
-        return self.declare_training(
-            inputs={
-                "train_input": train_input,
-                "train_output": train_output,
-                "validation_input": validation_input,
-                "validation_output": validation_output,
-            },
-            args={
-                "truncate": truncate,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "learning_rate_multiplier": learning_rate_multiplier,
-                "seed": seed,
-                "suffix": suffix,
-            },
-        )
+        return self.declare_training(*train_arguments(locals()))
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size"):

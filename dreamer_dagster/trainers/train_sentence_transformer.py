@@ -9,6 +9,7 @@ from ..citations import SENTENCE_BERT_CITATION
 from ..deferred import ColumnRef
 from .base import TrainingRun
 from .hf_base import HFTrainer
+from .train_arguments import train_arguments
 
 __all__ = ["TrainSentenceTransformer"]
 
@@ -127,12 +128,10 @@ class TrainSentenceTransformer(HFTrainer):
         )
 
     def _declare_objective(
-        self, objective: str, columns: dict[str, Any], options: dict[str, Any], kwargs: dict[str, Any]
+        self, objective: str, columns: dict[str, Any], args: dict[str, Any]
     ) -> TrainSentenceTransformer:
         self.INPUTS = _inputs(objective)  # this trainer's inputs: the declaring method's columns
-        self.declare_training(
-            inputs=columns, args={**options, "objective": objective, "training_kwargs": kwargs}
-        )
+        self.declare_training(inputs=columns, args={**args, "objective": objective})
         return self
 
     def train_with_triplets(
@@ -164,34 +163,7 @@ class TrainSentenceTransformer(HFTrainer):
         **kwargs: Any,
     ) -> TrainSentenceTransformer:
         """Train on (anchor, positive, negative) triplets; ``**kwargs`` are training arguments."""
-        columns = {
-            "train_anchors": train_anchors,
-            "train_positives": train_positives,
-            "train_negatives": train_negatives,
-            "validation_anchors": validation_anchors,
-            "validation_positives": validation_positives,
-            "validation_negatives": validation_negatives,
-        }
-        options = {
-            "truncate": truncate,
-            "margin": margin,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "loss": loss,
-            "optim": optim,
-            "learning_rate": learning_rate,
-            "weight_decay": weight_decay,
-            "lr_scheduler_type": lr_scheduler_type,
-            "warmup_steps": warmup_steps,
-            "neftune_noise_alpha": neftune_noise_alpha,
-            "seed": seed,
-            "early_stopping_patience": early_stopping_patience,
-            "early_stopping_threshold": early_stopping_threshold,
-            "gradient_accumulation_steps": gradient_accumulation_steps,
-            "max_length": max_length,
-            "callbacks": callbacks,
-        }
-        return self._declare_objective("triplets", columns, options, kwargs)
+        return self._declare_objective("triplets", *train_arguments(locals()))
 
     def train_with_positive_pairs(
         self,
@@ -219,32 +191,8 @@ class TrainSentenceTransformer(HFTrainer):
         **kwargs: Any,
     ) -> TrainSentenceTransformer:
         """Train on (anchor, positive) pairs; the batch's other positives act as negatives."""
-        columns = {
-            "train_anchors": train_anchors,
-            "train_positives": train_positives,
-            "validation_anchors": validation_anchors,
-            "validation_positives": validation_positives,
-        }
-        options = {
-            "truncate": truncate,
-            "margin": None,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "loss": loss,
-            "optim": optim,
-            "learning_rate": learning_rate,
-            "weight_decay": weight_decay,
-            "lr_scheduler_type": lr_scheduler_type,
-            "warmup_steps": warmup_steps,
-            "neftune_noise_alpha": neftune_noise_alpha,
-            "seed": seed,
-            "early_stopping_patience": early_stopping_patience,
-            "early_stopping_threshold": early_stopping_threshold,
-            "gradient_accumulation_steps": gradient_accumulation_steps,
-            "max_length": max_length,
-            "callbacks": callbacks,
-        }
-        return self._declare_objective("positive_pairs", columns, options, kwargs)
+        inputs, args = train_arguments(locals())
+        return self._declare_objective("positive_pairs", inputs, {**args, "margin": None})
 
     def train_with_labeled_pairs(
         self,
@@ -275,34 +223,7 @@ class TrainSentenceTransformer(HFTrainer):
         **kwargs: Any,
     ) -> TrainSentenceTransformer:
         """Train on (anchor, other, similarity label) rows."""
-        columns = {
-            "train_anchors": train_anchors,
-            "train_others": train_others,
-            "train_labels": train_labels,
-            "validation_anchors": validation_anchors,
-            "validation_others": validation_others,
-            "validation_labels": validation_labels,
-        }
-        options = {
-            "truncate": truncate,
-            "margin": margin,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "loss": loss,
-            "optim": optim,
-            "learning_rate": learning_rate,
-            "weight_decay": weight_decay,
-            "lr_scheduler_type": lr_scheduler_type,
-            "warmup_steps": warmup_steps,
-            "neftune_noise_alpha": neftune_noise_alpha,
-            "seed": seed,
-            "early_stopping_patience": early_stopping_patience,
-            "early_stopping_threshold": early_stopping_threshold,
-            "gradient_accumulation_steps": gradient_accumulation_steps,
-            "max_length": max_length,
-            "callbacks": callbacks,
-        }
-        return self._declare_objective("labeled_pairs", columns, options, kwargs)
+        return self._declare_objective("labeled_pairs", *train_arguments(locals()))
 
     def validate(self) -> None:
         objective = self.args["objective"]

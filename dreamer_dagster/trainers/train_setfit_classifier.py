@@ -12,6 +12,7 @@ from ..citations import SENTENCE_BERT_CITATION
 from ..deferred import ColumnRef
 from .base import TrainingRun
 from .hf_base import HFTrainer
+from .train_arguments import train_arguments
 from .train_hf_classifier import label_maps
 
 __all__ = ["TrainSetFitClassifier"]
@@ -145,27 +146,8 @@ class TrainSetFitClassifier(HFTrainer):
         **kwargs: Any,
     ) -> TrainSetFitClassifier:
         """Declare the training; ``kwargs`` are ``setfit.TrainingArguments`` fields. Returns the trainer."""
-        self.declare_training(
-            inputs={
-                "train_input": train_input,
-                "train_output": train_output,
-                "validation_input": validation_input,
-                "validation_output": validation_output,
-            },
-            args={
-                "truncate": truncate,
-                "sampling_strategy": sampling_strategy,
-                "end_to_end": end_to_end,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "body_learning_rate": body_learning_rate,
-                "head_learning_rate": head_learning_rate,
-                "weight_decay": weight_decay,
-                "warmup_steps": warmup_steps,
-                "seed": seed,
-                "training_kwargs": kwargs or None,
-            },
-        )
+        inputs, args = train_arguments(locals())
+        self.declare_training(inputs, {**args, "training_kwargs": kwargs or None})
         return self
 
     def declare_training(self, inputs: Mapping[str, Any], args: Mapping[str, Any]) -> TrainSetFitClassifier:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from ...dataset_io import rows_between
 from ..user_code import with_row_index
@@ -31,22 +31,31 @@ def _non_negative_int(step: OperationStep, argument: str) -> None:
         raise step.error(f"must be an integer >= 0, got {value!r}.", argument)
 
 
-class Take(OperationStep):
-    """Keeps the first ``n`` rows."""
+class _FirstRows(OperationStep):
+    """``Take`` and ``Skip``: the first ``n`` rows kept (``KEEP``) or dropped."""
 
-    OPERATION = "take"
     ARGS = {"n": None}
     LAZY_RULE = "iterable_source"
+    KEEP: ClassVar[bool] = True
 
     def validate(self) -> None:
         _non_negative_int(self, "n")
 
     def apply(self, datasets: list[Any], context: Any) -> Any:
-        return rows_between(datasets[0], 0, self.args["n"])
+        dataset, n = datasets[0], self.args["n"]
+        return rows_between(dataset, 0, n) if self.KEEP else rows_between(dataset, n, len(dataset))
 
     def lazy_rows(self, iterables: list[Any], counts: list[int | None]) -> tuple[Any, int | None]:
-        n = self.args["n"]
-        return iterables[0].take(n), None if counts[0] is None else min(n, counts[0])
+        n, count = self.args["n"], counts[0]
+        if self.KEEP:
+            return iterables[0].take(n), None if count is None else min(n, count)
+        return iterables[0].skip(n), None if count is None else max(count - n, 0)
+
+
+class Take(_FirstRows):
+    """Keeps the first ``n`` rows."""
+
+    OPERATION = "take"
 
 
 class Select(OperationStep):
@@ -96,22 +105,11 @@ class Save(Copy):
     LAZY_RULE = "never"
 
 
-class Skip(OperationStep):
+class Skip(_FirstRows):
     """Drops the first ``n`` rows."""
 
     OPERATION = "skip"
-    ARGS = {"n": None}
-    LAZY_RULE = "iterable_source"
-
-    def validate(self) -> None:
-        _non_negative_int(self, "n")
-
-    def apply(self, datasets: list[Any], context: Any) -> Any:
-        return rows_between(datasets[0], self.args["n"], len(datasets[0]))
-
-    def lazy_rows(self, iterables: list[Any], counts: list[int | None]) -> tuple[Any, int | None]:
-        n = self.args["n"]
-        return iterables[0].skip(n), None if counts[0] is None else max(counts[0] - n, 0)
+    KEEP = False
 
 
 class Shuffle(OperationStep):

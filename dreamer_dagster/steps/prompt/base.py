@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ...cards import CITATION
 from ...deferred import ColumnRef, Deferred
 from ...errors import NonRetryableError
 from ...llms.generation_limits import generation_arg_problem
@@ -132,6 +133,15 @@ class PromptStepBase(Step):
     SHARD_BY: ClassVar[str | None] = "inputs"
     #: The args handed to ``llm.run`` (besides extra keyword args).
     LLM_ARGS: ClassVar[tuple[str, ...]] = tuple(LLM_RUN_ARGS)
+    #: The citations this step adds to its data card (the method it implements), after its
+    #: models' entries.
+    CITATIONS: ClassVar[tuple[str, ...]] = ()
+
+    def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
+        entries = super().card_entries(context)  # the models' (LLM, retriever, embedder)
+        if self.CITATIONS:
+            entries.setdefault(CITATION, []).extend(self.CITATIONS)
+        return entries
 
     # -- declaration ------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...cards import CITATION
 from ...citations import ATTRPROMPT_CITATION
 from ..step import REQUIRED
 from .base import COMMON_ARGS, PromptStepBase, PromptStepError, is_deferred
@@ -46,6 +45,8 @@ class DataFromAttributedPrompt(PromptStepBase):
     there are ``n`` rows) or a list of dicts (those combinations, cycled). Values
     may be deferred, such as ``step.output["generations"][0].split(",")``.
     """
+
+    CITATIONS: ClassVar = (ATTRPROMPT_CITATION,)
 
     OUTPUTS: ClassVar = ("attributes", "prompts", "generations")
     #: Not sharded: its rows are combinations of attributes, not slices of an input.
@@ -108,11 +109,6 @@ class DataFromAttributedPrompt(PromptStepBase):
         else:
             combos = [dict(combination) for combination in attributes]
         return itertools.cycle(combos)
-
-    def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
-        entries = super().card_entries(context)
-        entries.setdefault(CITATION, []).append(ATTRPROMPT_CITATION)
-        return entries
 
     def run(self, context: StepRunContext) -> Iterator[dict]:
         args = self.run_args(context)

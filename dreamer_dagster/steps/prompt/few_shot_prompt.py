@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
-from ...cards import CITATION
 from ...citations import GPT2_CITATION
 from .base import COMMON_ARGS, PromptStepBase, PromptStepError, labeled
 
@@ -25,6 +24,8 @@ class FewShotPrompt(PromptStepBase):
     context (with ``max_new_tokens`` left; between ``min_in_context_examples`` and
     ``max_in_context_examples``), then ``"<input_label> <input><sep><output_label>"``.
     """
+
+    CITATIONS: ClassVar = (GPT2_CITATION,)
 
     INPUTS: ClassVar = {"input_examples": True, "output_examples": True, "inputs": True}
     #: A shard takes a slice of the inputs; every shard sees all the examples.
@@ -51,11 +52,6 @@ class FewShotPrompt(PromptStepBase):
             raise self.error(
                 f"must be >= min_in_context_examples ({low}), got {high}.", "max_in_context_examples"
             )
-
-    def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
-        entries = super().card_entries(context)
-        entries.setdefault(CITATION, []).append(GPT2_CITATION)
-        return entries
 
     def run(self, context: StepRunContext) -> Iterator[dict]:
         args = self.run_args(context)

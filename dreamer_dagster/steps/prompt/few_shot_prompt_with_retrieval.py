@@ -6,7 +6,6 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
-from ...cards import CITATION
 from ...citations import NEAREST_NEIGHBOR_CITATION
 from ..step import REQUIRED
 from .base import PromptStepError, labeled
@@ -31,6 +30,8 @@ class FewShotPromptWithRetrieval(FewShotPrompt):
     cached too (``<output>/.cache/EmbeddingRetriever-<hash>.db``).
     """
 
+    CITATIONS: ClassVar = (*FewShotPrompt.CITATIONS, NEAREST_NEIGHBOR_CITATION)
+
     ARGS: ClassVar = {**FewShotPrompt.ARGS, "embedder": REQUIRED, "k": REQUIRED}
 
     def validate(self) -> None:
@@ -49,11 +50,6 @@ class FewShotPromptWithRetrieval(FewShotPrompt):
         from ...retrievers.embedding_retriever import EmbeddingRetriever
 
         return EmbeddingRetriever(texts=self.inputs["input_examples"], embedder=self.args["embedder"])
-
-    def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
-        entries = super().card_entries(context)  # the LLM's and the embedder's
-        entries.setdefault(CITATION, []).append(NEAREST_NEIGHBOR_CITATION)
-        return entries
 
     def run(self, context: StepRunContext) -> Iterator[dict]:
         args = self.run_args(context)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...cards import CITATION
 from ...citations import LLM_AS_A_JUDGE_CITATION
 from ..user_code import call_user
 from .process_with_prompt import ProcessWithPrompt
@@ -32,6 +31,8 @@ class FilterWithPrompt(ProcessWithPrompt):
     (a failed row, see ``max_failed_rows``, is removed).
     """
 
+    CITATIONS: ClassVar = (LLM_AS_A_JUDGE_CITATION,)
+
     OUTPUTS: ClassVar = None
     FILTERS_ROWS: ClassVar = True
     ARGS: ClassVar = {**ProcessWithPrompt.ARGS, "filter_func": None}
@@ -43,11 +44,6 @@ class FilterWithPrompt(ProcessWithPrompt):
 
     def declared_columns(self) -> list[str] | None:
         return self.inputs["inputs"].step.output_columns
-
-    def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
-        entries = super().card_entries(context)
-        entries.setdefault(CITATION, []).append(LLM_AS_A_JUDGE_CITATION)
-        return entries
 
     def run(self, context: StepRunContext) -> Any:
         args = self.run_args(context)

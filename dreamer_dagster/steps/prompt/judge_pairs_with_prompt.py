@@ -6,7 +6,6 @@ import random
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...cards import CITATION
 from ...citations import LLM_AS_A_JUDGE_CITATION
 from .base import COMMON_ARGS, PromptStepBase, join_prompt, labeled
 
@@ -54,6 +53,8 @@ class JudgePairsWithPrompt(PromptStepBase):
     default parsing.
     """
 
+    CITATIONS: ClassVar = (LLM_AS_A_JUDGE_CITATION,)
+
     INPUTS: ClassVar = {"a": True, "b": True}
     OUTPUTS: ClassVar = ("a", "b", "judge_prompts", "judge_generations", "judgements")
     ARGS: ClassVar = {
@@ -84,11 +85,6 @@ class JudgePairsWithPrompt(PromptStepBase):
                 raise self.error("must be a non-empty string: judgements are parsed by it.", name)
         if self.args["a_label"].strip(":") == self.args["b_label"].strip(":"):
             raise self.error("a_label and b_label must differ.", "b_label")
-
-    def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
-        entries = super().card_entries(context)
-        entries.setdefault(CITATION, []).append(LLM_AS_A_JUDGE_CITATION)
-        return entries
 
     def leading_text(self, args: dict[str, Any], values: tuple) -> str | None:
         """What comes before the pair in the prompt (nothing here)."""

@@ -6,7 +6,6 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
-from ...cards import CITATION
 from ...citations import REALM_CITATION
 from ..step import REQUIRED
 from .base import COMMON_ARGS, PromptStepBase, PromptStepError, labeled
@@ -30,6 +29,8 @@ class RAGPrompt(PromptStepBase):
     step's column makes that step an upstream dependency; retrievals go through
     the retriever's model cache.
     """
+
+    CITATIONS: ClassVar = (REALM_CITATION,)
 
     INPUTS: ClassVar = {"prompts": True}
     OUTPUTS: ClassVar = ("prompts", "generations")
@@ -67,11 +68,6 @@ class RAGPrompt(PromptStepBase):
                 f"must be >= min_in_context_retrieved_texts ({low}), got {high}.",
                 "max_in_context_retrieved_texts",
             )
-
-    def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
-        entries = super().card_entries(context)  # the LLM's and the retriever's
-        entries.setdefault(CITATION, []).append(REALM_CITATION)
-        return entries
 
     def run(self, context: StepRunContext) -> Iterator[dict]:
         args = self.run_args(context)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...cards import CITATION
 from ...citations import LLM_AS_A_JUDGE_CITATION
 from .process_with_prompt import ProcessWithPrompt
 
@@ -36,6 +35,8 @@ class RankWithPrompt(ProcessWithPrompt):
     Writes every column of the input's step plus ``scores``.
     """
 
+    CITATIONS: ClassVar = (LLM_AS_A_JUDGE_CITATION,)
+
     OUTPUTS: ClassVar = None
     #: Not sharded: its rows are sorted across all inputs.
     SHARD_BY: ClassVar = None
@@ -58,11 +59,6 @@ class RankWithPrompt(ProcessWithPrompt):
     def declared_columns(self) -> list[str] | None:
         columns = self.inputs["inputs"].step.output_columns
         return None if columns is None else [*columns, "scores"]
-
-    def card_entries(self, context: StepRunContext) -> dict[str, list[str]]:
-        entries = super().card_entries(context)
-        entries.setdefault(CITATION, []).append(LLM_AS_A_JUDGE_CITATION)
-        return entries
 
     def run(self, context: StepRunContext) -> Any:
         args = self.run_args(context)
