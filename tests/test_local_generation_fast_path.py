@@ -1,0 +1,160 @@
+"""Local generation's fast path: the shared prompt prefix prefilled once (``llms/prefix_cache.py``)
+and torch's thread count tuned by measurement (``llms/cpu_threads.py``) give the tokens of
+plain batched ``model.generate`` on SmolLM2; options the fast path does not keep exact take
+the plain path."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from dreamer_dagster.llms import cpu_threads, default_llm
+from dreamer_dagster.llms.cpu_threads import ThreadTuner, tuned_threads
+from dreamer_dagster.llms.prefix_cache import MIN_SHARED_PREFIX, shared_prefix_length, with_shared_prefix
+
+pytestmark = pytest.mark.slow
+
+PROMPTS = [
+    "What is the capital of France?",
+    "Name a color.",
+    "Write one sentence about the ocean and the creatures that live in it.",
+    "Say hello.",
+    "List three fruits, separated by commas.",
+]
+
+
+@pytest.fixture(scope="module")
+def llm():
+    model = default_llm()
+    yield model
+    model.unload_model()
+
+
+def plain_generate(llm, prompts, **options):
+    """What bare batched ``generate`` answers: left-padded chat prompts, greedy."""
+    import torch
+
+    tokenizer, model = llm.tokenizer, llm.model
+    texts = [llm._format_text(prompt) for prompt in prompts]
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.inference_mode():
+        output = model.generate(**encoded, do_sample=False, pad_token_id=tokenizer.pad_token_id, **options)
+    new = output[:, encoded["input_ids"].shape[1] :]
+    return encoded, new, [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+def run(llm, prompts, **options):
+    """The model's own ``run`` (a step's path), no cache."""
+    return llm.for_run(cache_folder=None, stats=Counter()).run(prompts, **options)
+
+
+def test_the_shared_prefix_path_gives_the_tokens_of_plain_generate(llm):
+    import torch
+
+    encoded, expected, texts = plain_generate(llm, PROMPTS, max_new_tokens=6)
+    options = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": llm.tokenizer.pad_token_id}
+    inputs = with_shared_prefix(llm.model, dict(encoded), options)
+    assert inputs is not None  # the chat template's system turn is shared: the fast path is taken
+    assert inputs["past_key_values"].get_seq_length() >= MIN_SHARED_PREFIX
+    with torch.inference_mode():
+        output = llm.model.generate(**inputs, **options)
+    assert torch.equal(output[:, inputs["input_ids"].shape[1] :], expected)
+    # And through the model's own run (a step's path): the same answers.
+    assert run(llm, PROMPTS, max_new_tokens=6, batch_size=8) == texts
+
+
+def test_a_cache_out_of_room_grows_and_keeps_the_tokens(llm, monkeypatch):
+    import torch
+
+    from dreamer_dagster.llms import prefix_cache
+
+    monkeypatch.setattr(prefix_cache, "MAX_ROOM", 3)  # room for 3 new tokens, 8 generated
+    encoded, expected, _ = plain_generate(llm, PROMPTS, max_new_tokens=8)
+    options = {"max_new_tokens": 8, "do_sample": False, "pad_token_id": llm.tokenizer.pad_token_id}
+    inputs = with_shared_prefix(llm.model, dict(encoded), options)
+    with torch.inference_mode():
+        output = llm.model.generate(**inputs, **options)
+    assert torch.equal(output[:, inputs["input_ids"].shape[1] :], expected)
+
+
+def test_the_shared_prefix_is_what_every_row_starts_with():
+    import torch
+
+    pad = 0
+    ids = torch.tensor([[pad, pad, 5, 6, 7, 8], [5, 6, 7, 9, 9, 9], [pad, 5, 6, 7, 8, 1]])
+    mask = (ids != pad).long()
+    assert shared_prefix_length(ids, mask) == 3
+    # Each row keeps a token of its own, whose logits start its answer.
+    same = torch.tensor([[5, 6, 7], [5, 6, 7]])
+    assert shared_prefix_length(same, torch.ones_like(same)) == 2
+    # Right padding (an encoder-decoder's) is not what the fast path knows: no prefix.
+    right = torch.tensor([[5, 6, 7, pad], [5, 6, 7, 8]])
+    assert shared_prefix_length(right, (right != pad).long()) == 0
+
+
+def test_an_option_outside_the_fast_path_takes_the_plain_path(llm):
+    encoded, _, _ = plain_generate(llm, PROMPTS[:2], max_new_tokens=1)
+    beams = {"max_new_tokens": 4, "num_beams": 2, "pad_token_id": llm.tokenizer.pad_token_id}
+    assert with_shared_prefix(llm.model, dict(encoded), beams) is None
+    # Beam search through the model's run: the answers of plain generate with beams.
+    _, _, expected = plain_generate(llm, PROMPTS, max_new_tokens=4, num_beams=2)
+    assert run(llm, PROMPTS, max_new_tokens=4, num_beams=2, batch_size=8) == expected
+
+
+def test_switching_threads_between_steps_keeps_the_tokens(llm, monkeypatch):
+    import torch
+
+    if torch.get_num_threads() < 2:
+        pytest.skip("torch runs one thread here: nothing to tune")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpu_threads, "_TUNERS", {})
+    # Every step looks contended and every trial wins: the count changes at every chance.
+    monkeypatch.setattr(cpu_threads, "CONTENDED_SHARE", 10.0)
+    monkeypatch.setattr(cpu_threads, "FASTER", 1e9)
+    monkeypatch.setattr(cpu_threads, "FIRST_RETRY", 1)
+    before = torch.get_num_threads()
+    used: list[int] = []
+    real_set = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (used.append(n), real_set(n)))
+    _, expected, _ = plain_generate(llm, PROMPTS, max_new_tokens=16)
+    encoded = llm.tokenizer(
+        [llm._format_text(p) for p in PROMPTS], return_tensors="pt", padding=True, add_special_tokens=False
+    )
+    with torch.inference_mode(), tuned_threads(llm.model):
+        output = llm.model.generate(
+            **encoded, max_new_tokens=16, do_sample=False, pad_token_id=llm.tokenizer.pad_token_id
+        )
+    assert torch.equal(output[:, encoded["input_ids"].shape[1] :], expected)
+    assert 1 in used and before in used  # it did decode at fewer threads, and went back up
+    assert torch.get_num_threads() == before  # torch's own count afterwards
+
+
+def steps(tuner: ThreadTuner, count: int, wall: dict[int, float], share: float) -> list[int]:
+    """``count`` steps taking ``wall[threads]`` seconds, the process getting ``share`` of its threads."""
+    seen = []
+    for _ in range(count):
+        threads = tuner.before_step()
+        seen.append(threads)
+        tuner.after_step(wall[threads], wall[threads] * threads * share)
+    return seen
+
+
+def test_the_tuner_drops_threads_only_when_contended_and_only_if_faster():
+    applied: list[int] = []
+    quiet = ThreadTuner(2, applied.append)
+    assert set(steps(quiet, 100, {2: 0.05, 1: 0.09}, share=0.97)) == {2}  # a quiet machine: never tried
+
+    busy = ThreadTuner(2, applied.append)
+    seen = steps(busy, 12, {2: 0.30, 1: 0.10}, share=0.4)
+    assert busy.current == 1 and seen[-1] == 1  # tried one thread, kept it
+    # The machine quiets down: two threads win their next trial and are kept.
+    steps(busy, 40, {2: 0.05, 1: 0.09}, share=1.0)
+    assert busy.current == 2
+
+    losing = ThreadTuner(2, applied.append)
+    seen = steps(losing, 200, {2: 0.05, 1: 0.09}, share=0.5)  # contended, yet one thread is slower
+    assert losing.current == 2
+    trials = [i for i, threads in enumerate(seen) if threads == 1]
+    gaps = [b - a for a, b in zip(trials, trials[1:])]
+    assert len(trials) >= 3 and gaps == sorted(gaps) and gaps[-1] > gaps[0]  # tried less and less often
