@@ -253,6 +253,9 @@ class Pipeline:
         """``dreamer_definitions`` for every step declared in the block (with this pipeline's
         translator, IO manager key, job name and resources); kwargs pass through
         (``schedule=``, ``resources=``, ``executor=``...)."""
+        return self._definitions(list(self.steps), **kwargs)
+
+    def _definitions(self, steps: list[Step], **kwargs: Any) -> dg.Definitions:
         from .definitions import dreamer_definitions
 
         kwargs.setdefault("translator", self.translator)
@@ -265,14 +268,12 @@ class Pipeline:
             kwargs["resources"] = {**self.resources, **(kwargs.get("resources") or {})}
         if self.pipes_client is not None:
             kwargs.setdefault("pipes_client", self.pipes_client)
-        return dreamer_definitions(self.steps, output_folder=self.output_folder, **kwargs)
+        return dreamer_definitions(steps, output_folder=self.output_folder, **kwargs)
 
     def definitions_for_run(self, extra: list[Step] = ()) -> dg.Definitions:
         """The definitions a running script materializes from: the block's steps so far and
         ``extra`` (steps declared outside the block that they read)."""
-        steps = list(self.steps) + [step for step in extra if step not in self.steps]
-        saved, self.steps = self.steps, steps
-        try:
-            return self.definitions()
-        finally:
-            self.steps = saved
+        # Never swaps self.steps: steps declared meanwhile in other threads (background=True,
+        # concurrent()) append to it.
+        steps = list(self.steps)
+        return self._definitions(steps + [step for step in extra if step not in steps])

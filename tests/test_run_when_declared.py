@@ -225,3 +225,25 @@ def test_declaration_errors_have_datadreamers_types(tmp_path):
             NotSuper("parent", inputs={"in1": source.output["x"]})
         parent = Super("super", inputs={"in1": source.output["x"]}, background=True)
         assert parent.background is False and list(parent.output["out1"]) == [2, 3]
+
+
+def test_a_step_declared_in_another_thread_while_one_runs_stays_in_the_block(tmp_path, monkeypatch):
+    """A step runs when declared; building its run's definitions must not lose a step that
+    another thread (``background=True``, ``concurrent()``) declares meanwhile."""
+    import dreamer_dagster.definitions as definitions_module
+
+    build = definitions_module.dreamer_definitions
+    declared_meanwhile = []
+    once = threading.Lock()
+
+    def build_while_another_thread_declares(steps, **kwargs):
+        if once.acquire(blocking=False):  # the first build only (the second step's run builds too)
+            declared_meanwhile.append(DataSource("Declared Meanwhile", {"text": ["y"]}, background=True))
+            wait(declared_meanwhile[0])  # its whole run happens while this one builds
+        return build(steps, **kwargs)
+
+    monkeypatch.setattr(definitions_module, "dreamer_definitions", build_while_another_thread_declares)
+    with Pipeline(str(tmp_path / "output"), run=True) as pipeline:
+        first = DataSource("First", {"text": ["x"]})
+    assert [step.name for step in pipeline.steps] == ["First", "Declared Meanwhile"]
+    assert list(first.output["text"]) == ["x"] and list(declared_meanwhile[0].output["text"]) == ["y"]
