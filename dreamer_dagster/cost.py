@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 from .call_scope import CallScope
 from .errors import BudgetExceededError
-from .model import Model
 from .output_folder import OutputFolder
 from .step_like import StepLike
 
@@ -68,6 +67,10 @@ class EstimableStep(StepLike, Protocol):
 
     def run(self, context: Any) -> Any: ...
 
+    def models(self) -> list[Any]:
+        """The models among the step's args, each once."""
+        ...
+
 
 @dataclass
 class StepEstimate:
@@ -108,7 +111,7 @@ def estimate_step(
 
     if not step.force and folder.step(step.folder).holds_finished(step.fingerprint):
         return StepEstimate(step.name, 0, 0, 0, 0, 0.0, "its finished output is reused")
-    models = list(_models(step.args))
+    models = step.models()
     if type(step).KIND == "trainer":
         return unknown(f"{type(step).__name__} is a trainer: training cost is not estimated")
     if not models:
@@ -209,14 +212,3 @@ def _consume(result: Any) -> None:
     ):
         for _ in result:
             pass
-
-
-def _models(value: Any) -> Iterator[Model]:
-    if isinstance(value, Model):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _models(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _models(item)
