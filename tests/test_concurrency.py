@@ -96,23 +96,7 @@ def dagster(args: list[str], folder: Path, env: dict) -> str:
 
 def together(commands: list[list[str]], folder: Path, env: dict) -> list[str]:
     """Start the ``dagster`` commands at once; wait for all; each must succeed."""
-    processes = [
-        subprocess.Popen(
-            [str(BIN / "dagster"), *args],
-            cwd=folder,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for args in commands
-    ]
-    outputs = []
-    for process in processes:
-        output, _ = process.communicate(timeout=HANG_S)
-        assert process.returncode == 0, output[-3000:]
-        outputs.append(output)
-    return outputs
+    return finish(start(commands, folder, env))
 
 
 def test_a_pool_of_limit_one_keeps_two_runs_within_one_models_concurrency(tmp_path):
