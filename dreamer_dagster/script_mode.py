@@ -323,6 +323,7 @@ class ScriptSession:
             with (
                 _RUN_LOCK,
                 stop_signals.running(),
+                stop_signals.keep_sigterm(),  # a `cmd &` script still stops on SIGTERM
             ):  # SIGTERM / SIGINT stop the run; a second one exits at once
                 try:
                     result = job.execute_in_process(

@@ -55,6 +55,7 @@ __all__ = [
     "StepStopped",
     "exit_code",
     "forward_signals",
+    "keep_sigterm",
     "running",
     "stop_as_failure",
     "stop_signal",
@@ -242,6 +243,27 @@ def forward_signals(process: Any) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def keep_sigterm() -> Iterator[None]:
+    """Around an in-process Dagster run: SIGTERM is not left ignored after it.
+
+    Dagster's run in the main thread copies SIGINT's disposition onto SIGTERM and never
+    puts SIGTERM back (``dagster._utils.interrupts.setup_interrupt_handlers``). In a process
+    whose SIGINT is ignored (a ``cmd &`` job of a non-interactive shell, ``nohup cmd &``),
+    SIGTERM was then ignored for good: ``kill PID`` did nothing, and every child started
+    later inherited it (Dagster's own ``tail -F`` of a run in a thread then ignored its
+    SIGTERM). An ignored SIGTERM left by the run goes back to what it was before."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if before is not signal.SIG_IGN and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
 
 
 # -- the watcher thread -----------------------------------------------------------------
