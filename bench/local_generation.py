@@ -8,7 +8,7 @@ prompts in the same length-sorted order, runs in a fresh process with a cold cac
 times its own run call; the sides are interleaved over ``--rounds`` rounds (new prompts
 each round, the order of the sides turning). Prints each side's median and spread, this
 project's median throughput as a multiple of each other side's, and how many generations
-agree with bare ``generate``'s (greedy: they should all). Exits non-zero below the
+agree with bare ``generate``'s, surrounding whitespace aside (greedy: they should all). Exits non-zero below the
 targets: >= 1.0x bare ``generate`` and >= 1.5x DataDreamer. DataDreamer runs in its own
 venv under ``.bench-peers/`` (built from PyPI on first use).
 
@@ -70,7 +70,7 @@ def main() -> None:
             if side == "generate":
                 continue
             same = sum(
-                a == b
+                a.strip() == b.strip()  # a Prompt step strips its generations; bare generate does not
                 for theirs, floor in zip(results[side].generations, results["generate"].generations)
                 for a, b in zip(theirs, floor)
             )

@@ -1,7 +1,7 @@
-"""Local generation's fast path: the shared prompt prefix prefilled once (``llms/prefix_cache.py``)
-and torch's thread count tuned by measurement (``llms/cpu_threads.py``) give the tokens of
-plain batched ``model.generate`` on SmolLM2; options the fast path does not keep exact take
-the plain path."""
+"""Local generation's fast path: the shared prompt prefix prefilled once (``llms/prefix_cache.py``),
+torch's thread count tuned by measurement (``llms/cpu_threads.py``) and linear layers multiplied
+in their weight's layout (``llms/cpu_linear.py``) give the tokens of plain batched
+``model.generate`` on SmolLM2; options the fast path does not keep exact take the plain path."""
 
 from __future__ import annotations
 
@@ -10,6 +10,14 @@ from collections import Counter
 import pytest
 
 from dreamer_dagster.llms import cpu_threads, default_llm
+from dreamer_dagster.llms.cpu_linear import (
+    CHUNK_ROWS,
+    MAX_ROWS,
+    MIN_ROWS,
+    SLICED_FROM,
+    few_row_linear_class,
+    few_row_linears,
+)
 from dreamer_dagster.llms.cpu_threads import ThreadTuner, tuned_threads
 from dreamer_dagster.llms.prefix_cache import MIN_SHARED_PREFIX, shared_prefix_length, with_shared_prefix
 
@@ -158,3 +166,54 @@ def test_the_tuner_drops_threads_only_when_contended_and_only_if_faster():
     trials = [i for i, threads in enumerate(seen) if threads == 1]
     gaps = [b - a for a, b in zip(trials, trials[1:])]
     assert len(trials) >= 3 and gaps == sorted(gaps) and gaps[-1] > gaps[0]  # tried less and less often
+
+
+def test_few_row_linears_compute_what_linear_computes_and_leave_the_model_as_it_was():
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 96, bias=False),
+        torch.nn.Linear(96, 64, bias=True),  # a bias: left as it is
+        torch.nn.Linear(64, 64, bias=False).to(torch.bfloat16),  # not float32: left as it is
+        torch.nn.Linear(64, SLICED_FROM + CHUNK_ROWS // 2, bias=False),  # a head's size: in slices
+    )
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    fast = few_row_linear_class()
+    for rows in (1, MIN_ROWS - 1, MIN_ROWS, 32, MAX_ROWS, MAX_ROWS + 1):
+        x = torch.randn(rows, 64)
+        for shape in ((rows, 64), (1, rows, 64)):
+            expected = [
+                torch.nn.functional.linear(x, model[0].weight),
+                torch.nn.functional.linear(x, model[3].weight),
+            ]
+            with torch.inference_mode(), few_row_linears(model):
+                assert [type(layer) for layer in model] == [fast, torch.nn.Linear, torch.nn.Linear, fast]
+                assert all(isinstance(layer, torch.nn.Linear) for layer in model)
+                got = [model[0](x.reshape(shape)), model[3](x.reshape(shape))]
+            for out, want in zip(got, expected):
+                assert out.shape == (*shape[:-1], want.shape[-1]) and out.is_contiguous()
+                torch.testing.assert_close(out.reshape(want.shape), want)
+    assert all(type(layer) is torch.nn.Linear for layer in model)
+    assert all(torch.equal(model.state_dict()[name], tensor) for name, tensor in state.items())
+    # Nested (or another thread's) generations on one model: the last one out turns the layers back.
+    with few_row_linears(model):
+        with few_row_linears(model):
+            assert type(model[0]) is fast
+        assert type(model[0]) is fast
+    assert type(model[0]) is torch.nn.Linear
+
+
+def test_a_batch_decoded_on_few_row_linears_gives_the_tokens_of_plain_generate(llm):
+    import torch
+
+    prompts = [f"{prompt} (question {i})" for i, prompt in enumerate(PROMPTS * 7)][:32]
+    _, _, expected = plain_generate(llm, prompts, max_new_tokens=8)
+    seen: set[type] = set()
+    hook = llm.model.lm_head.register_forward_pre_hook(lambda module, _args: seen.add(type(module)))
+    try:
+        assert run(llm, prompts, max_new_tokens=8, batch_size=32) == expected
+    finally:
+        hook.remove()
+    assert few_row_linear_class() in seen  # 32 rows a decoding step: the weight-layout product was used
+    assert type(llm.model.lm_head) is torch.nn.Linear

@@ -12,6 +12,7 @@ from ..model import dtype_name
 from ..model_info import HubModelInfo
 from . import loaded_models
 from .batch_stream import BatchStream
+from .cpu_linear import few_row_linears
 from .cpu_threads import tuned_threads
 from .generation_result import GenerationResult
 from .llm import DEFAULT_BATCH_SIZE, LLM
@@ -33,8 +34,9 @@ class HFTransformers(HubModelInfo, LLM):
     Batches are left-padded and length-sorted; greedy when ``temperature`` or
     ``top_p`` is 0, otherwise sampled with a seed per prompt, so results do not
     depend on ``batch_size``. A batch's shared prompt prefix is prefilled once
-    (``prefix_cache``) and, on the CPU, torch's thread count follows the measured
-    decoding speed (``cpu_threads``): the same tokens, sooner. Loaded weights are shared in the process by load
+    (``prefix_cache``); on the CPU, torch's thread count follows the measured
+    decoding speed (``cpu_threads``) and linear layers multiply a decoding step's few
+    rows in their weight's layout (``cpu_linear``): the same tokens, sooner. Loaded weights are shared in the process by load
     identity and freed by ``unload_model()``. Writes generations to the model cache.
     """
 
@@ -354,7 +356,7 @@ class HFTransformers(HubModelInfo, LLM):
                 encoded = {name: tensor.repeat_interleave(n, dim=0) for name, tensor in encoded.items()}
         else:
             rows = 1  # greedy answers are identical: generate one, repeat it n times
-        with torch.inference_mode(), tuned_threads(model):
+        with torch.inference_mode(), tuned_threads(model), few_row_linears(model):
             inputs = with_shared_prefix(model, encoded, generate_kwargs) or encoded
             output = model.generate(**inputs, **generate_kwargs)
         if not model.config.is_encoder_decoder:
