@@ -152,6 +152,11 @@ def test_data_files_enter_the_fingerprint_by_content(tmp_path, files):
         (lambda f: HFDatasetDataSource("H", str(f / "nope")), "dataset_path", ["does not exist"]),
         (lambda f: HFDatasetDataSource("H", str(f / "saved_dict")), "dataset_path", ["DatasetDict", "train"]),
         (lambda f: HFHubDataSource("Hub", "./no/such/folder"), "path", ["does not exist"]),
+        (
+            lambda f: HFHubDataSource("Hub", str(f / "hub_dataset"), None, None, None, "yes"),
+            "trust_remote_code",
+            ["True or False"],
+        ),
         (lambda f: DataSource("D", {"a": [1, 2], "b": [1]}), "data", ["different lengths"]),
         (lambda f: DataSource("D", [1, 2]), "data", ["one dict per row"]),
         (lambda f: DataSource("D", 42), "data", ["got int"]),
@@ -165,6 +170,19 @@ def test_bad_data_sources_fail_when_declared(files, declare_bad, argument, words
     assert f"argument {argument!r}" in message
     for word in words:
         assert word in message
+
+
+def test_hub_data_source_takes_datadreamers_positional_order(files):
+    path = str(files / "hub_dataset")
+    # DataDreamer's slots: (name, path, config_name, split, revision, trust_remote_code, streaming).
+    positional = HFHubDataSource("Hub", path, None, "train", None, False, True)
+    assert positional.args["trust_remote_code"] is False and positional.args["streaming"] is True
+    trusting = HFHubDataSource("Hub", path, None, "train", None, True)
+    assert trusting.args["trust_remote_code"] is True and trusting.args["streaming"] is False
+    # datasets 4+ runs no dataset scripts, so the flag cannot change the rows: not fingerprinted.
+    plain = HFHubDataSource("Hub", path, split="train")
+    assert trusting.fingerprint == plain.fingerprint
+    assert positional.fingerprint != plain.fingerprint  # streaming is
 
 
 def test_data_source_columns_are_checked_when_referenced(files):

@@ -19,11 +19,14 @@ class HFHubDataSource(DataSource):
     """One split of ``datasets.load_dataset(path, ...)``; writes it as ``_dataset``.
 
     ``HFHubDataSource(name, path, config_name=None, split=None, revision=None,
-    streaming=False, **config_kwargs)``. ``path`` is a Hub dataset id or a local
+    trust_remote_code=False, streaming=False, **config_kwargs)``, DataDreamer's order. ``path`` is a Hub dataset id or a local
     folder that ``load_dataset`` reads; a local folder's files enter the
     fingerprint by content. With ``split=None`` the dataset must have one split.
     ``streaming=True`` streams the rows to disk instead of downloading the
-    whole dataset first. The data card takes the dataset's name, card URL,
+    whole dataset first. ``trust_remote_code`` is accepted and recorded, and
+    changes nothing: ``datasets`` 4 and later run no dataset scripts (a dataset
+    that needs one fails with ``datasets``' own error), so it is not
+    fingerprinted either. The data card takes the dataset's name, card URL,
     license and citation (from its README when it is available locally).
     """
 
@@ -32,10 +35,12 @@ class HFHubDataSource(DataSource):
         "config_name": None,
         "split": None,
         "revision": None,
+        "trust_remote_code": False,
         "streaming": False,
         "config_kwargs": None,
     }
-    UNFINGERPRINTED_ARGS: ClassVar = frozenset()
+    #: ``datasets`` 4+ runs no dataset scripts: ``trust_remote_code`` cannot change the rows.
+    UNFINGERPRINTED_ARGS: ClassVar = frozenset({"trust_remote_code"})
 
     def __init__(
         self,
@@ -44,6 +49,7 @@ class HFHubDataSource(DataSource):
         config_name: str | None = None,
         split: str | None = None,
         revision: str | None = None,
+        trust_remote_code: bool = False,
         streaming: bool = False,
         **kwargs: Any,
     ):
@@ -56,6 +62,7 @@ class HFHubDataSource(DataSource):
                 "config_name": config_name,
                 "split": None if split is None else str(split),
                 "revision": None if revision is None else str(revision),
+                "trust_remote_code": trust_remote_code,
                 "streaming": streaming,
                 "config_kwargs": config_kwargs,
             },
@@ -79,8 +86,9 @@ class HFHubDataSource(DataSource):
                 "dataset id such as 'user/name'.",
                 "path",
             )
-        if not isinstance(self.args["streaming"], bool):
-            raise self.error(f"must be True or False, got {self.args['streaming']!r}.", "streaming")
+        for flag in ("trust_remote_code", "streaming"):
+            if not isinstance(self.args[flag], bool):
+                raise self.error(f"must be True or False, got {self.args[flag]!r}.", flag)
 
     def declared_columns(self) -> list[str] | None:
         return None
