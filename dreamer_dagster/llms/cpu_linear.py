@@ -4,7 +4,7 @@ A decoding step multiplies every weight by a few rows (one per prompt of the bat
 ``nn.Linear`` computes ``x @ W.T``: the BLAS reads the large operand transposed and
 repacks it on every call, which costs more than the product itself at these sizes.
 ``(W @ x.T).T`` reads the weight as it lies in memory; on the CPUs measured (MKL,
-AVX-512) it is 1.1-1.5x faster from 16 to 512 rows and gives the same sums, bit for
+AVX-512) it is 1.0-1.5x faster from 16 to 512 rows (most at 16-128) and gives the same sums, bit for
 bit (fewer rows take MKL's small-matrix kernels, which round differently, so they stay
 on ``nn.Linear``). A vocabulary-sized weight (the language-model head, ``SLICED_FROM``
 rows or more) is multiplied in slices of ``CHUNK_ROWS`` rows, each written into its part
