@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import threading
 from collections import Counter
 
 import pydantic
@@ -61,6 +62,81 @@ def test_batch_stream_reraises_other_errors():
     stream.submit(_requests(2))
     with pytest.raises(ValueError, match="bad input"):
         stream.poll(block=True)
+
+
+class _Lane:
+    """A lane context that records the lanes it was made for and marks its thread."""
+
+    def __init__(self, made: list[int], lanes: int):
+        made.append(lanes)
+
+    def __enter__(self) -> None:
+        _IN_LANE.active = True
+
+    def __exit__(self, *_exc: object) -> None:
+        _IN_LANE.active = False
+
+
+_IN_LANE = threading.local()
+
+
+def test_batch_stream_runs_two_batches_side_by_side_in_their_order():
+    made: list[int] = []
+    # Full batches wait for each other: one batch at a time would break the barrier.
+    both_running = threading.Barrier(2, timeout=10)
+    threads: list[str] = []
+
+    def run_batch(batch: list[GenerationRequest]) -> list[GenerationResult]:
+        threads.append(threading.current_thread().name)
+        if len(batch) == 4:
+            assert _IN_LANE.__dict__.get("active")  # inside its lane context
+            both_running.wait()
+        return [GenerationResult([r.prompt.upper()]) for r in batch]
+
+    stream = BatchStream(run_batch, 4, lanes=2, lane=lambda lanes: _Lane(made, lanes))
+    stream.submit(_requests(10))
+    done = stream.poll(block=True)
+    assert [r.prompt_tokens for r, _ in done] == sorted(r.prompt_tokens for r, _ in done)
+    assert sorted((r.index, res.texts[0]) for r, res in done) == [(i, f"P{i}") for i in range(10)]
+    assert len(threads) == 3 and len(set(threads[:2])) == 2  # 4 + 4 side by side, then the 2 left
+    assert made == [2, 2]  # one context a lane, for two lanes; the lone last batch runs plainly
+
+
+def test_batch_stream_side_by_side_keeps_the_other_batch_when_one_fails():
+    def run_batch(batch: list[GenerationRequest]) -> list[GenerationResult]:
+        if any(r.index == 0 for r in batch):  # index 0 is the longest prompt: the second batch
+            raise ValueError("bad input")
+        return [GenerationResult([r.prompt]) for r in batch]
+
+    stream = BatchStream(run_batch, 2, lanes=2, lane=lambda lanes: _Lane([], lanes))
+    stream.submit(_requests(4))
+    with pytest.raises(ValueError, match="bad input"):
+        stream.poll(block=True)
+    assert sorted(r.index for r, _ in stream.drain()) == [2, 3]  # paid for: kept for the cache
+
+
+def test_batch_stream_out_of_memory_side_by_side_goes_to_one_batch_at_a_time():
+    sizes: list[tuple[int, bool]] = []
+
+    def run_batch(batch: list[GenerationRequest]) -> list[GenerationResult]:
+        side_by_side = bool(_IN_LANE.__dict__.get("active"))
+        sizes.append((len(batch), side_by_side))
+        if side_by_side:
+            raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate; out of memory")
+        return [GenerationResult([r.prompt]) for r in batch]
+
+    stream = BatchStream(
+        run_batch,
+        4,
+        is_out_of_memory=lambda e: "out of memory" in str(e),
+        lanes=2,
+        lane=lambda n: _Lane([], n),
+    )
+    stream.submit(_requests(8))
+    done = stream.poll(block=True)
+    assert sorted(r.index for r, _ in done) == list(range(8))
+    assert sizes == [(4, True), (4, True), (4, False), (4, False)]  # the batch size was kept
+    assert stream.lanes == 1 and stream.batch_size == 4
 
 
 class Person(pydantic.BaseModel):

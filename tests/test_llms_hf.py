@@ -234,7 +234,8 @@ def test_generate_out_of_memory_halves_the_batch_and_other_errors_fail(llm, monk
 
     monkeypatch.setattr(weights, "generate", generate)
     assert bound(llm).run(prompts, max_new_tokens=4, batch_size=8) == expected
-    assert rows_per_call == [3, 3, 2, 1]  # 8 -> 4 (all three) -> 2, then the last one
+    # 8 -> 4 (all three) -> 2, then the last one (on the CPU the two run side by side)
+    assert rows_per_call[:2] == [3, 3] and sorted(rows_per_call[2:]) == [1, 2]
 
     def broken(*args, **kwargs):
         rows_per_call.append(kwargs["input_ids"].shape[0])

@@ -1,7 +1,8 @@
 """Local generation's fast path: the shared prompt prefix prefilled once (``llms/prefix_cache.py``),
-torch's thread count tuned by measurement (``llms/cpu_threads.py``) and linear layers multiplied
-in their weight's layout (``llms/cpu_linear.py``) give the tokens of plain batched
-``model.generate`` on SmolLM2; options the fast path does not keep exact take the plain path."""
+torch's thread count tuned by measurement (``llms/cpu_threads.py``), linear layers multiplied
+in their weight's layout (``llms/cpu_linear.py``) and two batches generated side by side
+(``cpu_threads.cpu_lanes``) give the tokens of plain batched ``model.generate`` on SmolLM2;
+options the fast path does not keep exact take the plain path."""
 
 from __future__ import annotations
 
@@ -217,3 +218,36 @@ def test_a_batch_decoded_on_few_row_linears_gives_the_tokens_of_plain_generate(l
         hook.remove()
     assert few_row_linear_class() in seen  # 32 rows a decoding step: the weight-layout product was used
     assert type(llm.model.lm_head) is torch.nn.Linear
+
+
+def test_two_batches_side_by_side_give_the_tokens_of_one_at_a_time(llm, monkeypatch):
+    import threading
+
+    import torch
+
+    before = torch.get_num_threads()
+    if before < 2:
+        pytest.skip("torch runs one thread here: no share to split between batches")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    prompts = [f"{prompt} (question {i})" for i, prompt in enumerate(PROMPTS * 7)][:32]
+    monkeypatch.setattr(cpu_threads, "LANES", 1)
+    one_at_a_time = run(llm, prompts, max_new_tokens=8, batch_size=16)
+    monkeypatch.setattr(cpu_threads, "LANES", 2)
+    seen: dict[str, set[int]] = {}
+
+    def record(_module, _args):
+        seen.setdefault(threading.current_thread().name, set()).add(torch.get_num_threads())
+
+    hook = llm.model.register_forward_pre_hook(record)
+    try:
+        assert run(llm, prompts, max_new_tokens=8, batch_size=16) == one_at_a_time
+    finally:
+        hook.remove()
+    assert len(seen) == 2  # two threads generated, one batch each
+    assert all(counts == {before // 2} for counts in seen.values())  # each on its share of the threads
+    assert torch.get_num_threads() == before  # the caller's count is back
+    fresh: list[int] = []
+    thread = threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert fresh == [before]  # and a new thread does not inherit a lane's share

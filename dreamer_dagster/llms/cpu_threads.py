@@ -11,6 +11,14 @@ step was faster; at fewer threads it tries more again now and then (less often a
 each try that loses), so a machine that quiets down gets its cores back. The thread
 count only splits work: greedy answers are the same tokens at any count. Not used where
 ``OMP_NUM_THREADS`` is set (the user chose) or off the CPU.
+
+Two batches at once: with more than one batch waiting, a CPU model generates
+:data:`LANES` batches side by side (:func:`cpu_lanes`), each thread on its share of
+torch's threads (:func:`lane_threads`). One batch leaves a core idle whenever it runs
+Python or a small single-threaded operator between matrix products, and waits at a
+barrier after every multi-threaded one; two batches fill those gaps. On two cores, two
+batches of 32 SmolLM2 prompts at one thread each took 9.8 s against 11.2 s one after
+the other at two threads, the same tokens. The tuner stays out of a lane's way.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["ThreadTuner", "tuned_threads"]
+__all__ = ["LANES", "ThreadTuner", "cpu_lanes", "lane_threads", "tuned_threads"]
 
 #: Below this share of its threads' possible CPU time over recent steps, a step is contended.
 CONTENDED_SHARE = 0.8
@@ -32,6 +40,8 @@ CONTENDED_SHARE = 0.8
 FASTER = 0.85
 FIRST_RETRY = 8
 LONGEST_RETRY = 512
+#: Batches a CPU model generates at once when more than one is waiting.
+LANES = 2
 
 
 class ThreadTuner:
@@ -88,6 +98,46 @@ class ThreadTuner:
 
 _TUNERS: dict[int, ThreadTuner] = {}  # one a process and ceiling: what was learnt carries to the next batch
 _LOCK = threading.Lock()
+_IN_LANE = threading.local()
+
+
+def cpu_lanes(model: Any) -> int:
+    """How many batches ``model`` generates at once: :data:`LANES` for a model on the CPU
+    with at least two of torch's threads to share, else 1 (a GPU, one thread, or
+    ``OMP_NUM_THREADS`` set: the user chose the threads)."""
+    import torch
+
+    device = getattr(model, "device", None)
+    if getattr(device, "type", None) != "cpu" or "OMP_NUM_THREADS" in os.environ:
+        return 1
+    return LANES if torch.get_num_threads() >= 2 else 1
+
+
+class lane_threads:  # noqa: N801 - used as a context manager, like the functions beside it
+    """A context for one of ``lanes`` threads generating at once: inside it, the thread's
+    torch threads are its share of the count the creating thread had, and
+    :func:`tuned_threads` leaves them alone; on leaving, that count is back. Made in the
+    thread that starts the lanes and entered in each lane: torch keeps its thread count
+    per calling thread (and gives a new thread the last count set), so lanes do not
+    disturb each other and a lane cannot leave a new thread a lane's share."""
+
+    def __init__(self, lanes: int):
+        import torch
+
+        self.count = torch.get_num_threads()
+        self.share = max(1, self.count // max(1, lanes))
+
+    def __enter__(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.share)
+        _IN_LANE.active = True
+
+    def __exit__(self, *_exc: object) -> None:
+        import torch
+
+        _IN_LANE.active = False
+        torch.set_num_threads(self.count)
 
 
 @contextmanager
@@ -99,6 +149,9 @@ def tuned_threads(model: Any) -> Iterator[None]:
     device = getattr(model, "device", None)
     ceiling = torch.get_num_threads()
     if getattr(device, "type", None) != "cpu" or ceiling < 2 or "OMP_NUM_THREADS" in os.environ:
+        yield
+        return
+    if getattr(_IN_LANE, "active", False):  # lane_threads chose this thread's share
         yield
         return
     if not _LOCK.acquire(blocking=False):  # another thread is generating: leave the count alone

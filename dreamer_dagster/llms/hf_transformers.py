@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from ..model_info import HubModelInfo
 from . import loaded_models
 from .batch_stream import BatchStream
 from .cpu_linear import few_row_linears
-from .cpu_threads import tuned_threads
+from .cpu_threads import cpu_lanes, lane_threads, tuned_threads
 from .generation_result import GenerationResult
 from .llm import DEFAULT_BATCH_SIZE, LLM
 from .prefix_cache import with_shared_prefix
@@ -21,6 +22,10 @@ from .request import GenerationRequest
 from .seeded_sampler import SeededSampler
 
 __all__ = ["HFTransformers"]
+
+#: A fast tokenizer refuses a call while another thread's call holds it ("Already
+#: borrowed"): batches generating side by side take turns to encode and decode.
+_TOKENIZER_LOCK = threading.Lock()
 
 
 class HFTransformers(HubModelInfo, LLM):
@@ -36,7 +41,9 @@ class HFTransformers(HubModelInfo, LLM):
     depend on ``batch_size``. A batch's shared prompt prefix is prefilled once
     (``prefix_cache``); on the CPU, torch's thread count follows the measured
     decoding speed (``cpu_threads``) and linear layers multiply a decoding step's few
-    rows in their weight's layout (``cpu_linear``): the same tokens, sooner. Loaded weights are shared in the process by load
+    rows in their weight's layout (``cpu_linear``), and two waiting batches generate side
+    by side on a share of the threads each (``cpu_threads.cpu_lanes``): the same tokens,
+    sooner. Loaded weights are shared in the process by load
     identity and freed by ``unload_model()``. Writes generations to the model cache.
     """
 
@@ -309,12 +316,20 @@ class HFTransformers(HubModelInfo, LLM):
     # -- generation -------------------------------------------------------------------
 
     def _open_stream(self, params: dict, batch_size: int) -> BatchStream:
-        self.model  # noqa: B018 - load before the first batch, outside its timing
+        model = self.model  # load before the first batch, outside its timing
+        self.tokenizer  # noqa: B018 - likewise, and before batches run side by side
 
         def run_batch(requests: list[GenerationRequest]) -> list[GenerationResult]:
             return self._run_batch(requests, params)
 
-        return BatchStream(run_batch, batch_size, is_out_of_memory=_is_out_of_memory, on_out_of_memory=_free)
+        return BatchStream(
+            run_batch,
+            batch_size,
+            is_out_of_memory=_is_out_of_memory,
+            on_out_of_memory=_free,
+            lanes=cpu_lanes(model),
+            lane=lane_threads,
+        )
 
     def _run_batch(self, requests: list[GenerationRequest], params: dict) -> list[GenerationResult]:
         import torch
@@ -322,12 +337,13 @@ class HFTransformers(HubModelInfo, LLM):
         model, tokenizer = self.model, self.tokenizer
         n = params["n"]
         greedy = self.is_greedy(params)
-        encoded = tokenizer(
-            [request.text for request in requests],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=not self._uses_tokenizer_template(),
-        ).to(model.device)
+        with _TOKENIZER_LOCK:
+            encoded = tokenizer(
+                [request.text for request in requests],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=not self._uses_tokenizer_template(),
+            ).to(model.device)
         max_new_tokens = params["max_new_tokens"]
         if max_new_tokens is None:
             context = self._context_length() or self.ASSUMED_CONTEXT_LENGTH
@@ -361,7 +377,8 @@ class HFTransformers(HubModelInfo, LLM):
             output = model.generate(**inputs, **generate_kwargs)
         if not model.config.is_encoder_decoder:
             output = output[:, inputs["input_ids"].shape[1] :]
-        texts = tokenizer.batch_decode(output, skip_special_tokens=True)
+        with _TOKENIZER_LOCK:
+            texts = tokenizer.batch_decode(output, skip_special_tokens=True)
         lengths = _generated_lengths(output, tokenizer)
         results = []
         for i, request in enumerate(requests):
