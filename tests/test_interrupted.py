@@ -95,9 +95,12 @@ PIPELINE_TEMPLATE = textwrap.dedent(
         if os.environ.get("KILL_AT") == f"post:{row}":
             os.kill(os.getpid(), 9)
         if os.environ.get("KILL_AT") == f"stuck:{row}":  # user code that swallows every interrupt
-            print("STUCK", flush=True)
+            announced = False
             while True:
-                try:
+                try:  # STUCK is printed inside: a signal sent on seeing it lands where it is swallowed
+                    if not announced:
+                        print("STUCK", flush=True)
+                        announced = True
                     time.sleep(0.05)
                 except BaseException:
                     pass
