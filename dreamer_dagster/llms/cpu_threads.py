@@ -105,12 +105,19 @@ def cpu_lanes(model: Any) -> int:
     """How many batches ``model`` generates at once: :data:`LANES` for a model on the CPU
     with at least two of torch's threads to share, else 1 (a GPU, one thread, or
     ``OMP_NUM_THREADS`` set: the user chose the threads)."""
+    return LANES if _threads_to_share(model) else 1
+
+
+def _threads_to_share(model: Any) -> int:
+    """torch's thread count in this thread, where this module may divide it for ``model``
+    (a CPU model, two threads or more, ``OMP_NUM_THREADS`` unset); else 0."""
     import torch
 
     device = getattr(model, "device", None)
     if getattr(device, "type", None) != "cpu" or "OMP_NUM_THREADS" in os.environ:
-        return 1
-    return LANES if torch.get_num_threads() >= 2 else 1
+        return 0
+    count = torch.get_num_threads()
+    return count if count >= 2 else 0
 
 
 class lane_threads:  # noqa: N801 - used as a context manager, like the functions beside it
@@ -146,12 +153,8 @@ def tuned_threads(model: Any) -> Iterator[None]:
     (CPU models only); torch's own count is back afterwards."""
     import torch
 
-    device = getattr(model, "device", None)
-    ceiling = torch.get_num_threads()
-    if getattr(device, "type", None) != "cpu" or ceiling < 2 or "OMP_NUM_THREADS" in os.environ:
-        yield
-        return
-    if getattr(_IN_LANE, "active", False):  # lane_threads chose this thread's share
+    ceiling = _threads_to_share(model)
+    if not ceiling or getattr(_IN_LANE, "active", False):  # off, or lane_threads chose the share
         yield
         return
     if not _LOCK.acquire(blocking=False):  # another thread is generating: leave the count alone
